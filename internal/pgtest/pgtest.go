@@ -1,0 +1,94 @@
+// Package pgtest gives tests a real PostgreSQL: one throwaway embedded cluster per test binary
+// (fsync off, in a temporary directory, on a free loopback port) and a fresh database per test.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessionconsole/console/internal/pgembed"
+)
+
+var (
+	mu      sync.Mutex
+	cluster *pgembed.Cluster
+	dbSeq   atomic.Int64
+)
+
+// Main runs the package's tests and stops the cluster afterwards. Use it as TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	mu.Lock()
+	if cluster != nil {
+		if err := cluster.Destroy(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest:", err)
+		}
+	}
+	mu.Unlock()
+	os.Exit(code)
+}
+
+// Cluster returns the test binary's cluster, starting it on first use. A cluster that cannot
+// start fails the test: tests never skip for want of a database.
+func Cluster(t testing.TB) *pgembed.Cluster {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if cluster != nil {
+		return cluster
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pgembed.Start(ctx, pgembed.Options{DataDir: dir, NoFsync: true})
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("pgtest: start PostgreSQL: %v", err)
+	}
+	cluster = c
+	return c
+}
+
+// NewDB creates an empty database on the test cluster and returns its URL; the database is
+// dropped when the test ends.
+func NewDB(t testing.TB) string {
+	t.Helper()
+	c := Cluster(t)
+	name := fmt.Sprintf("test_%d_%d", os.Getpid(), dbSeq.Add(1))
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, c.AdminURL())
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	u, _ := url.Parse(c.URL())
+	u.Path = "/" + name
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, c.AdminURL())
+		if err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+		}
+	})
+	return u.String()
+}
