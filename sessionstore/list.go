@@ -1,0 +1,449 @@
+package sessionstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SortKey is a column the session list can be ordered by (ties broken by ID).
+type SortKey string
+
+// The sort keys.
+const (
+	SortCreated  SortKey = "created"
+	SortExpires  SortKey = "expires"
+	SortLastUsed SortKey = "last_used"
+	SortID       SortKey = "id"
+)
+
+func (k SortKey) column() (string, bool) {
+	switch k {
+	case SortCreated, "":
+		return `"createdAt"`, true
+	case SortExpires:
+		return `"expiresAt"`, true
+	case SortLastUsed:
+		return `"lastUsedAt"`, true
+	case SortID:
+		return "id", true
+	}
+	return "", false
+}
+
+// MaxPageSize bounds Filter.Limit.
+const MaxPageSize = 500
+
+// Filter selects and orders sessions. The zero value lists every session, oldest first.
+type Filter struct {
+	// Username selects one user's sessions; with Prefix, every user whose name starts with it.
+	Username string
+	Prefix   bool
+	// Status selects active, expired or revoked sessions ("" or StatusAll: all).
+	Status Status
+	// Sort and Desc order the list; ties are broken by ID in the same direction.
+	Sort SortKey
+	Desc bool
+	// Limit is the page size for List (1..MaxPageSize, default 50). Each ignores it.
+	Limit int
+	// After and Before are keyset cursors: the page after or before that row (at most one).
+	After, Before *Cursor
+}
+
+// Cursor marks a row in a sorted list: its sort value and its ID.
+type Cursor struct {
+	At time.Time // the sort column's value (unused when sorting by ID)
+	ID int64
+}
+
+const cursorTime = "2006-01-02T15:04:05.000000Z"
+
+// String encodes the cursor for a URL: `2022-08-02T16:47:36.342338Z_784428093743988737`.
+func (c Cursor) String() string {
+	return c.At.UTC().Format(cursorTime) + "_" + strconv.FormatInt(c.ID, 10)
+}
+
+// ParseCursor decodes Cursor.String's form; anything else wraps ErrInvalidInput.
+func ParseCursor(s string) (Cursor, error) {
+	at, id, ok := strings.Cut(s, "_")
+	t, err1 := time.Parse(cursorTime, at)
+	n, err2 := strconv.ParseInt(id, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return Cursor{}, fmt.Errorf("%w: malformed page cursor", ErrInvalidInput)
+	}
+	return Cursor{At: t, ID: n}, nil
+}
+
+// Page is one page of List.
+type Page struct {
+	Sessions []Session
+	// Next is the cursor for the following page, nil on the last page.
+	Next *Cursor
+	// Prev is the cursor for the preceding page, nil on the first page.
+	Prev *Cursor
+	// Now is the moment statuses were judged at.
+	Now time.Time
+}
+
+// ParseStatus parses a status name; "" is StatusAll.
+func ParseStatus(s string) (Status, error) {
+	switch Status(s) {
+	case StatusActive, StatusExpired, StatusRevoked, StatusAll:
+		return Status(s), nil
+	case "":
+		return StatusAll, nil
+	}
+	return "", fmt.Errorf("%w: unknown status %q (possible values: active, expired, revoked, all)", ErrInvalidInput, s)
+}
+
+// ParseSort parses a sort key name; "" is SortCreated.
+func ParseSort(s string) (SortKey, error) {
+	if s == "" {
+		return SortCreated, nil
+	}
+	if _, ok := SortKey(s).column(); !ok || SortKey(s) == SortID {
+		return "", fmt.Errorf("%w: unknown sort %q (possible values: created, expires, last_used)", ErrInvalidInput, s)
+	}
+	return SortKey(s), nil
+}
+
+// query builds the SELECT for f. Only fixed column names enter the SQL text; every value is a
+// parameter.
+func (s *Store) query(f Filter, now time.Time, limit int) (string, []any, error) {
+	col, ok := f.Sort.column()
+	if !ok {
+		return "", nil, fmt.Errorf("%w: unknown sort %q", ErrInvalidInput, f.Sort)
+	}
+	if f.After != nil && f.Before != nil {
+		return "", nil, fmt.Errorf("%w: both after and before cursors", ErrInvalidInput)
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if w, err := s.userPredicate(f.Username, f.Prefix, arg); err != nil {
+		return "", nil, err
+	} else if w != "" {
+		where = append(where, w)
+	}
+	switch f.Status {
+	case StatusActive:
+		where = append(where, `"revokedAt" IS NULL AND "expiresAt" > `+arg(now))
+	case StatusExpired:
+		where = append(where, `"revokedAt" IS NULL AND "expiresAt" <= `+arg(now))
+	case StatusRevoked:
+		where = append(where, `"revokedAt" IS NOT NULL`)
+	case StatusAll, "":
+	default:
+		return "", nil, fmt.Errorf("%w: unknown status %q", ErrInvalidInput, f.Status)
+	}
+	desc := f.Desc
+	if c := f.After; c != nil || f.Before != nil {
+		if c == nil {
+			c = f.Before
+			desc = !desc // walk backwards from the cursor, then reverse the page
+		}
+		op := ">"
+		if desc {
+			op = "<"
+		}
+		if f.Sort == SortID {
+			where = append(where, "id "+op+" "+arg(c.ID))
+		} else {
+			where = append(where, "("+col+", id) "+op+" ("+arg(c.At.UTC())+", "+arg(c.ID)+")")
+		}
+	}
+	dir := "ASC"
+	if desc {
+		dir = "DESC"
+	}
+	sql := `SELECT id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt" FROM ` + s.table
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	if f.Sort == SortID {
+		sql += " ORDER BY id " + dir
+	} else {
+		sql += " ORDER BY " + col + " " + dir + ", id " + dir
+	}
+	if limit > 0 {
+		sql += " LIMIT " + arg(limit)
+	}
+	return sql, args, nil
+}
+
+// userPredicate matches one user, or with prefix every name starting with name (as a range, so
+// that an index on username serves it and `%` or `_` are plain characters).
+func (s *Store) userPredicate(name string, prefix bool, arg func(any) string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	if !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("%w: username filter is not valid text", ErrInvalidInput)
+	}
+	name = s.Username(name)
+	if !prefix {
+		return "username = " + arg(name), nil
+	}
+	w := "username >= " + arg(name)
+	if hi, ok := prefixEnd(name); ok {
+		w += " AND username < " + arg(hi)
+	}
+	return w, nil
+}
+
+// prefixEnd returns the least string greater than every string starting with p (comparing bytes,
+// which for UTF-8 is comparing code points), or false when there is none.
+func prefixEnd(p string) (string, bool) {
+	for p != "" {
+		r, size := utf8.DecodeLastRuneInString(p)
+		p = p[:len(p)-size]
+		if r < utf8.MaxRune {
+			r++
+			if r >= 0xD800 && r <= 0xDFFF { // surrogates are not valid in UTF-8
+				r = 0xE000
+			}
+			return p + string(r), true
+		}
+	}
+	return "", false
+}
+
+// List returns one page of sessions matching f, with cursors for the neighbouring pages.
+func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	if f.Limit > MaxPageSize {
+		return Page{}, fmt.Errorf("%w: page size %d is over %d", ErrInvalidInput, f.Limit, MaxPageSize)
+	}
+	now := s.now().UTC()
+	sql, args, err := s.query(f, now, f.Limit+1)
+	if err != nil {
+		return Page{}, err
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return Page{}, s.dbErr("list", err)
+	}
+	sessions, err := pgx.CollectRows(rows, scanSession)
+	if err != nil {
+		return Page{}, s.dbErr("list", err)
+	}
+	p := Page{Now: now}
+	more := len(sessions) > f.Limit
+	if more {
+		sessions = sessions[:f.Limit]
+	}
+	if f.Before != nil {
+		for i, j := 0, len(sessions)-1; i < j; i, j = i+1, j-1 {
+			sessions[i], sessions[j] = sessions[j], sessions[i]
+		}
+	}
+	p.Sessions = sessions
+	if len(sessions) == 0 {
+		return p, nil
+	}
+	first, last := f.cursorOf(sessions[0]), f.cursorOf(sessions[len(sessions)-1])
+	switch {
+	case f.Before != nil:
+		p.Next = &last
+		if more {
+			p.Prev = &first
+		}
+	case f.After != nil:
+		p.Prev = &first
+		if more {
+			p.Next = &last
+		}
+	default:
+		if more {
+			p.Next = &last
+		}
+	}
+	return p, nil
+}
+
+func (f Filter) cursorOf(s Session) Cursor {
+	switch f.Sort {
+	case SortExpires:
+		return Cursor{At: s.ExpiresAt, ID: s.ID}
+	case SortLastUsed:
+		return Cursor{At: s.LastUsedAt, ID: s.ID}
+	case SortID:
+		return Cursor{ID: s.ID}
+	}
+	return Cursor{At: s.CreatedAt, ID: s.ID}
+}
+
+// Each streams every session matching f (ignoring Limit and cursors' paging) to fn, in f's
+// order, holding one row at a time. It stops at fn's first error and returns it.
+func (s *Store) Each(ctx context.Context, f Filter, fn func(Session) error) error {
+	sql, args, err := s.query(f, s.now().UTC(), 0)
+	if err != nil {
+		return err
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return s.dbErr("list", err)
+	}
+	defer rows.Close()
+	var sess Session
+	scan := []any{&sess.ID, &sess.Username, &sess.CreatedAt, &sess.ExpiresAt, &sess.RevokedAt, &sess.LastUsedAt}
+	for rows.Next() {
+		sess.RevokedAt = nil
+		if err := rows.Scan(scan...); err != nil {
+			return s.dbErr("list", err)
+		}
+		sess.CreatedAt, sess.ExpiresAt, sess.LastUsedAt = sess.CreatedAt.UTC(), sess.ExpiresAt.UTC(), sess.LastUsedAt.UTC()
+		if sess.RevokedAt != nil {
+			t := sess.RevokedAt.UTC()
+			sess.RevokedAt = &t
+		}
+		if err := fn(sess); err != nil {
+			return err
+		}
+	}
+	return s.dbErr("list", rows.Err())
+}
+
+// Counts are the numbers of sessions per status under a username filter, as counted at At.
+type Counts struct {
+	Active, Expired, Revoked int64
+	At                       time.Time
+}
+
+// Total is the number of sessions counted.
+func (c Counts) Total() int64 { return c.Active + c.Expired + c.Revoked }
+
+// Counts returns per-status counts for the sessions of a username filter (Filter.Username and
+// Prefix; other fields are ignored). Counting is exact but not done per request: a count is
+// reused for up to Options.CountsMaxAge (refreshed in the background meanwhile), so a page
+// header never scans the table on every request. Writes through this store count afresh.
+func (s *Store) Counts(ctx context.Context, f Filter) (Counts, error) {
+	key := countKey{user: f.Username, prefix: f.Prefix}
+	if f.Username != "" {
+		key.user = s.Username(f.Username)
+	}
+	return s.counts.get(ctx, key, func(ctx context.Context) (Counts, error) {
+		return s.count(ctx, key)
+	}, &s.bg)
+}
+
+func (s *Store) count(ctx context.Context, key countKey) (Counts, error) {
+	now := s.now().UTC()
+	args := []any{now}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	w, err := s.userPredicate(key.user, key.prefix, arg)
+	if err != nil {
+		return Counts{}, err
+	}
+	sql := `SELECT count(*) FILTER (WHERE "revokedAt" IS NULL AND "expiresAt" > $1),
+		count(*) FILTER (WHERE "revokedAt" IS NULL AND "expiresAt" <= $1),
+		count(*) FILTER (WHERE "revokedAt" IS NOT NULL)
+		FROM ` + s.table
+	if w != "" {
+		sql += " WHERE " + w
+	}
+	c := Counts{At: now}
+	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&c.Active, &c.Expired, &c.Revoked); err != nil {
+		return Counts{}, s.dbErr("count", err)
+	}
+	return c, nil
+}
+
+type countKey struct {
+	user   string
+	prefix bool
+}
+
+type countEntry struct {
+	counts     Counts
+	fetched    time.Time
+	refreshing bool
+}
+
+// countCache keeps recent counts per filter: fresh ones are returned as they are, stale ones are
+// returned while one background refresh runs, invalidated ones are recounted before returning.
+type countCache struct {
+	mu      sync.Mutex
+	maxAge  time.Duration
+	gen     uint64 // bumped by invalidate
+	entries map[countKey]*countEntry
+	genOf   map[countKey]uint64
+}
+
+const maxCountEntries = 512
+
+func newCountCache(maxAge time.Duration) *countCache {
+	return &countCache{maxAge: maxAge, entries: map[countKey]*countEntry{}, genOf: map[countKey]uint64{}}
+}
+
+func (c *countCache) invalidate() {
+	c.mu.Lock()
+	c.gen++
+	c.mu.Unlock()
+}
+
+func (c *countCache) get(ctx context.Context, key countKey, count func(context.Context) (Counts, error), bg *sync.WaitGroup) (Counts, error) {
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	if ok && c.genOf[key] == c.gen {
+		if time.Since(e.fetched) < c.maxAge {
+			defer c.mu.Unlock()
+			return e.counts, nil
+		}
+		if !e.refreshing {
+			e.refreshing = true
+			gen := c.gen
+			bg.Add(1)
+			go func() {
+				defer bg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				counts, err := count(ctx)
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				e.refreshing = false
+				if err == nil && c.genOf[key] == gen {
+					e.counts, e.fetched = counts, time.Now()
+				}
+			}()
+		}
+		defer c.mu.Unlock()
+		return e.counts, nil
+	}
+	gen := c.gen
+	c.mu.Unlock()
+
+	counts, err := count(ctx)
+	if err != nil {
+		return Counts{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxCountEntries {
+		clear(c.entries)
+		clear(c.genOf)
+	}
+	if cur, ok := c.entries[key]; !ok || c.genOf[key] <= gen {
+		if ok {
+			cur.counts, cur.fetched = counts, time.Now()
+		} else {
+			c.entries[key] = &countEntry{counts: counts, fetched: time.Now()}
+		}
+		c.genOf[key] = gen
+	}
+	return counts, nil
+}

@@ -1,0 +1,250 @@
+package sessionstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// seedList makes sessions for a few users with known statuses and returns them by ID.
+func seedList(t *testing.T, e *env, users []string) map[int64]Session {
+	t.Helper()
+	ctx := context.Background()
+	all := map[int64]Session{}
+	for _, u := range users {
+		e.createUser(t, u)
+		for i := 0; i < 7; i++ {
+			is := e.issue(t, u, time.Duration(i+1)*time.Hour)
+			switch i % 3 {
+			case 1:
+				e.exec(t, `UPDATE `+e.s.Table()+` SET "expiresAt" = "createdAt" - INTERVAL '1 minute' WHERE id = $1`, is.ID)
+			case 2:
+				if _, err := e.s.RevokeSession(ctx, is.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := e.s.Get(ctx, is.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all[is.ID] = got
+		}
+	}
+	return all
+}
+
+// expect lists the seeded sessions a filter should return, in the filter's order.
+func expect(all map[int64]Session, f Filter, now time.Time) []int64 {
+	var out []Session
+	for _, s := range all {
+		if f.Username != "" && !(s.Username == f.Username || f.Prefix && len(s.Username) >= len(f.Username) && s.Username[:len(f.Username)] == f.Username) {
+			continue
+		}
+		if f.Status != StatusAll && f.Status != "" && s.StatusAt(now) != f.Status {
+			continue
+		}
+		out = append(out, s)
+	}
+	key := func(s Session) time.Time {
+		switch f.Sort {
+		case SortExpires:
+			return s.ExpiresAt
+		case SortLastUsed:
+			return s.LastUsedAt
+		}
+		return s.CreatedAt
+	}
+	slices.SortFunc(out, func(a, b Session) int {
+		c := key(a).Compare(key(b))
+		if c == 0 {
+			c = int(a.ID - b.ID)
+			if a.ID > b.ID {
+				c = 1
+			} else if a.ID < b.ID {
+				c = -1
+			}
+		}
+		if f.Desc {
+			c = -c
+		}
+		return c
+	})
+	ids := make([]int64, len(out))
+	for i, s := range out {
+		ids[i] = s.ID
+	}
+	return ids
+}
+
+func TestListFiltersSortsAndPages(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := uniqueName("lst")
+		users := []string{p + "_ann", p + "_annie", p + "_bob", p + "%x", p + "_x"}
+		all := seedList(t, e, users)
+		now := time.Now().UTC()
+		var filters []Filter
+		for _, user := range []struct {
+			name   string
+			prefix bool
+		}{{"", false}, {p + "_ann", false}, {p + "_ann", true}, {p + "%", true}, {p + "_", true}, {p, true}} {
+			for _, st := range []Status{StatusAll, StatusActive, StatusExpired, StatusRevoked} {
+				for _, sk := range []SortKey{SortCreated, SortExpires, SortLastUsed} {
+					for _, desc := range []bool{false, true} {
+						filters = append(filters, Filter{Username: user.name, Prefix: user.prefix, Status: st, Sort: sk, Desc: desc})
+					}
+				}
+			}
+		}
+		for _, f := range filters {
+			name := fmt.Sprintf("%q/prefix=%v/%s/%s/desc=%v", f.Username, f.Prefix, f.Status, f.Sort, f.Desc)
+			want := expect(all, f, now)
+			// Walk forward in pages of 4, then back, and compare with the expected order.
+			var got []int64
+			f.Limit = 4
+			page, err := e.s.List(ctx, f)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if page.Prev != nil {
+				t.Errorf("%s: first page has a previous cursor", name)
+			}
+			pages := [][]int64{ids(page)}
+			got = append(got, ids(page)...)
+			for page.Next != nil {
+				g := f
+				g.After = page.Next
+				if page, err = e.s.List(ctx, g); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				pages = append(pages, ids(page))
+				got = append(got, ids(page)...)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s:\n got %v\nwant %v", name, got, want)
+				continue
+			}
+			// Back from the last page: each previous page is the one seen going forward.
+			for i := len(pages) - 1; i > 0; i-- {
+				if page.Prev == nil {
+					t.Fatalf("%s: page %d has no previous cursor", name, i)
+				}
+				g := f
+				g.Before = page.Prev
+				if page, err = e.s.List(ctx, g); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(ids(page), pages[i-1]) {
+					t.Errorf("%s: back to page %d: %v, want %v", name, i-1, ids(page), pages[i-1])
+				}
+				if page.Next == nil {
+					t.Errorf("%s: page %d reached backwards has no next cursor", name, i-1)
+				}
+			}
+			if len(pages) > 1 && page.Prev != nil {
+				t.Errorf("%s: first page reached backwards has a previous cursor", name)
+			}
+		}
+		// Each streams the same rows in the same order.
+		f := Filter{Username: p, Prefix: true, Status: StatusAll, Sort: SortExpires, Desc: true}
+		var streamed []int64
+		if err := e.s.Each(ctx, f, func(s Session) error { streamed = append(streamed, s.ID); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if want := expect(all, f, now); !slices.Equal(streamed, want) {
+			t.Errorf("Each: %v, want %v", streamed, want)
+		}
+		stop := errors.New("stop")
+		n := 0
+		if err := e.s.Each(ctx, f, func(Session) error { n++; return stop }); err != stop || n != 1 {
+			t.Errorf("Each did not stop at the callback's error: %v after %d", err, n)
+		}
+	})
+}
+
+func ids(p Page) []int64 {
+	out := make([]int64, len(p.Sessions))
+	for i, s := range p.Sessions {
+		out[i] = s.ID
+	}
+	return out
+}
+
+func TestListBadInput(t *testing.T) {
+	e := newEnv(t, "postgres")
+	ctx := context.Background()
+	c := Cursor{At: time.Now(), ID: 1}
+	for name, f := range map[string]Filter{
+		"both cursors":   {After: &c, Before: &c},
+		"bad sort":       {Sort: "username; DROP TABLE x"},
+		"bad status":     {Status: "zombie"},
+		"page too large": {Limit: MaxPageSize + 1},
+		"bad username":   {Username: "a\x00b"},
+	} {
+		if _, err := e.s.List(ctx, f); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("%s: %v, want ErrInvalidInput", name, err)
+		}
+	}
+	// SQL-looking text is only data.
+	for _, u := range []string{"' OR '1'='1", "x'; DROP TABLE console.web_sessions; --", `\`, "%", "_"} {
+		for _, prefix := range []bool{false, true} {
+			if p, err := e.s.List(ctx, Filter{Username: u, Prefix: prefix}); err != nil || len(p.Sessions) != 0 {
+				t.Errorf("List(%q, prefix=%v) = %d rows, %v", u, prefix, len(p.Sessions), err)
+			}
+		}
+	}
+	if n := e.rowCount(t); n != 0 {
+		t.Errorf("table has %d rows", n)
+	}
+	for _, s := range []string{"", "x", "2022-08-02T16:47:36.342338Z", "2022-08-02T16:47:36.342338Z_", "nope_12", "2022-08-02T16:47:36.342338Z_1x"} {
+		if _, err := ParseCursor(s); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("ParseCursor(%q) = %v", s, err)
+		}
+	}
+	c2, err := ParseCursor(c.String())
+	if err != nil || c2.ID != c.ID || !c2.At.Equal(c.At.UTC().Truncate(time.Microsecond)) {
+		t.Errorf("cursor round trip: %+v %v", c2, err)
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	for in, want := range map[string]string{"a": "b", "ab": "ac", "a\U0010FFFF": "b", "\U0010FFFF": "", "é": "ê", "\uD7FF": "\uE000", "": ""} {
+		got, ok := prefixEnd(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("prefixEnd(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}
+
+func TestCounts(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := uniqueName("cnt")
+		seedList(t, e, []string{p + "_a", p + "_b"})
+		c, err := e.s.Counts(ctx, Filter{Username: p + "_a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Per user: i = 0..6, i%3: 0 active (3), 1 expired (2), 2 revoked (2).
+		if c.Active != 3 || c.Expired != 2 || c.Revoked != 2 || c.Total() != 7 {
+			t.Errorf("counts for one user = %+v", c)
+		}
+		if c, _ = e.s.Counts(ctx, Filter{Username: p, Prefix: true}); c.Active != 6 || c.Total() != 14 {
+			t.Errorf("counts for the prefix = %+v", c)
+		}
+		// A write through the store is counted at once, not after the cache ages.
+		if _, err := e.s.RevokeUser(ctx, p+"_a"); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ = e.s.Counts(ctx, Filter{Username: p + "_a"}); c.Active != 0 || c.Expired != 0 || c.Revoked != 7 {
+			t.Errorf("after revoke-all = %+v", c)
+		}
+		e.issue(t, p+"_b", time.Hour)
+		if c, _ = e.s.Counts(ctx, Filter{}); c.Active != 4 || c.Total() != 15 {
+			t.Errorf("all after issue = %+v", c)
+		}
+	})
+}
