@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/sessionconsole/console/internal/admins"
+	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/pgembed"
+	"github.com/sessionconsole/console/sessionstore"
+)
+
+// globalFlags are the flags every command takes.
+type globalFlags struct {
+	url     string
+	dataDir string
+	dialect string
+	maxTTL  time.Duration
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "console",
+		Short: "Web console and command line for HTTP authentication sessions",
+		Long: `console manages CockroachDB's HTTP authentication sessions (system.web_sessions):
+list them, revoke them, and issue session cookies, from a browser (console serve) or from
+the command line (console auth-session, as cockroach auth-session does). It works against a
+CockroachDB cluster, against plain PostgreSQL (in a schema of its own), and, when no database
+is given, on an embedded local PostgreSQL kept in --data-dir.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.url, "url", os.Getenv("CONSOLE_DATABASE_URL"),
+		"database URL (postgres:// or postgresql://) of a CockroachDB cluster or a PostgreSQL database [env CONSOLE_DATABASE_URL]; default: the embedded PostgreSQL in --data-dir")
+	pf.StringVar(&g.dataDir, "data-dir", envOr("CONSOLE_DATA_DIR", "./console-data"),
+		"directory of the embedded PostgreSQL, the first admin's password and the cookie keys [env CONSOLE_DATA_DIR]")
+	pf.StringVar(&g.dialect, "dialect", envOr("CONSOLE_DIALECT", "auto"),
+		"session table dialect: auto (from SELECT version()), cockroach (system.web_sessions) or postgres (console.web_sessions) [env CONSOLE_DIALECT]")
+	pf.DurationVar(&g.maxTTL, "max-expire-after", sessionstore.DefaultMaxTTL,
+		"longest session expiry that login and the web console grant")
+	root.AddCommand(newAuthSessionCmd(g), newAdminCmd(g), newServeCmd(g))
+	return root
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// app is what commands work with: the database and the stores over it.
+type app struct {
+	pool     *pgxpool.Pool
+	flavor   pgdb.Flavor
+	sessions *sessionstore.Store
+	admins   *admins.Store
+	audit    *audit.Store
+	cluster  *pgembed.Cluster // nil with --url
+}
+
+// openOptions tune openApp for a command.
+type openOptions struct {
+	maxConns   int32
+	adminCache time.Duration
+}
+
+// openApp connects to --url, or starts (or attaches to) the embedded PostgreSQL, then opens the
+// stores. Close releases everything, stopping the embedded server if this process is the last
+// to use it.
+func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) {
+	flavor, err := pgdb.ParseFlavor(g.dialect)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{}
+	url := g.url
+	if url == "" {
+		a.cluster, err = pgembed.Start(ctx, pgembed.Options{DataDir: g.dataDir})
+		if err != nil {
+			return nil, err
+		}
+		url = a.cluster.URL()
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	a.pool, err = pgdb.Connect(ctx, url, pgdb.Config{MaxConns: o.maxConns})
+	if err != nil {
+		return nil, err
+	}
+	detected, _, err := pgdb.Detect(ctx, a.pool)
+	if err != nil {
+		return nil, err
+	}
+	if flavor == 0 {
+		flavor = detected
+	}
+	a.flavor = flavor
+	if a.sessions, err = sessionstore.Open(ctx, a.pool, sessionstore.Options{Flavor: flavor, MaxTTL: g.maxTTL}); err != nil {
+		return nil, err
+	}
+	// Console tables use the server's real flavor, whatever the session dialect.
+	if a.admins, err = admins.Open(ctx, a.pool, detected, o.adminCache); err != nil {
+		return nil, err
+	}
+	if a.audit, err = audit.Open(ctx, a.pool, detected); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+// Close releases the pool and leaves the embedded server.
+func (a *app) Close() error {
+	if a.sessions != nil {
+		a.sessions.Close()
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+	if a.cluster != nil {
+		return a.cluster.Stop()
+	}
+	return nil
+}
+
+// cliActor names the command line in the audit log: cli:<os user>.
+func cliActor() string {
+	name := os.Getenv("USER")
+	if name == "" {
+		name = fmt.Sprint(os.Getuid())
+	}
+	return "cli:" + name
+}
+
+var errUsage = errors.New("usage")
