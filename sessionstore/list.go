@@ -217,6 +217,15 @@ func prefixEnd(p string) (string, bool) {
 	return "", false
 }
 
+// ListQuery returns the SQL and arguments List runs for f (for benchmarks that run the same
+// statement on raw pgx, and for EXPLAIN).
+func (s *Store) ListQuery(f Filter) (string, []any, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	return s.query(f, s.now().UTC(), f.Limit+1)
+}
+
 // List returns one page of sessions matching f, with cursors for the neighbouring pages.
 func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	if f.Limit <= 0 {
