@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The cookies printed on the reference page of `cockroach auth-session` and the session IDs it
@@ -162,6 +163,21 @@ func TestNormalizeUsername(t *testing.T) {
 	} {
 		if got := NormalizeUsername(in); got != want {
 			t.Errorf("NormalizeUsername(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseExpiry(t *testing.T) {
+	good := map[string]time.Duration{"1h": time.Hour, "4h30m": 4*time.Hour + 30*time.Minute, "90m": 90 * time.Minute,
+		"1h0m0s": time.Hour, "45s": 45 * time.Second, "1.5h": 90 * time.Minute, " 15m ": 15 * time.Minute, "0s": 0}
+	for in, want := range good {
+		if got, err := ParseExpiry(in); err != nil || got != want {
+			t.Errorf("ParseExpiry(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1h", "1d", "7d", "abc", "500ms", "1h 30m", "1H", "h", "1e3h", "+1h", "99999999999999h"} {
+		if _, err := ParseExpiry(in); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("ParseExpiry(%q) = %v, want ErrInvalidInput", in, err)
 		}
 	}
 }

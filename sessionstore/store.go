@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -519,4 +520,26 @@ func FormatDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+var expiryRE = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?[hms])+$`)
+
+// ParseExpiry parses a session duration in the CLI's syntax: numbers with the units h, m and s
+// (4h30m, 90m, 1h0m0s). Other units (d, ms...), signs and empty input wrap ErrInvalidInput
+// with a message that says what to write instead. It does not check the range (see CheckTTL).
+func ParseExpiry(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return 0, fmt.Errorf("%w: expiry is empty: use hours, minutes and seconds, e.g. 1h or 4h30m", ErrInvalidInput)
+	case strings.HasPrefix(s, "-"):
+		return 0, fmt.Errorf("%w: expiry must be positive, got %q", ErrInvalidInput, s)
+	case !expiryRE.MatchString(s):
+		return 0, fmt.Errorf("%w: invalid duration %q: use the units h, m and s, e.g. 4h30m (days: 168h)", ErrInvalidInput, s)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: invalid duration %q: out of range", ErrInvalidInput, s)
+	}
+	return d, nil
 }
