@@ -50,7 +50,9 @@ func (c Cookie) SetCookie() string {
 }
 
 // String names the session without its secret, so that a cookie printed by mistake leaks nothing.
-func (c Cookie) String() string { return "session " + strconv.FormatInt(c.ID, 10) + " (secret redacted)" }
+func (c Cookie) String() string {
+	return "session " + strconv.FormatInt(c.ID, 10) + " (secret redacted)"
+}
 
 // LogValue keeps the secret out of structured logs.
 func (c Cookie) LogValue() slog.Value { return slog.Int64Value(c.ID) }

@@ -460,7 +460,7 @@ func TestConcurrentIssueAndRevoke(t *testing.T) {
 		e.createUser(t, user)
 		var (
 			mu        sync.Mutex
-			issued    []Issued  // each with the moment Issue returned
+			issued    []Issued // each with the moment Issue returned
 			returned  []time.Time
 			lastStart time.Time // when the latest revoke-all call began
 			lastRevAt time.Time // the revocation time it set
