@@ -1,9 +1,198 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
 	"github.com/spf13/cobra"
+
+	"github.com/sessionconsole/console/web/handlers"
 )
 
+type serveFlags struct {
+	listen          string
+	tlsCert, tlsKey string
+	idle, absolute  time.Duration
+	clusterURL      string
+	behindProxy     bool
+	maxConns        int32
+	adminCache      time.Duration
+}
+
 func newServeCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{Use: "serve", Short: "Serve the web console", RunE: func(cmd *cobra.Command, args []string) error { return nil }}
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the web console",
+		Long: `Serve the web console: the session table with filters, revoke buttons and an issue form,
+behind the console's own admin sign-in, plus /auth/verify for reverse proxies.
+
+On first start with no admin account, it creates the admin "admin" with a random password,
+prints it once and writes it to <data-dir>/admin-password (mode 0600). The admin cookie is
+signed and encrypted with keys from CONSOLE_COOKIE_KEYS ("hashhex:blockhex,..." current
+pair first) or from <data-dir>/cookie-keys (one "hashhex blockhex" pair per line, current
+first; created on first start). Older pairs are still accepted, for rotation.`,
+		Example: `  console serve                          # embedded PostgreSQL in ./console-data
+  console serve --url postgres://root@db:26257/defaultdb?sslmode=verify-full
+  console serve --listen :8443 --tls-cert cert.pem --tls-key key.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return serve(cmd.Context(), g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", envOr("CONSOLE_LISTEN", "127.0.0.1:8080"), "address to listen on [env CONSOLE_LISTEN]")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fl.DurationVar(&f.idle, "idle-timeout", 30*time.Minute, "sign an admin out after this long without a request")
+	fl.DurationVar(&f.absolute, "absolute-timeout", 12*time.Hour, "sign an admin out this long after sign-in, busy or not")
+	fl.StringVar(&f.clusterURL, "cluster-url", envOr("CONSOLE_CLUSTER_URL", "https://localhost:8080"),
+		"the cluster's HTTP address, shown in the curl lines of issued cookies [env CONSOLE_CLUSTER_URL]")
+	fl.BoolVar(&f.behindProxy, "behind-proxy", false, "take client addresses from X-Forwarded-For (only behind a proxy that sets it)")
+	fl.Int32Var(&f.maxConns, "db-max-conns", 8, "most database connections at once")
+	fl.DurationVar(&f.adminCache, "admin-session-cache", 2*time.Second,
+		"how long a checked admin session is trusted without asking the database (sign-out in this process ends it at once)")
+	return cmd
+}
+
+func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	a, err := g.openApp(ctx, openOptions{maxConns: f.maxConns, adminCache: f.adminCache})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	keys, err := cookieKeys(g.dataDir)
+	if err != nil {
+		return err
+	}
+	password, err := a.admins.AddFirst(ctx, "admin")
+	if err != nil {
+		return err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	h := handlers.New(a.sessions, a.admins, a.audit, handlers.Config{
+		Secure: f.tlsCert != "", IdleTimeout: f.idle, AbsoluteTimeout: f.absolute, Keys: keys,
+		ClusterURL: f.clusterURL, BehindProxy: f.behindProxy, Logger: log,
+	})
+	h.Register(e)
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if f.tlsCert != "" {
+		scheme = "https"
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	fmt.Printf("console: %s sessions in %s (%s)\n", a.sessions.Flavor(), a.sessions.Table(), databaseName(g))
+	if password != "" {
+		pwFile := filepath.Join(g.dataDir, "admin-password")
+		if err := os.MkdirAll(g.dataDir, 0o700); err == nil {
+			err = os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
+		}
+		fmt.Printf("console: created the first admin. Sign in as admin with password %s (also in %s)\n", password, pwFile)
+	}
+	fmt.Printf("console: listening on %s://%s\n", scheme, displayAddr(ln.Addr()))
+
+	errc := make(chan error, 1)
+	go func() {
+		if f.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Println("console: shutting down (letting requests finish)")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func databaseName(g *globalFlags) string {
+	if g.url == "" {
+		abs, _ := filepath.Abs(g.dataDir)
+		return "embedded PostgreSQL in " + abs
+	}
+	return "--url"
+}
+
+// displayAddr turns a listener address into something to open in a browser.
+func displayAddr(addr net.Addr) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// cookieKeys returns the admin cookie's hash/block key pairs, current first: from
+// CONSOLE_COOKIE_KEYS, else from <dataDir>/cookie-keys (created with a fresh pair if missing).
+func cookieKeys(dataDir string) ([][]byte, error) {
+	text := os.Getenv("CONSOLE_COOKIE_KEYS")
+	source := "CONSOLE_COOKIE_KEYS"
+	if text == "" {
+		file := filepath.Join(dataDir, "cookie-keys")
+		source = file
+		b, err := os.ReadFile(file)
+		if errors.Is(err, os.ErrNotExist) {
+			hashKey, blockKey := make([]byte, 64), make([]byte, 32)
+			rand.Read(hashKey)
+			rand.Read(blockKey)
+			line := hex.EncodeToString(hashKey) + " " + hex.EncodeToString(blockKey) + "\n"
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(file, []byte(line), 0o600); err != nil {
+				return nil, err
+			}
+			b = []byte(line)
+		} else if err != nil {
+			return nil, err
+		}
+		text = string(b)
+	}
+	var keys [][]byte
+	for _, pair := range strings.FieldsFunc(text, func(r rune) bool { return r == '\n' || r == ',' }) {
+		pair = strings.TrimSpace(pair)
+		if pair == "" || strings.HasPrefix(pair, "#") {
+			continue
+		}
+		parts := strings.FieldsFunc(pair, func(r rune) bool { return r == ' ' || r == ':' || r == '\t' })
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("%s: each key pair is \"hashhex blockhex\"", source)
+		}
+		hashKey, err1 := hex.DecodeString(parts[0])
+		blockKey, err2 := hex.DecodeString(parts[1])
+		if err1 != nil || err2 != nil || len(hashKey) < 32 || (len(blockKey) != 16 && len(blockKey) != 24 && len(blockKey) != 32) {
+			return nil, fmt.Errorf("%s: a hash key is at least 32 bytes of hex and a block key 16, 24 or 32", source)
+		}
+		keys = append(keys, hashKey, blockKey)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no key pair", source)
+	}
+	return keys, nil
 }

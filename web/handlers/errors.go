@@ -1,0 +1,63 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/sessionstore"
+	"github.com/sessionconsole/console/web/templates"
+)
+
+// handleError is the one place errors become responses: known errors get their status and a
+// message written for people; anything else is a 500 with a generic message, logged once.
+// Internal error text never reaches the browser.
+func (h *Handler) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, msg := http.StatusInternalServerError, "Something went wrong on our side. It has been logged."
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		status = he.Code
+		if m, ok := he.Message.(string); ok && status < 500 {
+			msg = m
+		} else {
+			msg = http.StatusText(status)
+		}
+		if status == http.StatusNotFound && msg == "Not Found" {
+			msg = "There is no such page."
+		}
+	case errors.Is(err, pgdb.ErrUnavailable):
+		status, msg = http.StatusServiceUnavailable, "The database is unavailable right now. The console keeps trying: reload in a moment."
+	case errors.Is(err, sessionstore.ErrNotFound):
+		status, msg = http.StatusNotFound, "No such session."
+	case errors.Is(err, sessionstore.ErrInvalidInput):
+		status, msg = http.StatusBadRequest, "Invalid input."
+	}
+	if status >= 500 {
+		h.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "5")
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(status)
+		return
+	}
+	var rerr error
+	if isPartial(c) || c.Request().URL.Path == "/auth/verify" {
+		rerr = h.render(c, status, templates.ErrorFragment(status, msg))
+	} else {
+		heading := http.StatusText(status)
+		rerr = h.render(c, status, templates.ErrorView(templates.ErrorPage{
+			Page: h.page(c, heading, ""), Status: status, Heading: heading, Message: msg,
+		}))
+	}
+	if rerr != nil {
+		h.log.Error("rendering an error page failed", "err", rerr)
+	}
+}

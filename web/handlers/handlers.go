@@ -1,0 +1,140 @@
+// Package handlers is the console's HTTP layer: echo routes, middleware (admin sign-in, CSRF,
+// security headers) and the handlers that turn store results into templ views. Handlers never
+// build SQL; they talk to the stores through the small interfaces below.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/gorilla/securecookie"
+
+	"github.com/sessionconsole/console/internal/admins"
+	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/sessionstore"
+	"github.com/sessionconsole/console/web/static"
+)
+
+// SessionStore is what the handlers need of sessionstore.Store.
+type SessionStore interface {
+	List(ctx context.Context, f sessionstore.Filter) (sessionstore.Page, error)
+	Counts(ctx context.Context, f sessionstore.Filter) (sessionstore.Counts, error)
+	Each(ctx context.Context, f sessionstore.Filter, fn func(sessionstore.Session) error) error
+	Get(ctx context.Context, id int64) (sessionstore.Session, error)
+	Issue(ctx context.Context, user string, ttl time.Duration) (sessionstore.Issued, error)
+	EndUserSessions(ctx context.Context, user string) (revoked, active int64, err error)
+	RevokeSession(ctx context.Context, id int64) (sessionstore.Revocation, error)
+	Verify(ctx context.Context, cookie string) (sessionstore.Verified, error)
+	MarkUsed(ctx context.Context, id int64) error
+	Users(ctx context.Context, limit int) ([]string, error)
+	Username(name string) string
+	CheckTTL(ttl time.Duration) error
+	MaxTTL() time.Duration
+	Ping(ctx context.Context) error
+}
+
+// AdminStore is what the handlers need of admins.Store.
+type AdminStore interface {
+	Authenticate(ctx context.Context, name, password string) error
+	StartSession(ctx context.Context, admin string) (string, error)
+	CheckSession(ctx context.Context, id string, idle, absolute time.Duration) (string, error)
+	EndSession(ctx context.Context, id string) error
+}
+
+// AuditLog is what the handlers need of audit.Store.
+type AuditLog interface {
+	Record(ctx context.Context, e audit.Entry) error
+	List(ctx context.Context, f audit.Filter) (audit.Page, error)
+	Each(ctx context.Context, f audit.Filter, fn func(audit.Entry) error) error
+}
+
+var (
+	_ SessionStore = (*sessionstore.Store)(nil)
+	_ AdminStore   = (*admins.Store)(nil)
+	_ AuditLog     = (*audit.Store)(nil)
+)
+
+// Config holds the settings of the HTTP layer.
+type Config struct {
+	// Secure marks cookies Secure and sends HSTS: set it when serving TLS.
+	Secure bool
+	// IdleTimeout and AbsoluteTimeout end an admin's browser session.
+	IdleTimeout, AbsoluteTimeout time.Duration
+	// Keys sign and encrypt the admin cookie: hash/block key pairs, the current pair first;
+	// older pairs are still accepted (rotation).
+	Keys [][]byte
+	// ClusterURL is the HTTP address of the cluster, used in the curl lines of issued cookies.
+	ClusterURL string
+	// BehindProxy takes the client address from X-Forwarded-For (set only behind a proxy that
+	// sets it); otherwise the connection's address is used.
+	BehindProxy bool
+	// MaxFailures sign-in failures per account and per address within FailureWindow lock
+	// further attempts until the window passes.
+	MaxFailures   int
+	FailureWindow time.Duration
+	// RefreshEvery is the period of the sessions table's auto-refresh.
+	RefreshEvery time.Duration
+	Logger       *slog.Logger
+}
+
+// Handler serves the console. Build it with New; register its routes with Register.
+type Handler struct {
+	sessions SessionStore
+	admins   AdminStore
+	audit    AuditLog
+	assets   *static.Assets
+	cfg      Config
+	codecs   []securecookie.Codec
+	csrfKey  []byte
+	throttle *throttle
+	log      *slog.Logger
+	cluster  *url.URL
+	now      func() time.Time
+}
+
+// New returns the console's handler.
+func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, cfg Config) *Handler {
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Minute
+	}
+	if cfg.AbsoluteTimeout <= 0 {
+		cfg.AbsoluteTimeout = 12 * time.Hour
+	}
+	if cfg.MaxFailures <= 0 {
+		cfg.MaxFailures = 5
+	}
+	if cfg.FailureWindow <= 0 {
+		cfg.FailureWindow = 15 * time.Minute
+	}
+	if cfg.RefreshEvery <= 0 {
+		cfg.RefreshEvery = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cluster, err := url.Parse(cfg.ClusterURL)
+	if err != nil || cfg.ClusterURL == "" || cluster.Host == "" {
+		cluster, _ = url.Parse("https://localhost:8080")
+	}
+	codecs := securecookie.CodecsFromPairs(cfg.Keys...)
+	for _, c := range codecs {
+		if sc, ok := c.(*securecookie.SecureCookie); ok {
+			sc.MaxAge(int(cfg.AbsoluteTimeout.Seconds()))
+		}
+	}
+	return &Handler{
+		sessions: sessions,
+		admins:   adminStore,
+		audit:    auditLog,
+		assets:   static.New(),
+		cfg:      cfg,
+		codecs:   codecs,
+		csrfKey:  deriveKey(cfg.Keys[0], "csrf"),
+		throttle: newThrottle(cfg.MaxFailures, cfg.FailureWindow),
+		log:      cfg.Logger,
+		cluster:  cluster,
+		now:      time.Now,
+	}
+}

@@ -1,0 +1,168 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/sessionstore"
+	"github.com/sessionconsole/console/web/templates"
+)
+
+// expiryPresets are the one-click choices; values are in the CLI's syntax.
+var expiryPresets = []templates.Option{
+	{Value: "15m", Label: "15m"}, {Value: "1h", Label: "1h"}, {Value: "8h", Label: "8h"},
+	{Value: "24h", Label: "24h"}, {Value: "168h", Label: "7d"}, {Value: "custom", Label: "Custom"},
+}
+
+const defaultPreset = "1h"
+
+type issueRequest struct {
+	Username    string `form:"username"`
+	ExpireAfter string `form:"expire_after"`
+	Custom      string `form:"expire_custom"`
+}
+
+// issueForm returns the empty form for a sessions view.
+func (h *Handler) issueForm(c echo.Context, q sessionsQuery) (templates.IssueForm, error) {
+	users, err := h.sessions.Users(c.Request().Context(), 500)
+	if err != nil {
+		return templates.IssueForm{}, err
+	}
+	return templates.IssueForm{
+		Users:   users,
+		Presets: presets(defaultPreset),
+		Max:     sessionstore.FormatDuration(h.sessions.MaxTTL()),
+		Return:  q.values().Encode(),
+		CSRF:    h.csrfToken(c),
+	}, nil
+}
+
+func presets(selected string) []templates.Option {
+	out := make([]templates.Option, len(expiryPresets))
+	for i, p := range expiryPresets {
+		p.Selected = p.Value == selected
+		out[i] = p
+	}
+	return out
+}
+
+// expiry picks the duration text of the form: the custom field when "custom" is chosen (or
+// when only the custom field is filled in), else the preset; a bare API call may put any
+// duration in expire_after.
+func (r issueRequest) expiry() (choice, text string) {
+	switch {
+	case r.ExpireAfter == "custom" || (r.ExpireAfter == "" && strings.TrimSpace(r.Custom) != ""):
+		return "custom", r.Custom
+	case r.ExpireAfter == "":
+		return defaultPreset, defaultPreset
+	}
+	for _, p := range expiryPresets {
+		if p.Value == r.ExpireAfter {
+			return p.Value, p.Value
+		}
+	}
+	return "custom", r.ExpireAfter
+}
+
+func (h *Handler) issueSession(c echo.Context) error {
+	var req issueRequest
+	if err := c.Bind(&req); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "Malformed form.")
+	}
+	q := returnQuery(c)
+	form, err := h.issueForm(c, q)
+	if err != nil {
+		return err
+	}
+	choice, text := req.expiry()
+	form.Username = strings.TrimSpace(req.Username)
+	form.Presets = presets(choice)
+	if choice == "custom" {
+		form.Custom = text
+	}
+	ttl, err := sessionstore.ParseExpiry(text)
+	if err == nil {
+		err = h.sessions.CheckTTL(ttl)
+	}
+	if err != nil {
+		form.ExpireError = strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": ")
+	}
+	if form.Username == "" {
+		form.UsernameError = "Enter the username to issue a session for."
+	}
+	if form.ExpireError == "" && form.UsernameError == "" {
+		issued, err := h.sessions.Issue(c.Request().Context(), form.Username, ttl)
+		var nsu *sessionstore.NoSuchUserError
+		switch {
+		case errors.As(err, &nsu):
+			form.UsernameError = nsu.Error()
+		case errors.Is(err, sessionstore.ErrInvalidInput):
+			form.UsernameError = strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": ")
+		case err != nil:
+			return err
+		default:
+			h.record(c, audit.Entry{Action: audit.Issue, Target: issued.Username, SessionID: issued.ID, ExpiresAt: &issued.ExpiresAt})
+			form.Result = h.issuedView(issued)
+			form.Username, form.Custom, form.Presets = "", "", presets(defaultPreset)
+		}
+	}
+	status := http.StatusOK
+	if form.Result == nil {
+		status = http.StatusUnprocessableEntity
+	}
+	noStore(c)
+	varyOnHTMX(c)
+	if isPartial(c) {
+		if form.Result != nil {
+			c.Response().Header().Set("HX-Trigger", "sessions-changed")
+		}
+		return h.render(c, status, templates.IssuePanel(form))
+	}
+	table, err := h.sessionsTable(c.Request().Context(), q, "")
+	if err != nil {
+		return err
+	}
+	return h.render(c, status, templates.SessionsView(templates.SessionsPage{
+		Page: h.page(c, "Sessions", "sessions"), Filters: filters(q), Table: table, Issue: form,
+	}))
+}
+
+func (h *Handler) issuedView(is sessionstore.Issued) *templates.Issued {
+	cookie := is.Cookie.SetCookie()
+	base := strings.TrimRight(h.cluster.String(), "/")
+	return &templates.Issued{
+		Username:  is.Username,
+		SessionID: strconv.FormatInt(is.ID, 10),
+		Expires:   timeCell(is.ExpiresAt, h.now()),
+		Cookie:    cookie,
+		Value:     is.Cookie.Value(),
+		Curl:      "curl --cookie '" + cookie + "' " + base + "/_status/logfiles/local",
+		Header:    "X-Cockroach-API-Session: " + is.Cookie.Value(),
+		FileName:  "session-" + strconv.FormatInt(is.ID, 10) + ".cookies",
+	}
+}
+
+// downloadCookieFile turns a cookie (posted back from the result panel, never put in a URL)
+// into a Netscape cookie file for `curl --cookie FILE`.
+func (h *Handler) downloadCookieFile(c echo.Context) error {
+	ck, err := sessionstore.DecodeCookie(c.FormValue("cookie"))
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "That is not a session cookie.")
+	}
+	host := h.cluster.Hostname()
+	var b strings.Builder
+	b.WriteString("# Netscape HTTP Cookie File\n")
+	fmt.Fprintf(&b, "# CockroachDB HTTP session %d. Use: curl --cookie THIS-FILE %s/_status/logfiles/local\n",
+		ck.ID, strings.TrimRight(h.cluster.String(), "/"))
+	// domain, include subdomains, path, HTTPS only, expiry (0: session cookie), name, value
+	fmt.Fprintf(&b, "#HttpOnly_%s\tFALSE\t/\tTRUE\t0\t%s\t%s\n", host, sessionstore.CookieName, ck.Value())
+	noStore(c)
+	c.Response().Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="session-%d.cookies"`, ck.ID))
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(b.String()))
+}

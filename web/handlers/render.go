@@ -1,0 +1,60 @@
+package handlers
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessionconsole/console/web/templates"
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// render renders a component into a pooled buffer first, so that a template error becomes a
+// clean 500 instead of half a page, then writes it with status.
+func (h *Handler) render(c echo.Context, status int, comp templ.Component) error {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			bufPool.Put(buf)
+		}
+	}()
+	if err := comp.Render(c.Request().Context(), buf); err != nil {
+		return err
+	}
+	return c.Blob(status, echo.MIMETextHTMLCharsetUTF8, buf.Bytes())
+}
+
+// isPartial reports whether htmx asked for a fragment: an htmx request that is neither boosted
+// nor a history restore (those need the whole page).
+func isPartial(c echo.Context) bool {
+	r := c.Request()
+	return r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-Boosted") != "true" &&
+		r.Header.Get("HX-History-Restore-Request") != "true"
+}
+
+// page returns the common view model of a full page.
+func (h *Handler) page(c echo.Context, title, nav string) templates.Page {
+	return templates.Page{
+		Title: title,
+		Nav:   nav,
+		Admin: adminFrom(c),
+		CSRF:  h.csrfToken(c),
+		CSS:   h.assets.URL("app.css"),
+		HTMX:  h.assets.URL("htmx.min.js"),
+		JS:    h.assets.URL("app.js"),
+	}
+}
+
+// varyOnHTMX marks a response that differs between fragment and whole page.
+func varyOnHTMX(c echo.Context) {
+	c.Response().Header().Add("Vary", "HX-Request")
+}
+
+// noStore keeps a response out of every cache (pages that show a cookie).
+func noStore(c echo.Context) {
+	c.Response().Header().Set("Cache-Control", "no-store")
+}

@@ -1,0 +1,50 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/sessionconsole/console/web/static"
+)
+
+// Register installs the error handler, the middleware and every route on e.
+//
+// Middleware order, outermost first: recover -> request log -> security headers -> CSRF
+// (every route but the open ones, whose GETs change nothing) -> admin sign-in (the admin group).
+func (h *Handler) Register(e *echo.Echo) {
+	e.HTTPErrorHandler = h.handleError
+	if h.cfg.BehindProxy {
+		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	} else {
+		e.IPExtractor = echo.ExtractIPDirect()
+	}
+	e.Use(middleware.Recover(), h.logRequests, h.securityHeaders)
+
+	// Open: no admin, no CSRF (nothing here changes state).
+	e.GET("/healthz", h.healthz)
+	e.GET("/readyz", h.readyz)
+	e.GET("/auth/verify", h.verifySession)
+	e.GET(static.Prefix+"*", echo.WrapHandler(h.assets))
+
+	// Sign-in: CSRF only.
+	e.GET("/login", h.showLogin, h.csrf)
+	e.POST("/login", h.login, h.csrf)
+
+	// Signed-in admins.
+	a := e.Group("", h.csrf, h.requireAdmin)
+	a.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/sessions") })
+	a.POST("/logout", h.logout)
+	a.GET("/sessions", h.showSessionsPage)
+	a.POST("/sessions", h.issueSession)
+	a.GET("/sessions.csv", h.exportSessionsCSV)
+	a.GET("/sessions.json", h.exportSessionsJSON)
+	a.POST("/sessions/cookie-file", h.downloadCookieFile)
+	a.GET("/sessions/:id/revoke", h.confirmRevokeSession)
+	a.POST("/sessions/:id/revoke", h.revokeSession)
+	a.GET("/users/:name/revoke", h.confirmRevokeUser)
+	a.POST("/users/:name/revoke", h.revokeUserSessions)
+	a.GET("/audit", h.showAuditPage)
+	a.GET("/audit.csv", h.exportAuditCSV)
+}

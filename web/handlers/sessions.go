@@ -1,0 +1,320 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessionconsole/console/internal/output"
+	"github.com/sessionconsole/console/sessionstore"
+	"github.com/sessionconsole/console/web/templates"
+)
+
+// sessionsQuery is the sessions view's state. All of it lives in the URL query, so a bookmark
+// or a pasted link shows the same view.
+type sessionsQuery struct {
+	User   string
+	Prefix bool
+	Status sessionstore.Status
+	Sort   sessionstore.SortKey
+	Desc   bool
+	Limit  int
+	After  *sessionstore.Cursor
+	Before *sessionstore.Cursor
+}
+
+var pageSizes = []int{25, 50, 100, 200}
+
+func defaultSessionsQuery() sessionsQuery {
+	return sessionsQuery{Status: sessionstore.StatusActive, Sort: sessionstore.SortCreated, Desc: true, Limit: 50}
+}
+
+// parseSessionsQuery reads the view from URL values; a value that cannot be is a 400 naming it.
+func parseSessionsQuery(v url.Values) (sessionsQuery, error) {
+	q := defaultSessionsQuery()
+	bad := func(name string) error {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid %s in the address.", name))
+	}
+	q.User = v.Get("user")
+	if len(q.User) > 256 {
+		return q, bad("user filter")
+	}
+	switch v.Get("match") {
+	case "", "exact":
+	case "prefix":
+		q.Prefix = true
+	default:
+		return q, bad("match")
+	}
+	if s := v.Get("status"); s != "" {
+		st, err := sessionstore.ParseStatus(s)
+		if err != nil {
+			return q, bad("status")
+		}
+		q.Status = st
+	}
+	if s := v.Get("sort"); s != "" {
+		k, err := sessionstore.ParseSort(s)
+		if err != nil {
+			return q, bad("sort")
+		}
+		q.Sort = k
+	}
+	switch v.Get("dir") {
+	case "", "desc":
+	case "asc":
+		q.Desc = false
+	default:
+		return q, bad("order")
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > sessionstore.MaxPageSize {
+			return q, bad("page size")
+		}
+		q.Limit = n
+	}
+	for name, dst := range map[string]**sessionstore.Cursor{"after": &q.After, "before": &q.Before} {
+		if s := v.Get(name); s != "" {
+			c, err := sessionstore.ParseCursor(s)
+			if err != nil {
+				return q, bad("page position")
+			}
+			*dst = &c
+		}
+	}
+	if q.After != nil && q.Before != nil {
+		return q, bad("page position")
+	}
+	return q, nil
+}
+
+// values encodes the view canonically, leaving defaults out.
+func (q sessionsQuery) values() url.Values {
+	v := url.Values{}
+	d := defaultSessionsQuery()
+	if q.User != "" {
+		v.Set("user", q.User)
+	}
+	if q.Prefix {
+		v.Set("match", "prefix")
+	}
+	if q.Status != d.Status {
+		v.Set("status", string(q.Status))
+	}
+	if q.Sort != d.Sort {
+		v.Set("sort", string(q.Sort))
+	}
+	if !q.Desc {
+		v.Set("dir", "asc")
+	}
+	if q.Limit != d.Limit {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.After != nil {
+		v.Set("after", q.After.String())
+	}
+	if q.Before != nil {
+		v.Set("before", q.Before.String())
+	}
+	return v
+}
+
+func (q sessionsQuery) url(path string) string {
+	if enc := q.values().Encode(); enc != "" {
+		return path + "?" + enc
+	}
+	return path
+}
+
+// firstPage is the view without its page position.
+func (q sessionsQuery) firstPage() sessionsQuery {
+	q.After, q.Before = nil, nil
+	return q
+}
+
+func (q sessionsQuery) filter() sessionstore.Filter {
+	return sessionstore.Filter{Username: q.User, Prefix: q.Prefix, Status: q.Status, Sort: q.Sort, Desc: q.Desc,
+		Limit: q.Limit, After: q.After, Before: q.Before}
+}
+
+// returnQuery reads the `return` form field: the sessions view to show after an action.
+func returnQuery(c echo.Context) sessionsQuery {
+	v, err := url.ParseQuery(c.FormValue("return"))
+	if err != nil {
+		return defaultSessionsQuery()
+	}
+	q, err := parseSessionsQuery(v)
+	if err != nil {
+		return defaultSessionsQuery()
+	}
+	return q
+}
+
+func (h *Handler) showSessionsPage(c echo.Context) error {
+	q, err := parseSessionsQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	varyOnHTMX(c)
+	notice := h.takeFlash(c)
+	table, err := h.sessionsTable(c.Request().Context(), q, notice)
+	if err != nil {
+		return err
+	}
+	if isPartial(c) {
+		return h.render(c, http.StatusOK, templates.Table(table))
+	}
+	issue, err := h.issueForm(c, q)
+	if err != nil {
+		return err
+	}
+	return h.render(c, http.StatusOK, templates.SessionsView(templates.SessionsPage{
+		Page: h.page(c, "Sessions", "sessions"), Filters: filters(q), Table: table, Issue: issue,
+	}))
+}
+
+// sessionsTable loads one page and the counts, and builds the table fragment's view.
+func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice string) (templates.SessionsTable, error) {
+	page, err := h.sessions.List(ctx, q.filter())
+	if err != nil {
+		return templates.SessionsTable{}, err
+	}
+	counts, err := h.sessions.Counts(ctx, sessionstore.Filter{Username: q.User, Prefix: q.Prefix})
+	if err != nil {
+		return templates.SessionsTable{}, err
+	}
+	now := page.Now
+	first := q.firstPage()
+	ret := q.values().Encode()
+	t := templates.SessionsTable{
+		SelfURL:    q.url("/sessions"),
+		Notice:     notice,
+		FirstURL:   first.url("/sessions"),
+		CSVURL:     first.url("/sessions.csv"),
+		JSONURL:    first.url("/sessions.json"),
+		UpdatedAt:  now.Format("15:04:05") + " UTC",
+		Filtered:   q.User != "",
+		StatusName: string(q.Status),
+		Rows:       make([]templates.SessionRow, 0, len(page.Sessions)),
+	}
+	statusURL := func(s sessionstore.Status) string {
+		v := first
+		v.Status = s
+		return v.url("/sessions")
+	}
+	t.Counts = templates.Counts{
+		Active: thousands(counts.Active), Expired: thousands(counts.Expired), Revoked: thousands(counts.Revoked),
+		Total:     thousands(counts.Total()),
+		ActiveURL: statusURL(sessionstore.StatusActive), ExpiredURL: statusURL(sessionstore.StatusExpired),
+		RevokedURL: statusURL(sessionstore.StatusRevoked), AllURL: statusURL(sessionstore.StatusAll),
+		At: relative(counts.At, now),
+	}
+	if page.Next != nil {
+		n := first
+		n.After = page.Next
+		t.NextURL = n.url("/sessions")
+	}
+	if page.Prev != nil {
+		p := first
+		p.Before = page.Prev
+		t.PrevURL = p.url("/sessions")
+	}
+	retParam := "?" + url.Values{"return": {ret}}.Encode()
+	for _, s := range page.Sessions {
+		id := strconv.FormatInt(s.ID, 10)
+		userView := first
+		userView.User, userView.Prefix = s.Username, false
+		t.Rows = append(t.Rows, templates.SessionRow{
+			ID:           id,
+			Username:     s.Username,
+			Created:      timeCell(s.CreatedAt, now),
+			Expires:      timeCell(s.ExpiresAt, now),
+			Revoked:      nullableTimeCell(s.RevokedAt, now),
+			LastUsed:     timeCell(s.LastUsedAt, now),
+			Status:       string(s.StatusAt(now)),
+			RevokeURL:    "/sessions/" + id + "/revoke" + retParam,
+			RevokeAllURL: "/users/" + url.PathEscape(s.Username) + "/revoke" + retParam,
+			UserURL:      userView.url("/sessions"),
+		})
+	}
+	return t, nil
+}
+
+func filters(q sessionsQuery) templates.Filters {
+	f := templates.Filters{User: q.User, Prefix: q.Prefix}
+	for _, s := range []sessionstore.Status{sessionstore.StatusActive, sessionstore.StatusExpired, sessionstore.StatusRevoked, sessionstore.StatusAll} {
+		f.Statuses = append(f.Statuses, templates.Option{Value: string(s), Label: string(s), Selected: q.Status == s})
+	}
+	for _, s := range []struct {
+		k     sessionstore.SortKey
+		label string
+	}{{sessionstore.SortCreated, "created"}, {sessionstore.SortExpires, "expires"}, {sessionstore.SortLastUsed, "last used"}} {
+		f.Sorts = append(f.Sorts, templates.Option{Value: string(s.k), Label: s.label, Selected: q.Sort == s.k})
+	}
+	f.Dirs = []templates.Option{{Value: "desc", Label: "newest first", Selected: q.Desc}, {Value: "asc", Label: "oldest first", Selected: !q.Desc}}
+	known := false
+	for _, n := range pageSizes {
+		known = known || n == q.Limit
+		f.Limits = append(f.Limits, templates.Option{Value: strconv.Itoa(n), Label: strconv.Itoa(n), Selected: n == q.Limit})
+	}
+	if !known {
+		f.Limits = append(f.Limits, templates.Option{Value: strconv.Itoa(q.Limit), Label: strconv.Itoa(q.Limit), Selected: true})
+	}
+	return f
+}
+
+// timeCell renders a timestamp as the CLI does, with a relative hint.
+func timeCell(t, now time.Time) templates.TimeCell {
+	return templates.TimeCell{Text: output.Timestamp(t), Hint: relative(t, now), ISO: t.UTC().Format(time.RFC3339Nano)}
+}
+
+func nullableTimeCell(t *time.Time, now time.Time) templates.TimeCell {
+	if t == nil {
+		return templates.TimeCell{Text: output.Null}
+	}
+	return timeCell(*t, now)
+}
+
+// relative says how far t is from now in the largest whole unit: "in 52m", "3h ago", "now".
+func relative(t, now time.Time) string {
+	d := t.Sub(now)
+	future := d > 0
+	if d < 0 {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Second:
+		return "now"
+	case d < time.Minute:
+		s = fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		s = fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 48*time.Hour:
+		s = fmt.Sprintf("%dh", int(d/time.Hour))
+	default:
+		s = fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+// thousands formats n with comma separators: 1,234,567.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

@@ -1,0 +1,125 @@
+// Session console: the little behaviour htmx does not give. Everything works without it.
+(function () {
+  "use strict";
+  var REFRESH_MS = 10000;
+  var PAUSE_KEY = "console.refresh.paused";
+
+  function $(id) { return document.getElementById(id); }
+  function dialog() { return $("confirm-dialog"); }
+
+  function showJSOnly(root) {
+    (root || document).querySelectorAll(".js-only[hidden]").forEach(function (el) { el.hidden = false; });
+    syncPauseButton();
+  }
+
+  // Copy buttons: data-copy names the element whose text is copied.
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest("[data-copy]");
+    if (!btn) return;
+    var src = $(btn.getAttribute("data-copy"));
+    if (!src) return;
+    var text = src.textContent;
+    var done = function () {
+      var label = btn.textContent;
+      btn.textContent = "Copied";
+      setTimeout(function () { btn.textContent = label; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { selectText(src); });
+    } else {
+      selectText(src);
+      try { if (document.execCommand("copy")) done(); } catch (e) { /* selected for manual copy */ }
+    }
+  });
+
+  function selectText(el) {
+    var r = document.createRange();
+    r.selectNodeContents(el);
+    var s = window.getSelection();
+    s.removeAllRanges();
+    s.addRange(r);
+  }
+
+  // Confirmation dialogs: htmx loads the confirmation into the dialog; we open and close it.
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    var d = dialog();
+    if (ev.detail.target === d && d.innerHTML.trim() !== "" && !d.open) {
+      d.showModal();
+    }
+    showJSOnly(ev.detail.target);
+  });
+  document.addEventListener("click", function (ev) {
+    var c = ev.target.closest("[data-close-dialog]");
+    var d = dialog();
+    if (c && d && d.contains(c)) {
+      ev.preventDefault();
+      d.close();
+    }
+  });
+  document.addEventListener("dialog-done", function () {
+    var d = dialog();
+    if (d && d.open) d.close();
+  });
+  document.addEventListener("close", function (ev) {
+    if (ev.target === dialog()) ev.target.innerHTML = "";
+  }, true);
+
+  // Choosing a custom expiry: typing in its field selects the "custom" choice.
+  document.addEventListener("input", function (ev) {
+    if (ev.target.id !== "expire-custom") return;
+    var radio = document.querySelector('input[name="expire_after"][value="custom"]');
+    if (radio) radio.checked = true;
+  });
+
+  // Auto-refresh of the sessions table, never while a confirmation is open or the tab hidden.
+  var inFlight = false;
+  document.addEventListener("htmx:beforeRequest", function () { inFlight = true; });
+  document.addEventListener("htmx:afterRequest", function () { inFlight = false; });
+
+  function paused() { return sessionStorage.getItem(PAUSE_KEY) === "1"; }
+  function syncPauseButton() {
+    var b = $("pause-refresh");
+    if (!b) return;
+    b.textContent = paused() ? "Resume auto-refresh" : "Pause auto-refresh";
+    b.setAttribute("aria-pressed", paused() ? "true" : "false");
+  }
+  document.addEventListener("click", function (ev) {
+    if (!ev.target.closest("#pause-refresh")) return;
+    sessionStorage.setItem(PAUSE_KEY, paused() ? "0" : "1");
+    syncPauseButton();
+  });
+  setInterval(function () {
+    var results = $("results");
+    var d = dialog();
+    if (!results || paused() || inFlight || (d && d.open) || document.visibilityState !== "visible") return;
+    if (document.activeElement && results.contains(document.activeElement) && document.activeElement.tagName !== "BODY") return;
+    htmx.trigger(results, "refresh");
+  }, REFRESH_MS);
+
+  // Errors of htmx requests go to the banner (the page stays as it was).
+  function banner(msg) {
+    var b = $("banner");
+    if (!b) return;
+    b.textContent = msg || "";
+    b.hidden = !msg;
+  }
+  document.addEventListener("htmx:responseError", function (ev) {
+    var xhr = ev.detail.xhr;
+    var msg = "Request failed (HTTP " + xhr.status + ").";
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var el = doc.querySelector('[data-testid="error-message"]');
+      if (el) msg = el.textContent;
+    } catch (e) { /* keep the generic message */ }
+    banner(msg);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    banner("The console cannot be reached. It will try again.");
+  });
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    if (ev.detail.successful) banner("");
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { showJSOnly(document); });
+  if (document.readyState !== "loading") showJSOnly(document);
+})();

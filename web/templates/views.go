@@ -1,0 +1,176 @@
+// Package templates renders the console's pages with templ. Components take typed view models
+// (below), filled by web/handlers; they never reach for data themselves.
+package templates
+
+import "encoding/json"
+
+// Page is what every full page needs.
+type Page struct {
+	Title string
+	Nav   string // "sessions" or "audit": the current section
+	Admin string // the signed-in admin; "" on the sign-in page
+	CSRF  string
+	// Asset URLs (content-hashed).
+	CSS, HTMX, JS string
+}
+
+// htmxConfig: no eval, no inline style or script, no history snapshots in localStorage (a
+// snapshot could hold an issued cookie: the back button asks the server instead), and the
+// error-swap rule for htmx 2: 422 re-renders the form in place; other 4xx/5xx are errors
+// that app.js shows in the banner.
+const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,` +
+	`"historyCacheSize":0,"refreshOnHistoryMiss":false,"selfRequestsOnly":true,"scrollBehavior":"auto",` +
+	`"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},` +
+	`{"code":"422","swap":true},{"code":"[45]..","swap":false,"error":true}]}`
+
+func csrfHeaders(token string) string {
+	b, _ := json.Marshal(map[string]string{"X-CSRF-Token": token})
+	return string(b)
+}
+
+// TimeCell is a timestamp as the CLI prints it, with a relative hint ("in 52m", "3h ago").
+type TimeCell struct {
+	Text string // 2006-01-02 15:04:05.999999, or NULL
+	Hint string
+	ISO  string // RFC 3339, for <time datetime>
+}
+
+// SessionRow is one row of the sessions table.
+type SessionRow struct {
+	ID           string
+	Username     string
+	Created      TimeCell
+	Expires      TimeCell
+	Revoked      TimeCell
+	LastUsed     TimeCell
+	Status       string // active, expired, revoked
+	RevokeURL    string // GET: the confirmation for this session
+	UserURL      string // the view filtered to this user
+	RevokeAllURL string // GET: the confirmation for all of this user's sessions
+}
+
+// Option is one choice of a select or radio group.
+type Option struct {
+	Value, Label string
+	Selected     bool
+}
+
+// Counts is the per-status header of the sessions table.
+type Counts struct {
+	Active, Expired, Revoked, Total           string
+	ActiveURL, ExpiredURL, RevokedURL, AllURL string
+	At                                        string // when they were counted
+}
+
+// SessionsTable is the part of the sessions page that htmx swaps: counts, table, pager.
+type SessionsTable struct {
+	SelfURL    string // this view: what the periodic refresh reloads
+	Notice     string // what the last action changed
+	Counts     Counts
+	Rows       []SessionRow
+	NextURL    string
+	PrevURL    string
+	FirstURL   string
+	CSVURL     string
+	JSONURL    string
+	UpdatedAt  string
+	Filtered   bool // a username filter is on
+	StatusName string
+}
+
+// Filters is the filter form's state (all of it also in the URL).
+type Filters struct {
+	User     string
+	Prefix   bool
+	Statuses []Option
+	Sorts    []Option
+	Dirs     []Option
+	Limits   []Option
+}
+
+// IssueForm is the form that issues a session, with its errors and its result.
+type IssueForm struct {
+	Username      string
+	Users         []string // suggestions
+	Presets       []Option // expire_after radio choices, "custom" last
+	Custom        string
+	Max           string // the configured maximum, shown by the field
+	UsernameError string
+	ExpireError   string
+	Error         string // a failure that is not one field's
+	Return        string // the sessions view query to come back to
+	CSRF          string
+	Result        *Issued
+}
+
+// Issued is the one-time result panel of an issued session.
+type Issued struct {
+	Username  string
+	SessionID string
+	Expires   TimeCell
+	Cookie    string // session=...; Path=/; HttpOnly; Secure
+	Value     string // the bare cookie value
+	Curl      string
+	Header    string
+	FileName  string
+}
+
+// SessionsPage is the whole sessions page.
+type SessionsPage struct {
+	Page
+	Filters Filters
+	Table   SessionsTable
+	Issue   IssueForm
+}
+
+// Confirm is a confirmation step for a revoke: a dialog with htmx, a page without.
+type Confirm struct {
+	Page
+	Title     string
+	Message   string
+	Action    string // POST URL
+	Return    string
+	CancelURL string
+	Button    string
+}
+
+// Login is the sign-in page.
+type Login struct {
+	Page
+	Username string
+	Error    string
+	Next     string
+}
+
+// AuditRow is one entry of the audit page.
+type AuditRow struct {
+	At        TimeCell
+	Admin     string
+	Action    string
+	Target    string
+	SessionID string
+	Expires   string
+	Count     string
+	Remote    string
+}
+
+// AuditPage is the audit log page.
+type AuditPage struct {
+	Page
+	Admin    string
+	Actions  []Option
+	Target   string
+	Rows     []AuditRow
+	NewerURL string
+	OlderURL string
+	CSVURL   string
+	SelfURL  string
+}
+
+// ErrorPage is shown for errors on full-page requests.
+type ErrorPage struct {
+	Page
+	Status  int
+	Heading string
+	Message string
+}
