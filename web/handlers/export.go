@@ -13,7 +13,9 @@ import (
 	"github.com/sessionconsole/console/sessionstore"
 )
 
-func (h *Handler) exportSessionsCSV(c echo.Context) error { return h.exportSessions(c, output.CSV, "csv") }
+func (h *Handler) exportSessionsCSV(c echo.Context) error {
+	return h.exportSessions(c, output.CSV, "csv")
+}
 
 func (h *Handler) exportSessionsJSON(c echo.Context) error {
 	return h.exportSessions(c, output.JSON, "json")
