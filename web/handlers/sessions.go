@@ -226,6 +226,10 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 		t.PrevURL = p.url("/sessions")
 	}
 	retParam := "?" + url.Values{"return": {ret}}.Encode()
+	if q.User != "" && !q.Prefix {
+		t.User = h.sessions.Username(q.User)
+		t.UserRevokeAllURL = "/users/" + url.PathEscape(t.User) + "/revoke" + retParam
+	}
 	for _, s := range page.Sessions {
 		id := strconv.FormatInt(s.ID, 10)
 		userView := first

@@ -75,6 +75,9 @@ type SessionsTable struct {
 	JSONURL    string
 	UpdatedAt  string
 	Filtered   bool // a username filter is on
+	// User and UserRevokeAllURL are set when the view shows exactly one user.
+	User             string
+	UserRevokeAllURL string
 	StatusName string
 }
 
