@@ -51,6 +51,8 @@ type Options struct {
 	Settings map[string]string
 	// BinDir overrides where initdb and postgres are looked for (see FindBinaries).
 	BinDir string
+	// Port asks for a fixed loopback port (0: a free one).
+	Port int
 }
 
 // Cluster is a running embedded PostgreSQL this process started or attached to.
@@ -363,9 +365,12 @@ func (c *Cluster) startServer(ctx context.Context, bin string, opts Options) err
 	defer logFile.Close()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return err
+		port := opts.Port
+		if port == 0 {
+			var err error
+			if port, err = freePort(); err != nil {
+				return err
+			}
 		}
 		args := []string{"-D", c.pgData, "-p", strconv.Itoa(port),
 			"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
