@@ -1,0 +1,501 @@
+// Package bench is `make bench`: it measures the console's speed and memory at 10k and 1M
+// sessions against raw pgx running the same SQL in the same run (the floor).
+//
+// One run starts a throwaway embedded PostgreSQL (default settings, fsync on) in a temporary
+// directory, and for each size: creates a database, seeds it by COPY, starts `console serve`
+// on it, signs in as an admin, and drives each case over loopback with a bounded load
+// generator, first on raw pgx, then on the console. It prints a table and the bars, writes
+// the same figures as JSON, and removes everything it started, also on Ctrl-C.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessionconsole/console/internal/admins"
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/pgembed"
+	"github.com/sessionconsole/console/sessionstore"
+)
+
+// Config is one bench run.
+type Config struct {
+	// Console is the console binary (bin/console). Unused with FloorOnly.
+	Console string
+	// FloorOnly measures only the raw pgx floors (no console process).
+	FloorOnly bool
+	Quick     bool
+	// Sizes are the numbers of sessions to seed, one run each, in order.
+	Sizes []int
+	// Clients is the load generator's concurrency for the request cases (1-6).
+	Clients int
+	// CaseDuration and MaxOps bound each measured run; Warmup precedes it.
+	CaseDuration time.Duration
+	Warmup       time.Duration
+	MaxOps       int
+	// MaxIssues bounds the issue case (each one adds a row).
+	MaxIssues int
+	// RevokeIterations bounds the revoke-all case; CSVIterations the CSV and list cases.
+	RevokeIterations int
+	CSVIterations    int
+	// Settings are extra PostgreSQL server settings (none by default).
+	Settings map[string]string
+	// Explain prints EXPLAIN (ANALYZE, BUFFERS) of each floor query after seeding.
+	Explain bool
+	// Hold keeps each size's database and server up after its cases until ctx ends (Ctrl-C),
+	// printing how to reach them, for investigation.
+	Hold bool
+	// Out is the JSON results file ("" writes none).
+	Out string
+	// Log receives progress lines and the final table.
+	Log io.Writer
+}
+
+// DefaultConfig returns the full run's settings, or the quick run's (10k only, short cases).
+func DefaultConfig(quick bool) Config {
+	c := Config{
+		Quick: quick, Sizes: []int{10_000, 1_000_000}, Clients: 16,
+		CaseDuration: 5 * time.Second, Warmup: time.Second, MaxOps: 1_000_000,
+		MaxIssues: 100_000, RevokeIterations: 15, CSVIterations: 2,
+		Out: "bench-results.json", Log: os.Stdout,
+	}
+	if quick {
+		c.Sizes = []int{10_000}
+		c.CaseDuration, c.Warmup, c.MaxOps = 1500*time.Millisecond, 300*time.Millisecond, 300_000
+		c.MaxIssues, c.RevokeIterations, c.CSVIterations = 30_000, 5, 1
+	}
+	return c
+}
+
+// Run runs the bench and returns its report (also written to cfg.Out). Missed bars are not
+// errors; errors are failures to run (a database error, a console answer with a wrong status).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if !cfg.FloorOnly {
+		bin, err := filepath.Abs(cfg.Console)
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
+			return nil, fmt.Errorf("bench: console binary %q not found (run make build, or use -floor-only)", cfg.Console)
+		}
+		cfg.Console = bin
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...)
+	}
+	rep := &Report{Machine: machineInfo(), Quick: cfg.Quick, FloorOnly: cfg.FloorOnly, Clients: cfg.Clients,
+		CaseSeconds: cfg.CaseDuration.Seconds(), WarmupSeconds: cfg.Warmup.Seconds(), Settings: map[string]string{}}
+
+	tmp, err := os.MkdirTemp(os.TempDir(), "console-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	// As root the server runs as postgres, which must pass through this directory.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	logf("starting PostgreSQL in %s (fsync on)", tmp)
+	cluster, err := pgembed.Start(ctx, pgembed.Options{DataDir: filepath.Join(tmp, "pg"), Settings: cfg.Settings})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := cluster.Destroy(); err != nil {
+			logf("stopping PostgreSQL: %v", err)
+		}
+	}()
+	if err := serverSettings(ctx, cluster, rep); err != nil {
+		return nil, err
+	}
+	logf("%s; shared_buffers=%s fsync=%s synchronous_commit=%s", rep.Postgres,
+		rep.Settings["shared_buffers"], rep.Settings["fsync"], rep.Settings["synchronous_commit"])
+
+	for _, size := range cfg.Sizes {
+		sr, err := runSize(ctx, &cfg, cluster, tmp, size, logf)
+		if sr != nil {
+			rep.Sizes = append(rep.Sizes, *sr)
+		}
+		if err != nil {
+			return rep, err
+		}
+	}
+	rep.Bars = evaluateBars(rep)
+	rep.Print(cfg.Log)
+	if cfg.Out != "" {
+		if err := rep.WriteJSON(cfg.Out); err != nil {
+			return rep, err
+		}
+		logf("results written to %s", cfg.Out)
+	}
+	return rep, nil
+}
+
+// serverSettings records the PostgreSQL version and the settings that matter for the figures.
+func serverSettings(ctx context.Context, cluster *pgembed.Cluster, rep *Report) error {
+	conn, err := pgx.Connect(ctx, cluster.AdminURL())
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, `SELECT version()`).Scan(&rep.Postgres); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	rows, err := conn.Query(ctx, `SELECT name, setting, COALESCE(unit, '') FROM pg_settings WHERE name = ANY($1)`,
+		[]string{"shared_buffers", "fsync", "synchronous_commit", "work_mem", "max_connections", "effective_cache_size", "jit", "wal_level"})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	for rows.Next() {
+		var name, value, unit string
+		if err := rows.Scan(&name, &value, &unit); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		rep.Settings[name] = prettySetting(value, unit)
+	}
+	return rows.Err()
+}
+
+// prettySetting shows a pg_settings value with its unit: 16384 of 8kB is "128MB".
+func prettySetting(setting, unit string) string {
+	n, err := strconv.ParseInt(setting, 10, 64)
+	if err != nil || unit == "" {
+		return setting + unit
+	}
+	kb := int64(0)
+	switch unit {
+	case "8kB":
+		kb = n * 8
+	case "kB":
+		kb = n
+	case "MB":
+		kb = n * 1024
+	default:
+		return setting + unit
+	}
+	if kb%1024 == 0 {
+		return strconv.FormatInt(kb/1024, 10) + "MB"
+	}
+	return strconv.FormatInt(kb, 10) + "kB"
+}
+
+func machineInfo() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(),
+		OS: runtime.GOOS + "/" + runtime.GOARCH, Date: time.Now().UTC().Format(time.RFC3339)}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				m.MemoryMB = kb / 1024
+			}
+		}
+	}
+	return m
+}
+
+// runSize seeds one size in a database of its own and measures every case on it.
+func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp string, size int, logf func(string, ...any)) (*SizeReport, error) {
+	dbName := "bench_" + strconv.Itoa(size)
+	if err := adminExec(ctx, cluster, `CREATE DATABASE `+dbName); err != nil {
+		return nil, err
+	}
+	defer adminExec(context.WithoutCancel(ctx), cluster, `DROP DATABASE IF EXISTS `+dbName+` WITH (FORCE)`)
+	u, _ := url.Parse(cluster.URL())
+	u.Path = "/" + dbName
+	dbURL := u.String()
+
+	pool, err := pgdb.Connect(ctx, dbURL, pgdb.Config{MaxConns: int32(max(cfg.Clients, 4))})
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	store, err := sessionstore.Open(ctx, pool, sessionstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+
+	data := DatasetFor(size, time.Now())
+	logf("%s sessions: seeding (%d users, %d heavy users x %d sessions)", thousands(int64(size)), data.Users, data.HeavyUsers, data.HeavySessions)
+	seeded, err := Seed(ctx, pool, data, logf)
+	if err != nil {
+		return nil, err
+	}
+	logf("%s sessions: seeded in %s (%d active, %d revoked, %d expired; table %s, indexes %s)",
+		thousands(int64(size)), seeded.Duration.Round(time.Millisecond), seeded.Active, seeded.Revoked, seeded.Expired,
+		mb(seeded.TableBytes), mb(seeded.IndexBytes))
+	sr := &SizeReport{Sessions: size, Users: data.Users, HeavyUsers: data.HeavyUsers, HeavySessions: data.HeavySessions,
+		Active: seeded.Active, Revoked: seeded.Revoked, Expired: seeded.Expired,
+		SeedSeconds: seeded.Duration.Seconds(), CopySeconds: seeded.CopyTime.Seconds(),
+		TableMB: float64(seeded.TableBytes) / (1 << 20), IndexMB: float64(seeded.IndexBytes) / (1 << 20)}
+	env := &sizeEnv{cfg: cfg, pool: pool, store: store, seeded: seeded, data: data, logf: logf}
+
+	var (
+		srv      *Server
+		client   *Client
+		password = admins.RandomPassword()
+	)
+	if !cfg.FloorOnly {
+		adminStore, err := admins.Open(ctx, pool, pgdb.Postgres, 0)
+		if err != nil {
+			return sr, err
+		}
+		if err := adminStore.Add(ctx, "bench", password); err != nil {
+			return sr, err
+		}
+		srv, err = StartServer(ctx, cfg.Console, dbURL, filepath.Join(tmp, "serve-"+strconv.Itoa(size)))
+		if err != nil {
+			return sr, err
+		}
+		defer srv.Stop()
+		logf("console serve (pid %d) listening on %s", srv.PID(), srv.URL)
+		client = NewClient(srv.URL, cfg.Clients)
+		defer client.Close()
+		if err := client.Login(ctx, "bench", password); err != nil {
+			return sr, err
+		}
+	}
+
+	// The cases, reads first (they see the seeded table), then the writes.
+	active := sessionstore.Filter{Status: sessionstore.StatusActive, Sort: sessionstore.SortCreated, Desc: true, Limit: 50}
+	heavy := active
+	heavy.Username = HeavyUser(0)
+	pages := min(100, seeded.Active/active.Limit-1)
+	deep := active
+	if deep.After, err = env.deepCursor(ctx, active, pages*active.Limit); err != nil {
+		return sr, err
+	}
+	var cases []*benchCase
+	add := func(bc *benchCase, err error) error {
+		if err == nil {
+			cases = append(cases, bc)
+		}
+		return err
+	}
+	if err := errors.Join(
+		add(env.listCase("1", "sessions fragment (HX), active, first page of 50", active, true)),
+		add(env.listCase("2", "the same, filtered to "+heavy.Username, heavy, true)),
+		add(env.listCase("3", fmt.Sprintf("deep page (keyset, %d pages in)", pages), deep, true)),
+		add(env.listCase("4", "whole sessions page (not a fragment)", active, false)),
+		add(env.verifyCase(), nil),
+		add(env.cliListCase(), nil),
+		add(env.issueCase(), nil),
+		add(env.revokeCase(), nil),
+		add(env.csvCase()),
+	); err != nil {
+		return sr, err
+	}
+	cases[3].FloorOf = "1"
+
+	for _, bc := range cases {
+		res, err := env.measure(ctx, bc, srv, client, sr)
+		if res != nil {
+			sr.Cases = append(sr.Cases, *res)
+		}
+		if err != nil {
+			return sr, fmt.Errorf("bench: %s sessions, case %s (%s): %w", thousands(int64(size)), bc.ID, bc.Name, err)
+		}
+	}
+	if cfg.Explain {
+		if err := env.explain(ctx, active, heavy, deep); err != nil {
+			return sr, err
+		}
+	}
+	if !cfg.FloorOnly {
+		if res := env.cliBinaryList(ctx, dbURL); res != nil {
+			sr.Cases = append(sr.Cases, *res)
+		}
+	}
+	if cfg.Hold {
+		logf("holding: database %s (psql \"%s\")", dbName, dbURL)
+		if srv != nil {
+			logf("holding: console %s, admin bench / %s", srv.URL, password)
+		}
+		logf("holding until Ctrl-C")
+		<-ctx.Done()
+		ctx = context.WithoutCancel(ctx)
+	}
+	if srv != nil {
+		if srv.Exited() {
+			return sr, fmt.Errorf("bench: console serve exited during the run:\n%s", srv.LogTail(15))
+		}
+		_, peak, err := srv.Memory()
+		if err != nil {
+			return sr, err
+		}
+		sr.ServerPeakRSSMB = float64(peak) / (1 << 20)
+		logf("console serve peak RSS (VmHWM) over the %s run: %.1f MB", thousands(int64(size)), sr.ServerPeakRSSMB)
+	}
+	return sr, nil
+}
+
+// measure runs one case's floor, then (unless floor-only) its console side.
+func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, client *Client, sr *SizeReport) (*CaseResult, error) {
+	res := &CaseResult{ID: bc.ID, Name: bc.Name, Unit: bc.Unit, Workers: bc.Workers}
+	load := func(op func(ctx context.Context, worker, i int) (int64, error)) Load {
+		return Load{Workers: bc.Workers, MaxOps: bc.MaxOps, Duration: e.cfg.CaseDuration, Warmup: e.cfg.Warmup,
+			Prepare: bc.prepare, Op: op}
+	}
+	if bc.FloorOf != "" {
+		for _, c := range sr.Cases {
+			if c.ID == bc.FloorOf && c.Floor != nil {
+				f := *c.Floor
+				res.Floor, res.FloorNote = &f, "floor of case "+bc.FloorOf
+			}
+		}
+	} else if bc.floor != nil {
+		st, err := load(bc.floor).Run(ctx)
+		if err == nil && bc.cleanup != nil {
+			err = bc.cleanup(ctx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("floor: %w", err)
+		}
+		res.Floor = &st
+	}
+	if bc.console != nil && client != nil {
+		if bc.check != nil {
+			if err := bc.check(ctx, client); err != nil {
+				res.Warnings = append(res.Warnings, "check: "+err.Error())
+				e.logf("case %s: WARNING: %v", bc.ID, err)
+			}
+		}
+		var sampler *rssSampler
+		if bc.ID == "8" {
+			sampler = sampleRSS(srv.PID(), 100*time.Millisecond)
+		}
+		st, err := load(func(ctx context.Context, w, i int) (int64, error) { return bc.console(ctx, client, w, i) }).Run(ctx)
+		if sampler != nil {
+			peak := sampler.Stop()
+			res.StreamPeakRSSMB = float64(peak) / (1 << 20)
+		}
+		if err == nil && bc.cleanup != nil {
+			err = bc.cleanup(ctx)
+		}
+		if err != nil {
+			return res, fmt.Errorf("console: %w", err)
+		}
+		res.Console = &st
+	}
+	res.setRatio()
+	e.logf("case %-4s %s", bc.ID, res.summary())
+	return res, nil
+}
+
+// rssSampler records the highest VmRSS of a process, read at a fixed interval.
+type rssSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	peak int64
+}
+
+func sampleRSS(pid int, every time.Duration) *rssSampler {
+	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if rss, _, err := procMemory(pid); err == nil && rss > s.peak {
+				s.peak = rss
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// Stop ends the sampling and returns the highest RSS seen, in bytes.
+func (s *rssSampler) Stop() int64 {
+	close(s.stop)
+	<-s.done
+	return s.peak
+}
+
+// cliBinaryList times `console auth-session list --format csv` on the size's database, for
+// comparison with the raw list. Any failure (the command may not exist yet) is reported in the
+// result, not as an error.
+func (e *sizeEnv) cliBinaryList(ctx context.Context, dbURL string) *CaseResult {
+	res := &CaseResult{ID: "list-cli", Name: "console auth-session list --format csv (all rows)", Unit: "rows/s", Workers: 1}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.cfg.Console, "auth-session", "list", "--url", dbURL, "--format", "csv")
+	var lines lineCounter
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &lines, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start)
+	if err != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("not measured: %v: %s", err, strings.TrimSpace(excerpt([]byte(stderr.String())))))
+		e.logf("case %-4s %s: not measured (%v)", res.ID, res.Name, err)
+		return res
+	}
+	st := Stats{Ops: 1, Items: lines.n - 1, Workers: 1, Seconds: elapsed.Seconds()}
+	summarize(&st, []time.Duration{elapsed}, elapsed.Seconds())
+	res.Console = &st
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.StreamPeakRSSMB = float64(ru.Maxrss) / 1024
+	}
+	e.logf("case %-4s %s", res.ID, res.summary())
+	return res
+}
+
+type lineCounter struct {
+	mu sync.Mutex
+	n  int64
+}
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range p {
+		if b == '\n' {
+			l.n++
+		}
+	}
+	return len(p), nil
+}
+
+func adminExec(ctx context.Context, cluster *pgembed.Cluster, sql string) error {
+	conn, err := pgx.Connect(ctx, cluster.AdminURL())
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("bench: %s: %w", sql, err)
+	}
+	return nil
+}
+
+func mb(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/(1<<20)) }

@@ -1,0 +1,266 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/pgtest"
+	"github.com/sessionconsole/console/sessionstore"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestPercentile(t *testing.T) {
+	samples := make([]time.Duration, 100)
+	for i := range samples {
+		samples[i] = time.Duration(i+1) * time.Millisecond
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0, time.Millisecond}} {
+		if got := percentile(samples, tc.p); got != tc.want {
+			t.Errorf("percentile(1..100ms, %v) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := percentile([]time.Duration{7}, 99); got != 7 {
+		t.Errorf("percentile of one sample = %v, want 7", got)
+	}
+}
+
+func TestLoadStopsAtCount(t *testing.T) {
+	var n atomic.Int64
+	st, err := Load{Workers: 4, MaxOps: 1000, Duration: time.Minute, Op: func(context.Context, int, int) (int64, error) {
+		n.Add(1)
+		return 2, nil
+	}}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Ops != 1000 || n.Load() != 1000 || st.Items != 2000 {
+		t.Errorf("ops %d, calls %d, items %d; want 1000, 1000, 2000", st.Ops, n.Load(), st.Items)
+	}
+	if st.PerSec <= 0 || st.P99ms < st.P50ms {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestLoadStopsInTime(t *testing.T) {
+	start := time.Now()
+	st, err := Load{Workers: 2, MaxOps: 1 << 30, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond,
+		Op: func(context.Context, int, int) (int64, error) {
+			time.Sleep(time.Millisecond)
+			return 1, nil
+		}}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v, want about 250ms", d)
+	}
+	if st.Ops < 10 || st.P50ms < 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestLoadStopsAtFirstError(t *testing.T) {
+	boom := errors.New("boom")
+	_, err := Load{Workers: 3, MaxOps: 1 << 30, Duration: time.Minute, Op: func(_ context.Context, _, i int) (int64, error) {
+		if i == 50 {
+			return 0, boom
+		}
+		return 1, nil
+	}}.Run(context.Background())
+	if !errors.Is(err, boom) {
+		t.Errorf("err = %v, want boom", err)
+	}
+}
+
+func TestLoadPrepareIsUntimed(t *testing.T) {
+	st, err := Load{Workers: 1, MaxOps: 5, Duration: time.Minute,
+		Prepare: func(context.Context, int, int) error { time.Sleep(20 * time.Millisecond); return nil },
+		Op:      func(context.Context, int, int) (int64, error) { time.Sleep(2 * time.Millisecond); return 1, nil },
+	}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.P50ms > 15 || st.PerSec < 100 {
+		t.Errorf("prepare counted in the timing: %+v", st)
+	}
+}
+
+func TestWithoutLimit(t *testing.T) {
+	sql, args, err := withoutLimit("SELECT a FROM t WHERE b = $1 ORDER BY a LIMIT $2", []any{1, 51})
+	if err != nil || sql != "SELECT a FROM t WHERE b = $1 ORDER BY a" || len(args) != 1 {
+		t.Errorf("got %q %v %v", sql, args, err)
+	}
+	if _, _, err := withoutLimit("SELECT a FROM t LIMIT $2", []any{1, 2, 3}); err == nil {
+		t.Error("a LIMIT that is not the last argument was accepted")
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1000000: "1,000,000", -12345: "-12,345"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", in, got, want)
+		}
+	}
+	for _, tc := range []struct{ setting, unit, want string }{
+		{"16384", "8kB", "128MB"}, {"4096", "kB", "4MB"}, {"100", "kB", "100kB"}, {"on", "", "on"}, {"200", "ms", "200ms"},
+	} {
+		if got := prettySetting(tc.setting, tc.unit); got != tc.want {
+			t.Errorf("prettySetting(%q, %q) = %q, want %q", tc.setting, tc.unit, got, tc.want)
+		}
+	}
+	page := []byte(`<form><input type="hidden" value="t&amp;k" name="_csrf"></form><meta content="m1" name="csrf-token">`)
+	if got := attr(page, csrfInputRE, valueRE); got != "t&k" {
+		t.Errorf("csrf input = %q", got)
+	}
+	if got := attr(page, csrfMetaRE, contentRE); got != "m1" {
+		t.Errorf("csrf meta = %q", got)
+	}
+	if err := containsIDs([]byte("<td>12</td><td>1234</td>"), 12, 1234); err != nil {
+		t.Error(err)
+	}
+	if err := containsIDs([]byte("<td>1234</td>"), 123); err == nil {
+		t.Error("123 found inside 1234")
+	}
+}
+
+// A fake console with the login contract: GET /login sets the CSRF cookie and shows the
+// token; POST /login checks it and signs in; /sessions needs the admin cookie.
+func fakeConsole(t *testing.T) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "_csrf", Value: "tok", Path: "/"})
+		w.Write([]byte(`<form method="post"><input type="hidden" name="_csrf" value="tok"></form>`))
+	})
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie("_csrf")
+		if err != nil || c.Value != r.FormValue("_csrf") || r.FormValue("password") != "pw" {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: "admin", Value: "ok", Path: "/", Secure: true, HttpOnly: true})
+		http.Redirect(w, r, "/sessions", http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /sessions", func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie("admin"); err != nil || c.Value != "ok" {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		w.Write([]byte(`<meta name="csrf-token" content="tok"><table><tr><td>42</td></tr></table>` + "\n"))
+	})
+	mux.HandleFunc("POST /sessions", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-CSRF-Token") != "tok" || r.FormValue("_csrf") != "tok" {
+			http.Error(w, "csrf", http.StatusForbidden)
+			return
+		}
+		w.Write([]byte("session=abc\n"))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestClientLogin(t *testing.T) {
+	srv := fakeConsole(t)
+	ctx := context.Background()
+	c := NewClient(srv.URL, 2)
+	defer c.Close()
+	if err := c.Login(ctx, "bench", "wrong"); err == nil {
+		t.Fatal("a wrong password signed in")
+	}
+	if err := c.Login(ctx, "bench", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(ctx, Request{Path: "/sessions", Keep: true, Count: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(resp.Body, []byte("<td>42</td>")) || resp.Lines != 1 {
+		t.Errorf("body %q lines %d", resp.Body, resp.Lines)
+	}
+	if _, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/sessions", Form: map[string][]string{"username": {"u"}}}); err != nil {
+		t.Errorf("POST with CSRF: %v", err)
+	}
+	_, err = c.Do(ctx, Request{Path: "/nowhere"})
+	if err == nil || !strings.Contains(err.Error(), "status 404") {
+		t.Errorf("unexpected status not reported: %v", err)
+	}
+}
+
+func TestSeed(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgdb.Connect(ctx, pgtest.NewDB(t), pgdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := sessionstore.Open(ctx, pool, sessionstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	d := DatasetFor(20_000, time.Now())
+	seeded, err := Seed(ctx, pool, d, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := store.Counts(ctx, sessionstore.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts.Total() != 20_000 || counts.Active != int64(seeded.Active) || counts.Revoked != int64(seeded.Revoked) {
+		t.Errorf("counts %+v, seeded %+v", counts, seeded)
+	}
+	near := func(got, pct int) bool { want := 20_000 * pct / 100; return got > want*9/10 && got < want*11/10 }
+	if !near(seeded.Active, 20) || !near(seeded.Revoked, 10) || !near(seeded.Expired, 70) {
+		t.Errorf("shares: %d active, %d revoked, %d expired", seeded.Active, seeded.Revoked, seeded.Expired)
+	}
+	heavy, err := store.Counts(ctx, sessionstore.Filter{Username: HeavyUser(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if heavy.Total() != int64(d.HeavySessions) || heavy.Active+heavy.Expired != int64(seeded.HeavyUnrevoked) {
+		t.Errorf("heavy1: %+v, want %d sessions, %d unrevoked", heavy, d.HeavySessions, seeded.HeavyUnrevoked)
+	}
+	if len(seeded.Cookies) != d.VerifySample {
+		t.Fatalf("%d cookies, want %d", len(seeded.Cookies), d.VerifySample)
+	}
+	for i, c := range seeded.Cookies[:50] {
+		v, err := store.Verify(ctx, c)
+		if err != nil || v.SessionID != seeded.CookieIDs[i] {
+			t.Fatalf("cookie %d: %+v %v", i, v, err)
+		}
+	}
+	// Creation order is ID order, and no timestamp contradicts the status.
+	var bad int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM console.web_sessions a
+		WHERE "lastUsedAt" < "createdAt" OR "expiresAt" <= "createdAt" OR "revokedAt" < "createdAt"
+		   OR "createdAt" < (SELECT "createdAt" FROM console.web_sessions b WHERE b.id = a.id - 1)`).Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+	if bad != 0 {
+		t.Errorf("%d rows with inconsistent timestamps", bad)
+	}
+	// Issue works for the issue users after seeding (roles exist, the ID sequence moved on).
+	iss, err := store.Issue(ctx, seeded.IssueUsers[0], time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if iss.ID <= seeded.MaxID {
+		t.Errorf("issued ID %d collides with seeded IDs (max %d)", iss.ID, seeded.MaxID)
+	}
+	if _, err := Seed(ctx, pool, d, t.Logf); err == nil {
+		t.Error("seeding a non-empty table was accepted")
+	}
+}

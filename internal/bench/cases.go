@@ -1,0 +1,448 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sessionconsole/console/sessionstore"
+)
+
+// A case is one measured comparison: the console doing something over HTTP and, with the same
+// concurrency, raw pgx running the same SQL (the floor).
+type benchCase struct {
+	ID      string // "1" ... "8", "list"
+	Name    string
+	Unit    string // what PerSec counts: "req/s" or "rows/s"
+	Workers int
+	MaxOps  int
+	// FloorOf reuses another case's floor instead of measuring one.
+	FloorOf string
+
+	console func(ctx context.Context, c *Client, worker, i int) (int64, error)
+	floor   func(ctx context.Context, worker, i int) (int64, error)
+	// prepare runs before every operation, untimed, on both sides.
+	prepare func(ctx context.Context, worker, i int) error
+	// cleanup runs after each side's measured run (and its warm-up), untimed.
+	cleanup func(ctx context.Context) error
+	// check runs one console operation's answer against the floor's data before timing.
+	check func(ctx context.Context, c *Client) error
+}
+
+// sizeEnv is what the cases of one size share.
+type sizeEnv struct {
+	cfg    *Config
+	pool   *pgxpool.Pool
+	store  *sessionstore.Store
+	seeded *Seeded
+	data   Dataset
+	logf   func(string, ...any)
+}
+
+// sessionRow is a list row as the floor reads it.
+type sessionRow struct {
+	ID                               int64
+	Username                         string
+	CreatedAt, ExpiresAt, LastUsedAt time.Time
+	RevokedAt                        *time.Time
+}
+
+// queryRows runs sql on the pool and reads every row into memory, as a handler must before
+// rendering a page.
+func queryRows(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) ([]sessionRow, error) {
+	rows, err := pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (sessionRow, error) {
+		var s sessionRow
+		err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt)
+		return s, err
+	})
+}
+
+// listPath returns the console URL path of a list filter.
+func listPath(f sessionstore.Filter) string {
+	q := url.Values{}
+	if f.Username != "" {
+		q.Set("user", f.Username)
+	}
+	if f.Status != "" {
+		q.Set("status", string(f.Status))
+	}
+	q.Set("limit", strconv.Itoa(f.Limit))
+	if f.After != nil {
+		q.Set("after", f.After.String())
+	}
+	return "/sessions?" + q.Encode()
+}
+
+var hxHeader = http.Header{"Hx-Request": {"true"}}
+
+// listCase is a page (or fragment) of the session list against the floor of the store's query.
+func (e *sizeEnv) listCase(id, name string, f sessionstore.Filter, fragment bool) (*benchCase, error) {
+	sql, args, err := e.store.ListQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	path := listPath(f)
+	var header http.Header
+	if fragment {
+		header = hxHeader
+	}
+	bc := &benchCase{ID: id, Name: name, Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		_, err := c.Do(ctx, Request{Path: path, Header: header})
+		return 1, err
+	}
+	bc.floor = func(ctx context.Context, _, _ int) (int64, error) {
+		_, err := queryRows(ctx, e.pool, sql, args)
+		return 1, err
+	}
+	bc.check = func(ctx context.Context, c *Client) error {
+		want, err := queryRows(ctx, e.pool, sql, args)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(ctx, Request{Path: path, Header: header, Keep: true})
+		if err != nil {
+			return err
+		}
+		if len(want) == 0 {
+			return fmt.Errorf("the floor's query found no rows for %s", path)
+		}
+		n := min(len(want), f.Limit)
+		return containsIDs(resp.Body, want[0].ID, want[n-1].ID)
+	}
+	return bc, nil
+}
+
+// containsIDs checks that a page shows the given session IDs (as whole numbers).
+func containsIDs(body []byte, ids ...int64) error {
+	for _, id := range ids {
+		re := regexp.MustCompile(`(^|[^0-9])` + strconv.FormatInt(id, 10) + `($|[^0-9])`)
+		if !re.Match(body) {
+			return fmt.Errorf("the page does not show session %d, which the same query returns first/last", id)
+		}
+	}
+	return nil
+}
+
+// deepCursor returns the cursor after row `depth` of f's order (the last row of page depth/limit).
+func (e *sizeEnv) deepCursor(ctx context.Context, f sessionstore.Filter, depth int) (*sessionstore.Cursor, error) {
+	f.Limit = depth
+	sql, args, err := e.store.ListQuery(f)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := queryRows(ctx, e.pool, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) < depth {
+		return nil, fmt.Errorf("bench: only %d rows for a cursor %d rows deep", len(rows), depth)
+	}
+	r := rows[depth-1]
+	return &sessionstore.Cursor{At: r.CreatedAt, ID: r.ID}, nil
+}
+
+// verifyCase: GET /auth/verify with a valid cookie; floor: the point select by ID.
+func (e *sizeEnv) verifyCase() *benchCase {
+	cookies, ids := e.seeded.Cookies, e.seeded.CookieIDs
+	bc := &benchCase{ID: "5", Name: "GET /auth/verify, valid cookie", Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
+	pick := func(worker, i int) int { return (i*7919 + worker) % len(cookies) }
+	bc.console = func(ctx context.Context, c *Client, worker, i int) (int64, error) {
+		_, err := c.Do(ctx, Request{Path: "/auth/verify",
+			Header: http.Header{"X-Cockroach-Api-Session": {cookies[pick(worker, i)]}}})
+		return 1, err
+	}
+	bc.floor = func(ctx context.Context, worker, i int) (int64, error) {
+		var (
+			hashed            []byte
+			user              string
+			expires, lastUsed time.Time
+			revoked           *time.Time
+		)
+		err := e.pool.QueryRow(ctx, `SELECT "hashedSecret", username, "expiresAt", "revokedAt", "lastUsedAt" FROM console.web_sessions WHERE id = $1`,
+			ids[pick(worker, i)]).Scan(&hashed, &user, &expires, &revoked, &lastUsed)
+		return 1, err
+	}
+	bc.check = func(ctx context.Context, c *Client) error {
+		resp, err := c.Do(ctx, Request{Path: "/auth/verify", Header: http.Header{"X-Cockroach-Api-Session": {cookies[0]}}})
+		if err != nil {
+			return err
+		}
+		if got, want := resp.Header.Get("X-Auth-Session-Id"), strconv.FormatInt(ids[0], 10); got != want {
+			return fmt.Errorf("verify answered X-Auth-Session-Id %q, want %q", got, want)
+		}
+		_, err = c.Do(ctx, Request{Path: "/auth/verify", Header: http.Header{"X-Cockroach-Api-Session": {"AAAA"}},
+			Want: []int{http.StatusUnauthorized}})
+		return err
+	}
+	return bc
+}
+
+// issueSQL is sessionstore.Store.Issue's PostgreSQL statement, copied verbatim: the floor of
+// issuing a session.
+const issueSQL = `WITH lk AS (SELECT pg_advisory_xact_lock(7364022, hashtext($2))),
+			u AS (SELECT rolname::text AS username FROM pg_catalog.pg_roles WHERE rolname::text = $2 AND rolcanlogin),
+			ts AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS now FROM lk)
+		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt")
+		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now FROM u, ts
+		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
+
+// issueCase: POST /sessions (htmx form) issuing a 1h session; floor: Issue's INSERT ... RETURNING.
+func (e *sizeEnv) issueCase() *benchCase {
+	users := e.seeded.IssueUsers
+	bc := &benchCase{ID: "6", Name: "POST /sessions, issue a session", Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxIssues}
+	bc.console = func(ctx context.Context, c *Client, worker, i int) (int64, error) {
+		_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/sessions", Header: hxHeader,
+			Form: url.Values{"username": {users[i%len(users)]}, "expire_after": {"1h"}}})
+		return 1, err
+	}
+	bc.floor = func(ctx context.Context, worker, i int) (int64, error) {
+		secret := make([]byte, sessionstore.SecretLength)
+		rand.Read(secret)
+		hash := sha256.Sum256(secret)
+		rows, err := e.pool.Query(ctx, issueSQL, hash[:], users[i%len(users)], time.Hour.Microseconds())
+		if err != nil {
+			return 0, err
+		}
+		_, err = pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (sessionRow, error) {
+			var s sessionRow
+			err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt)
+			return s, err
+		})
+		return 1, err
+	}
+	// Each side's sessions are deleted afterwards, so the table keeps its seeded size.
+	bc.cleanup = func(ctx context.Context) error {
+		if _, err := e.pool.Exec(ctx, `DELETE FROM console.web_sessions WHERE id > $1`, e.seeded.MaxID); err != nil {
+			return err
+		}
+		_, err := e.pool.Exec(ctx, `VACUUM console.web_sessions`)
+		return err
+	}
+	bc.check = func(ctx context.Context, c *Client) error {
+		resp, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/sessions", Header: hxHeader, Keep: true,
+			Form: url.Values{"username": {users[0]}, "expire_after": {"1h"}}})
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(resp.Body), "session=") {
+			return fmt.Errorf("the issue panel shows no session= cookie: %s", excerpt(resp.Body))
+		}
+		return nil
+	}
+	return bc
+}
+
+// revokeSQL is sessionstore.Store.EndUserSessions's transaction on PostgreSQL, copied verbatim:
+// the user's advisory lock and the clock, then the UPDATE.
+const (
+	revokeLockSQL   = `SELECT clock_timestamp() AT TIME ZONE 'UTC' FROM (SELECT pg_advisory_xact_lock(7364022, hashtext($1))) AS lk`
+	revokeUpdateSQL = `WITH r AS (
+			UPDATE console.web_sessions SET "revokedAt" = $2
+			WHERE username = $1 AND ("revokedAt" IS NULL OR "revokedAt" > $2)
+			RETURNING "expiresAt")
+			SELECT count(*), count(*) FILTER (WHERE "expiresAt" > $2) FROM r`
+)
+
+// revokeCase: revoke-all of a heavy user (10,000 sessions at 1M), one at a time; before each
+// operation, untimed, the sessions that an earlier operation revoked are made unrevoked again,
+// so every operation revokes the same rows. Floor: EndUserSessions's transaction.
+func (e *sizeEnv) revokeCase() *benchCase {
+	user := HeavyUser(1)
+	since := e.data.Now // every seeded revocation is before it; the bench's are after
+	bc := &benchCase{ID: "7", Unit: "req/s", Workers: 1, MaxOps: e.cfg.RevokeIterations,
+		Name: fmt.Sprintf("revoke-all of %s (%d sessions, %d unrevoked)", user, e.data.HeavySessions, e.seeded.HeavyUnrevoked)}
+	bc.prepare = func(ctx context.Context, _, _ int) error {
+		_, err := e.pool.Exec(ctx, `UPDATE console.web_sessions SET "revokedAt" = NULL WHERE username = $1 AND "revokedAt" > $2`, user, since)
+		return err
+	}
+	var lastRevoked int64
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/users/" + url.PathEscape(user) + "/revoke",
+			Header: hxHeader, Form: url.Values{}, Want: []int{http.StatusOK, http.StatusSeeOther}})
+		return 1, err
+	}
+	bc.floor = func(ctx context.Context, _, _ int) (int64, error) {
+		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			var now time.Time
+			if err := tx.QueryRow(ctx, revokeLockSQL, user).Scan(&now); err != nil {
+				return err
+			}
+			var active int64
+			return tx.QueryRow(ctx, revokeUpdateSQL, user, now.UTC()).Scan(&lastRevoked, &active)
+		})
+		if err == nil && lastRevoked != int64(e.seeded.HeavyUnrevoked) {
+			err = fmt.Errorf("the floor revoked %d sessions of %s, want %d", lastRevoked, user, e.seeded.HeavyUnrevoked)
+		}
+		return 1, err
+	}
+	bc.check = func(ctx context.Context, c *Client) error {
+		if err := bc.prepare(ctx, 0, 0); err != nil {
+			return err
+		}
+		if _, err := bc.console(ctx, c, 0, 0); err != nil {
+			return err
+		}
+		var open int64
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM console.web_sessions WHERE username = $1 AND "revokedAt" IS NULL`, user).Scan(&open); err != nil {
+			return err
+		}
+		if open != 0 {
+			return fmt.Errorf("after the console's revoke-all, %s still has %d unrevoked sessions", user, open)
+		}
+		return nil
+	}
+	return bc
+}
+
+// csvCase: GET /sessions.csv?status=all streaming every row; floor: the same SELECT (the list
+// query of status all, newest first, without LIMIT) streamed through encoding/csv to io.Discard.
+func (e *sizeEnv) csvCase() (*benchCase, error) {
+	sql, args, err := e.store.ListQuery(sessionstore.Filter{Status: sessionstore.StatusAll, Sort: sessionstore.SortCreated, Desc: true, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if sql, args, err = withoutLimit(sql, args); err != nil {
+		return nil, err
+	}
+	bc := &benchCase{ID: "8", Name: "GET /sessions.csv?status=all (all rows)", Unit: "rows/s", Workers: 1, MaxOps: e.cfg.CSVIterations}
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		resp, err := c.Do(ctx, Request{Path: "/sessions.csv?status=all", Count: true})
+		if err == nil && resp.Lines != int64(e.seeded.Rows)+1 {
+			err = fmt.Errorf("the CSV has %d lines, want %d (a header and every row)", resp.Lines, e.seeded.Rows+1)
+		}
+		return resp.Lines - 1, err
+	}
+	bc.floor = func(ctx context.Context, _, _ int) (int64, error) {
+		return streamCSV(ctx, e.pool, sql, args, io.Discard)
+	}
+	return bc, nil
+}
+
+// withoutLimit removes the trailing ` LIMIT $n` (and its argument) from a list query.
+func withoutLimit(sql string, args []any) (string, []any, error) {
+	i := strings.LastIndex(sql, " LIMIT $")
+	if i < 0 || sql[i+len(" LIMIT $"):] != strconv.Itoa(len(args)) {
+		return "", nil, errors.New("bench: the list query does not end in LIMIT $n")
+	}
+	return sql[:i], args[:len(args)-1], nil
+}
+
+const timestampLayout = "2006-01-02 15:04:05.999999"
+
+// streamCSV writes the rows of sql as `auth-session list` CSV to w and returns how many rows
+// it wrote.
+func streamCSV(ctx context.Context, pool *pgxpool.Pool, sql string, args []any, w io.Writer) (int64, error) {
+	rows, err := pool.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	bw := bufio.NewWriterSize(w, 32<<10)
+	cw := csv.NewWriter(bw)
+	cw.Write([]string{"username", "session ID", "created", "expires", "revoked", "last used"})
+	var s sessionRow
+	rec := make([]string, 6)
+	var n int64
+	for rows.Next() {
+		s.RevokedAt = nil
+		if err := rows.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt); err != nil {
+			return n, err
+		}
+		rec[0], rec[1] = s.Username, strconv.FormatInt(s.ID, 10)
+		rec[2], rec[3], rec[5] = s.CreatedAt.Format(timestampLayout), s.ExpiresAt.Format(timestampLayout), s.LastUsedAt.Format(timestampLayout)
+		rec[4] = "NULL"
+		if s.RevokedAt != nil {
+			rec[4] = s.RevokedAt.Format(timestampLayout)
+		}
+		if err := cw.Write(rec); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, err
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
+}
+
+// cliListSQL is the reference CLI's `auth-session list` statement (no WHERE, no ORDER BY).
+const cliListSQL = `SELECT username, id AS "session ID", "createdAt" AS "created", "expiresAt" AS "expires", "revokedAt" AS "revoked", "lastUsedAt" AS "last used" FROM console.web_sessions`
+
+// cliListCase times reading every row with the reference CLI's unfiltered list query.
+func (e *sizeEnv) cliListCase() *benchCase {
+	bc := &benchCase{ID: "list", Name: "CLI-style unfiltered list (raw pgx, all rows)", Unit: "rows/s", Workers: 1, MaxOps: e.cfg.CSVIterations}
+	bc.floor = func(ctx context.Context, _, _ int) (int64, error) {
+		rows, err := e.pool.Query(ctx, cliListSQL)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		var s sessionRow
+		var n int64
+		for rows.Next() {
+			if err := rows.Scan(&s.Username, &s.ID, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt); err != nil {
+				return n, err
+			}
+			n++
+		}
+		return n, rows.Err()
+	}
+	return bc
+}
+
+// explain prints the plans of the list floors, with timing and buffers.
+func (e *sizeEnv) explain(ctx context.Context, filters ...sessionstore.Filter) error {
+	for _, f := range filters {
+		sql, args, err := e.store.ListQuery(f)
+		if err != nil {
+			return err
+		}
+		if err := e.explainSQL(ctx, sql, args); err != nil {
+			return err
+		}
+	}
+	sql, args, err := e.store.ListQuery(sessionstore.Filter{Status: sessionstore.StatusAll, Sort: sessionstore.SortCreated, Desc: true, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if sql, args, err = withoutLimit(sql, args); err != nil {
+		return err
+	}
+	return e.explainSQL(ctx, sql, args)
+}
+
+func (e *sizeEnv) explainSQL(ctx context.Context, sql string, args []any) error {
+	rows, err := e.pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
+	if err != nil {
+		return err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	e.logf("EXPLAIN %s %v\n    %s", sql, args, strings.Join(lines, "\n    "))
+	return nil
+}

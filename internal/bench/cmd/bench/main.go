@@ -1,0 +1,81 @@
+// Command bench is `make bench`: the console's speed and memory at 10k and 1M sessions,
+// measured against raw pgx running the same SQL in the same run. See package bench.
+//
+//	go run ./internal/bench/cmd/bench -console bin/console           # full run (10k and 1M)
+//	BENCH_QUICK=1 go run ./internal/bench/cmd/bench -console bin/console  # 10k only, short cases
+//	go run ./internal/bench/cmd/bench -floor-only                    # raw pgx floors only
+//
+// Missed bars are reported, not failures: the exit status is non-zero only when the bench
+// could not run (a database error, a console answer with an unexpected status).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sessionconsole/console/internal/bench"
+)
+
+func main() {
+	quickDefault := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
+	outDefault := os.Getenv("BENCH_OUT")
+	if outDefault == "" {
+		outDefault = "bench-results.json"
+	}
+	var (
+		consoleBin = flag.String("console", "bin/console", "the console binary to benchmark")
+		floorOnly  = flag.Bool("floor-only", false, "measure only the raw pgx floors (no console)")
+		quick      = flag.Bool("quick", quickDefault, "10k sessions only, short cases [env BENCH_QUICK]")
+		out        = flag.String("out", outDefault, "JSON results file [env BENCH_OUT]")
+		sizes      = flag.String("sizes", "", "comma-separated session counts (default 10000,1000000; quick: 10000)")
+		clients    = flag.Int("clients", 16, "concurrent clients for the request cases")
+		duration   = flag.Duration("duration", 0, "measured time per case (default 5s; quick: 1.5s)")
+		explain    = flag.Bool("explain", false, "print EXPLAIN ANALYZE of the list floors after seeding")
+		hold       = flag.Bool("hold", false, "keep each size's database and console up after its cases until Ctrl-C")
+		timeout    = flag.Duration("timeout", 0, "stop the whole run after this long (default 15m; quick: 3m)")
+	)
+	flag.Parse()
+	cfg := bench.DefaultConfig(*quick)
+	cfg.Console, cfg.FloorOnly, cfg.Out, cfg.Clients = *consoleBin, *floorOnly, *out, *clients
+	cfg.Explain, cfg.Hold = *explain, *hold
+	if *duration > 0 {
+		cfg.CaseDuration = *duration
+	}
+	if *sizes != "" {
+		cfg.Sizes = nil
+		for _, s := range strings.Split(*sizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(s, "_", "")))
+			if err != nil || n < 1000 {
+				fmt.Fprintf(os.Stderr, "bench: bad size %q (at least 1000)\n", s)
+				os.Exit(2)
+			}
+			cfg.Sizes = append(cfg.Sizes, n)
+		}
+	}
+	limit := *timeout
+	if limit == 0 && *hold {
+		limit = 24 * time.Hour
+	} else if limit == 0 {
+		limit = 15 * time.Minute
+		if cfg.Quick {
+			limit = 3 * time.Minute
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	if _, err := bench.Run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		cancel()
+		os.Exit(1)
+	}
+}
