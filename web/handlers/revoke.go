@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -13,10 +14,13 @@ import (
 	"github.com/sessionconsole/console/web/templates"
 )
 
-// userParam returns the {name} path parameter, unescaped.
+// userParam returns the {name} segment of /users/{name}/revoke, unescaped. It is read from the
+// escaped path, since echo hands out the parameter escaped or not depending on whether the
+// URL needed a RawPath (a name with "/" does, one with "%" does not).
 func userParam(c echo.Context) (string, error) {
-	name, err := url.PathUnescape(c.Param("name"))
-	if err != nil || name == "" {
+	seg := strings.TrimSuffix(strings.TrimPrefix(c.Request().URL.EscapedPath(), "/users/"), "/revoke")
+	name, err := url.PathUnescape(seg)
+	if err != nil || name == "" || strings.Contains(seg, "/") {
 		return "", echo.NewHTTPError(http.StatusBadRequest, "Invalid username in the address.")
 	}
 	return name, nil

@@ -1,0 +1,284 @@
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/sessionconsole/console/internal/admins"
+	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/pgtest"
+	"github.com/sessionconsole/console/sessionstore"
+)
+
+func TestMain(m *testing.M) {
+	admins.Cost = bcrypt.MinCost
+	pgtest.Main(m)
+}
+
+const adminPassword = "correct horse battery staple"
+
+// server is the console on a real listener over a fresh database.
+type server struct {
+	url      string
+	pool     *pgxpool.Pool
+	sessions *sessionstore.Store
+	admins   *admins.Store
+	audit    *audit.Store
+	handler  *Handler
+}
+
+func testKeys() [][]byte {
+	hash, block := make([]byte, 64), make([]byte, 32)
+	rand.Read(hash)
+	rand.Read(block)
+	return [][]byte{hash, block}
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	return newServerOn(t, pgtest.NewDB(t), Config{})
+}
+
+func newServerOn(t *testing.T, dbURL string, cfg Config) *server {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgdb.Connect(ctx, dbURL, pgdb.Config{ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := &server{pool: pool}
+	if s.sessions, err = sessionstore.Open(ctx, pool, sessionstore.Options{MaxTTL: 31 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.sessions.Close)
+	if s.admins, err = admins.Open(ctx, pool, pgdb.Postgres, 0); err != nil {
+		t.Fatal(err)
+	}
+	if s.audit, err = audit.Open(ctx, pool, pgdb.Postgres); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.admins.Add(ctx, "admin", adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = testKeys()
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.handler = New(s.sessions, s.admins, s.audit, cfg)
+	e := echo.New()
+	s.handler.Register(e)
+	hs := httptest.NewServer(e)
+	t.Cleanup(hs.Close)
+	s.url = hs.URL
+	return s
+}
+
+var userSeq atomic.Int64
+
+// createUser makes a LOGIN role with a name unique to the test (roles are cluster-wide).
+func (s *server) createUser(t *testing.T, base string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s%d", base, userSeq.Add(1))
+	s.createRole(t, name)
+	return name
+}
+
+func (s *server) createRole(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := s.pool.Exec(ctx, "CREATE ROLE "+ident+" LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+ident) })
+}
+
+func (s *server) issue(t *testing.T, user string, ttl time.Duration) sessionstore.Issued {
+	t.Helper()
+	is, err := s.sessions.Issue(context.Background(), user, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return is
+}
+
+func (s *server) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := s.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// client is a browser stand-in: a cookie jar, no redirects followed, the CSRF token it saw last.
+type client struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	csrf string
+}
+
+func (s *server) client(t *testing.T) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, base: s.url, http: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+type response struct {
+	*http.Response
+	body string
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
+
+func (c *client) do(method, path string, form url.Values, headers map[string]string) response {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfMeta.FindStringSubmatch(string(b)); m != nil {
+		c.csrf = m[1]
+	}
+	return response{resp, string(b)}
+}
+
+func (c *client) get(path string) response { return c.do("GET", path, nil, nil) }
+
+func (c *client) hxGet(path string) response {
+	return c.do("GET", path, nil, map[string]string{"HX-Request": "true"})
+}
+
+// post sends a form with the CSRF token the client saw last.
+func (c *client) post(path string, form url.Values) response {
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["_csrf"]; !ok {
+		form.Set("_csrf", c.csrf)
+	}
+	return c.do("POST", path, form, nil)
+}
+
+// hxPost posts as htmx does: the token in the header.
+func (c *client) hxPost(path string, form url.Values) response {
+	if form == nil {
+		form = url.Values{}
+	}
+	return c.do("POST", path, form, map[string]string{"HX-Request": "true", "X-CSRF-Token": c.csrf})
+}
+
+// signIn returns a client signed in as admin.
+func (s *server) signIn(t *testing.T) *client {
+	t.Helper()
+	c := s.client(t)
+	c.get("/login")
+	r := c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}})
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/sessions" {
+		t.Fatalf("sign-in: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	if p := c.get("/sessions"); p.StatusCode != http.StatusOK {
+		t.Fatalf("sessions after sign-in: %d", p.StatusCode)
+	}
+	return c
+}
+
+func (c *client) cookie(name string) *http.Cookie {
+	u, _ := url.Parse(c.base)
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == name {
+			return ck
+		}
+	}
+	return nil
+}
+
+func wantStatus(t *testing.T, r response, want int) {
+	t.Helper()
+	if r.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d\n%.600s", r.Request.Method, r.Request.URL.Path, r.StatusCode, want, r.body)
+	}
+}
+
+func wantContains(t *testing.T, body string, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if !strings.Contains(body, s) {
+			t.Errorf("body lacks %q\n%.2000s", s, body)
+		}
+	}
+}
+
+func wantNotContains(t *testing.T, body string, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if strings.Contains(body, s) {
+			t.Errorf("body contains %q", s)
+		}
+	}
+}
+
+// testids returns how many elements carry data-testid=id.
+func testids(body, id string) int { return strings.Count(body, `data-testid="`+id+`"`) }
+
+var rowRE = regexp.MustCompile(`<tr data-testid="session-row" data-session-id="(\d+)" data-username="([^"]*)" data-status="(\w+)">`)
+
+type row struct{ id, user, status string }
+
+func rows(body string) []row {
+	var out []row
+	for _, m := range rowRE.FindAllStringSubmatch(body, -1) {
+		out = append(out, row{m[1], m[2], m[3]})
+	}
+	return out
+}
+
+var testidText = regexp.MustCompile(`data-testid="([\w-]+)"[^>]*>([^<]*)<`)
+
+// textOf returns the text of the first element with data-testid=id.
+func textOf(body, id string) string {
+	for _, m := range testidText.FindAllStringSubmatch(body, -1) {
+		if m[1] == id {
+			return m[2]
+		}
+	}
+	return ""
+}
