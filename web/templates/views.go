@@ -64,21 +64,21 @@ type Counts struct {
 
 // SessionsTable is the part of the sessions page that htmx swaps: counts, table, pager.
 type SessionsTable struct {
-	SelfURL    string // this view: what the periodic refresh reloads
-	Notice     string // what the last action changed
-	Counts     Counts
-	Rows       []SessionRow
-	NextURL    string
-	PrevURL    string
-	FirstURL   string
-	CSVURL     string
-	JSONURL    string
-	UpdatedAt  string
-	Filtered   bool // a username filter is on
+	SelfURL   string // this view: what the periodic refresh reloads
+	Notice    string // what the last action changed
+	Counts    Counts
+	Rows      []SessionRow
+	NextURL   string
+	PrevURL   string
+	FirstURL  string
+	CSVURL    string
+	JSONURL   string
+	UpdatedAt string
+	Filtered  bool // a username filter is on
 	// User and UserRevokeAllURL are set when the view shows exactly one user.
 	User             string
 	UserRevokeAllURL string
-	StatusName string
+	StatusName       string
 }
 
 // Filters is the filter form's state (all of it also in the URL).
