@@ -26,7 +26,11 @@ var (
 // Main runs the package's tests and stops the cluster afterwards. Use it as TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the package's tests, stops the cluster and returns the exit code, for a TestMain
+// that has more to do before it exits.
+func Run(m *testing.M) int {
 	code := m.Run()
 	mu.Lock()
 	if cluster != nil {
@@ -35,7 +39,7 @@ func Main(m *testing.M) {
 		}
 	}
 	mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // Cluster returns the test binary's cluster, starting it on first use. A cluster that cannot
@@ -91,4 +95,20 @@ func NewDB(t testing.TB) string {
 		}
 	})
 	return u.String()
+}
+
+// TempDir returns a new directory the embedded server's user can pass through (t.TempDir's
+// parents are private to the test user, which keeps out the `postgres` user when we are root),
+// removed when the test ends.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
