@@ -1,0 +1,26 @@
+package templates
+
+import (
+	"context"
+	"io"
+
+	"github.com/a-h/templ"
+)
+
+// timeCell renders a TimeCell: <time> with the CLI's text and a relative hint, or NULL. It is
+// written by hand (not as a templ component) because a page has hundreds of them and the
+// generated component's per-call setup dominated the table's render time.
+func timeCell(t TimeCell) templ.Component {
+	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
+		if t.ISO == "" {
+			_, err := io.WriteString(w, `<span class="null">`+templ.EscapeString(t.Text)+`</span>`)
+			return err
+		}
+		s := `<time datetime="` + templ.EscapeString(t.ISO) + `">` + templ.EscapeString(t.Text) + `</time>`
+		if t.Hint != "" {
+			s += `<span class="hint">` + templ.EscapeString(t.Hint) + `</span>`
+		}
+		_, err := io.WriteString(w, s)
+		return err
+	})
+}
