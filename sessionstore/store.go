@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -470,13 +471,25 @@ func (s *Store) MarkUsed(ctx context.Context, id int64) error {
 	return s.dbErr("mark used", err)
 }
 
-// Users returns the names Issue accepts, sorted, at most limit of them.
-func (s *Store) Users(ctx context.Context, limit int) ([]string, error) {
-	sql := `SELECT username FROM system.users WHERE NOT "isRole" ORDER BY username LIMIT $1`
+// Users returns up to limit names that Issue accepts and that start with prefix, sorted.
+func (s *Store) Users(ctx context.Context, prefix string, limit int) ([]string, error) {
+	col, sql := "username", `SELECT username FROM system.users WHERE NOT "isRole"`
 	if s.flavor == pgdb.Postgres {
-		sql = `SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolcanlogin ORDER BY rolname LIMIT $1`
+		col, sql = "rolname::text", `SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolcanlogin`
 	}
-	rows, err := s.pool.Query(ctx, sql, limit)
+	args := []any{}
+	if prefix != "" {
+		prefix = s.Username(prefix)
+		args = append(args, prefix)
+		sql += " AND " + col + " >= $1"
+		if hi, ok := prefixEnd(prefix); ok {
+			args = append(args, hi)
+			sql += " AND " + col + " < $2"
+		}
+	}
+	args = append(args, limit)
+	sql += " ORDER BY 1 LIMIT $" + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, s.dbErr("users", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -440,13 +441,25 @@ func TestUsers(t *testing.T) {
 		e.createUser(t, user)
 		role := uniqueName("unlisted_role")
 		e.createRole(t, role)
-		names, err := e.s.Users(context.Background(), 10000)
+		names, err := e.s.Users(context.Background(), "", 10000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		joined := "," + strings.Join(names, ",") + ","
 		if !strings.Contains(joined, ","+user+",") || strings.Contains(joined, ","+role+",") {
 			t.Errorf("Users() = %v: want %s and not %s", names, user, role)
+		}
+		names, err = e.s.Users(context.Background(), user[:len(user)-1], 10)
+		if err != nil || !slices.Contains(names, user) {
+			t.Errorf("Users(prefix) = %v, %v", names, err)
+		}
+		for _, n := range names {
+			if !strings.HasPrefix(n, user[:len(user)-1]) {
+				t.Errorf("Users(prefix) returned %q", n)
+			}
+		}
+		if names, err = e.s.Users(context.Background(), "zz_no_such_prefix", 10); err != nil || len(names) != 0 {
+			t.Errorf("Users(no match) = %v, %v", names, err)
 		}
 	})
 }

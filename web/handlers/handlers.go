@@ -28,7 +28,7 @@ type SessionStore interface {
 	RevokeSession(ctx context.Context, id int64) (sessionstore.Revocation, error)
 	Verify(ctx context.Context, cookie string) (sessionstore.Verified, error)
 	MarkUsed(ctx context.Context, id int64) error
-	Users(ctx context.Context, limit int) ([]string, error)
+	Users(ctx context.Context, prefix string, limit int) ([]string, error)
 	Username(name string) string
 	CheckTTL(ttl time.Duration) error
 	MaxTTL() time.Duration

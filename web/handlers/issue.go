@@ -28,19 +28,24 @@ type issueRequest struct {
 	Custom      string `form:"expire_custom"`
 }
 
-// issueForm returns the empty form for a sessions view.
+// issueForm returns the empty form for a sessions view. Username suggestions are fetched as
+// the admin types (suggestUsers), not sent with every page.
 func (h *Handler) issueForm(c echo.Context, q sessionsQuery) (templates.IssueForm, error) {
-	users, err := h.sessions.Users(c.Request().Context(), 500)
-	if err != nil {
-		return templates.IssueForm{}, err
-	}
 	return templates.IssueForm{
-		Users:   users,
 		Presets: presets(defaultPreset),
 		Max:     sessionstore.FormatDuration(h.sessions.MaxTTL()),
 		Return:  q.values().Encode(),
 		CSRF:    h.csrfToken(c),
 	}, nil
+}
+
+// suggestUsers answers the username field's suggestions: <option>s of users starting with q.
+func (h *Handler) suggestUsers(c echo.Context) error {
+	users, err := h.sessions.Users(c.Request().Context(), c.QueryParam("username"), 20)
+	if err != nil {
+		return err
+	}
+	return h.render(c, http.StatusOK, templates.UserOptions(users))
 }
 
 func presets(selected string) []templates.Option {

@@ -43,6 +43,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	a.POST("/sessions/cookie-file", h.downloadCookieFile)
 	a.GET("/sessions/:id/revoke", h.confirmRevokeSession)
 	a.POST("/sessions/:id/revoke", h.revokeSession)
+	a.GET("/users", h.suggestUsers)
 	a.GET("/users/:name/revoke", h.confirmRevokeUser)
 	a.POST("/users/:name/revoke", h.revokeUserSessions)
 	a.GET("/audit", h.showAuditPage)
