@@ -247,4 +247,3 @@ func TestDatabaseDownAndBack(t *testing.T) {
 	}
 	wantStatus(t, c.get("/readyz"), http.StatusOK)
 }
-
