@@ -168,6 +168,11 @@ func (h *Handler) showSessionsPage(c echo.Context) error {
 		return err
 	}
 	if isPartial(c) {
+		if c.Request().Header.Get("HX-Trigger") == "filters" {
+			// The filter form pushes its raw query (every field, defaults too); push the
+			// canonical URL of the same view instead.
+			c.Response().Header().Set("HX-Push-Url", q.url("/sessions"))
+		}
 		return h.render(c, http.StatusOK, templates.Table(table))
 	}
 	issue, err := h.issueForm(c, q)

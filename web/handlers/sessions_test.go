@@ -60,6 +60,12 @@ func TestSessionsPageAndFragment(t *testing.T) {
 	}
 	wantContains(t, r.body, `data-testid="revoke-filtered-user"`) // exact user: a revoke-all bar
 
+	// The filter form's request pushes the canonical URL of its view.
+	r = c.do("GET", "/sessions?user=&match=&status=active&sort=created&dir=desc&limit=50", nil,
+		map[string]string{"HX-Request": "true", "HX-Trigger": "filters"})
+	if got := r.Header.Get("HX-Push-Url"); got != "/sessions" {
+		t.Errorf("HX-Push-Url %q", got)
+	}
 	// A history restore or a boosted request gets the whole page.
 	for _, h := range []map[string]string{{"HX-Request": "true", "HX-History-Restore-Request": "true"}, {"HX-Request": "true", "HX-Boosted": "true"}} {
 		r = c.do("GET", "/sessions?status=all", nil, h)
