@@ -47,7 +47,7 @@ is given, on an embedded local PostgreSQL kept in --data-dir.`,
 		"session table dialect: auto (from SELECT version()), cockroach (system.web_sessions) or postgres (console.web_sessions) [env CONSOLE_DIALECT]")
 	pf.DurationVar(&g.maxTTL, "max-expire-after", sessionstore.DefaultMaxTTL,
 		"longest session expiry that login and the web console grant")
-	root.AddCommand(newAuthSessionCmd(g), newAdminCmd(g), newServeCmd(g))
+	root.AddCommand(newAuthSessionCmd(g), newAdminCmd(g), newSQLCmd(g), newServeCmd(g))
 	return root
 }
 

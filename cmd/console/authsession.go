@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/output"
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/sessionstore"
+)
+
+func newAuthSessionCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "auth-session",
+		Short: "Issue, revoke and list HTTP authentication sessions",
+		Long: `auth-session creates and manages HTTP authentication sessions (web sessions) from the
+command line, as cockroach auth-session does:
+
+  login   issues a session for a user and prints its cookie, for curl, wget or any other
+          HTTP tool (the user must exist and may be root);
+  logout  revokes every session of a user;
+  list    lists every session: active, expired and revoked, until they are purged.
+
+On CockroachDB the sessions are the cluster's own (system.web_sessions); on PostgreSQL they live
+in the console's table (console.web_sessions). Without --url the embedded PostgreSQL in
+--data-dir is used.`,
+		Example: `  console auth-session login web_user
+  console auth-session login web_user --expire-after=4h30m
+  console auth-session login web_user --only-cookie > $HOME/.session_cookie
+  console auth-session logout web_user
+  console auth-session list`,
+		RunE: parentRunE,
+	}
+	cmd.AddCommand(newLoginCmd(g), newLogoutCmd(g), newListCmd(g))
+	return cmd
+}
+
+// parentRunE makes a command group print its help when called alone and refuse unknown
+// subcommands (cobra would print the help and succeed).
+func parentRunE(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return errors.New(msg)
+}
+
+// exactArgs accepts exactly the named positional arguments, with a one-line usage error.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) < len(names):
+			return fmt.Errorf("%s: missing %s argument (usage: %s)", subcommandPath(cmd), names[len(args)], cmd.UseLine())
+		case len(args) > len(names):
+			return fmt.Errorf("%s: unexpected argument %q (usage: %s)", subcommandPath(cmd), args[len(names)], cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// subcommandPath is the command's path without the program name, which main already prints
+// in front of every error: "auth-session login".
+func subcommandPath(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+const loginExample = `  # A session of the default length (1 hour) for web_user, printed as a table:
+  console auth-session login web_user
+
+  # A session that expires after 4 hours and 30 minutes:
+  console auth-session login web_user --expire-after=4h30m
+
+  # Only the cookie, for other tools:
+  console auth-session login web_user --only-cookie > $HOME/.session_cookie
+  curl --cookie "$(cat $HOME/.session_cookie)" https://localhost:8080/_status/logfiles/local`
+
+func newLoginCmd(g *globalFlags) *cobra.Command {
+	var (
+		expireAfter string
+		onlyCookie  bool
+		format      string
+	)
+	cmd := &cobra.Command{
+		Use:   "login USER",
+		Short: "Issue an HTTP session for a user and print its cookie",
+		Long: `login creates a new HTTP authentication session for USER and prints the user, the session ID
+and the authentication cookie, which curl --cookie, wget --header or any HTTP tool can present.
+No password is needed: whoever can run this command against the database can log in as any
+existing user, root included. The user must exist and be able to log in (CockroachDB: a user,
+not a role; PostgreSQL: a role with LOGIN); otherwise login fails with
+  user "NAME" does not exist
+On CockroachDB the name is normalized as SQL normalizes identifiers (lower-cased, NFC).
+
+The cookie is shown only here: the database keeps a hash of its secret. When standard input
+is a terminal, examples of curl and wget commands using the cookie are printed on standard
+error. Each login is recorded in the console's audit log (without the cookie).`,
+		Example: loginExample,
+		Args:    exactArgs("USER"),
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			f, err := resolveFormat(format)
+			if err != nil {
+				return err
+			}
+			ttl, err := parseExpireAfter(expireAfter)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			a, err := g.openApp(ctx, openOptions{maxConns: 2})
+			if err != nil {
+				return g.openErr(err)
+			}
+			defer closeApp(a, &err)
+			if err := a.sessions.CheckTTL(ttl); err != nil {
+				return fmt.Errorf("invalid --expire-after %q: %s", expireAfter, strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": "))
+			}
+			iss, err := a.sessions.Issue(ctx, args[0], ttl)
+			if err != nil {
+				return err
+			}
+			expires := iss.ExpiresAt
+			if err := a.audit.Record(ctx, audit.Entry{
+				Admin: cliActor(), Action: audit.Issue, Target: iss.Username, SessionID: iss.ID,
+				ExpiresAt: &expires, Detail: "auth-session login --expire-after=" + sessionstore.FormatDuration(ttl),
+			}); err != nil {
+				// A session nobody can account for is not handed out.
+				if _, rerr := a.sessions.RevokeSession(ctx, iss.ID); rerr != nil {
+					return fmt.Errorf("%w; session %d was issued but could not be revoked: %v", err, iss.ID, rerr)
+				}
+				return fmt.Errorf("%w; session %d was revoked", err, iss.ID)
+			}
+			cookie := iss.Cookie.SetCookie()
+			out := cmd.OutOrStdout()
+			if onlyCookie {
+				_, err := fmt.Fprintln(out, cookie)
+				return outputErr(err)
+			}
+			w, err := output.NewWriter(out, f, []output.Column{
+				{Name: "username"}, {Name: "session ID"}, {Name: "authentication cookie"},
+			})
+			if err != nil {
+				return err
+			}
+			if err := w.Row(iss.Username, strconv.FormatInt(iss.ID, 10), cookie); err != nil {
+				return err
+			}
+			if err := w.Close(); err != nil {
+				return outputErr(err)
+			}
+			if term.IsTerminal(int(os.Stdin.Fd())) {
+				printCookieHint(cmd.ErrOrStderr(), cookie)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&expireAfter, "expire-after", "1h",
+		"how long the session lasts: a number of hours, minutes and seconds (h, m, s), e.g. 30m or 4h30m; at most --max-expire-after")
+	fl.BoolVar(&onlyCookie, "only-cookie", false, "print only the cookie, for other commands")
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+// printCookieHint shows how to use the cookie, as comments, on the terminal's stderr.
+func printCookieHint(w io.Writer, cookie string) {
+	fmt.Fprintf(w, `#
+# Present the cookie to the HTTP interface with any HTTP client, for example:
+#
+#   curl --cookie '%[1]s' https://...
+#   wget --header='Cookie: %[1]s' https://...
+#
+# (add -k to curl, or --no-check-certificate to wget, for a self-signed certificate)
+#
+`, cookie)
+}
+
+const logoutExample = `  console auth-session logout web_user`
+
+func newLogoutCmd(g *globalFlags) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "logout USER",
+		Short: "Revoke every HTTP session of a user",
+		Long: `logout revokes all HTTP authentication sessions of USER and prints them: username, session ID
+and revocation time. A session revoked before keeps its earlier revocation time, so the output
+also lists sessions that were already revoked (or expired) but not purged yet. An unknown user
+is not an error: there is nothing to revoke, and the output has no rows. Single sessions
+cannot be revoked here (the web console can); use a short --expire-after instead.
+
+Each logout is recorded in the console's audit log with the number of sessions it revoked.`,
+		Example: logoutExample,
+		Args:    exactArgs("USER"),
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			f, err := resolveFormat(format)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			a, err := g.openApp(ctx, openOptions{maxConns: 2})
+			if err != nil {
+				return g.openErr(err)
+			}
+			defer closeApp(a, &err)
+			revs, err := a.sessions.RevokeUser(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			slices.SortFunc(revs, func(x, y sessionstore.Revocation) int { return cmpInt64(x.ID, y.ID) })
+			var newly int64
+			for _, r := range revs {
+				if r.Newly {
+					newly++
+				}
+			}
+			auditErr := a.audit.Record(ctx, audit.Entry{
+				Admin: cliActor(), Action: audit.RevokeAll, Target: a.sessions.Username(args[0]),
+				Count: newly, Detail: "auth-session logout",
+			})
+			w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
+				{Name: "username", Align: output.AlignLeft},
+				{Name: "session ID", Align: output.AlignRight},
+				{Name: "revoked"},
+			})
+			if err != nil {
+				return err
+			}
+			for _, r := range revs {
+				if err := w.Row(r.Username, strconv.FormatInt(r.ID, 10), output.Timestamp(r.RevokedAt)); err != nil {
+					return outputErr(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				return outputErr(err)
+			}
+			if auditErr != nil {
+				return fmt.Errorf("the sessions were revoked, but the audit log entry failed: %w", auditErr)
+			}
+			return nil
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+const listExample = `  console auth-session list
+  console auth-session list --format=csv > sessions.csv`
+
+func newListCmd(g *globalFlags) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List every HTTP session",
+		Long: `list prints every HTTP authentication session, in session ID order: username, session ID,
+created, expires, revoked (NULL while not revoked) and last used. It shows active sessions and
+also expired and revoked ones until they are purged. Times are UTC.
+
+Rows are streamed: the csv, tsv, json, ndjson and records formats print each row as it is read,
+so listing a large table takes little memory (the table format has to see every row first).`,
+		Example: listExample,
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			f, err := resolveFormat(format)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			a, err := g.openApp(ctx, openOptions{maxConns: 2})
+			if err != nil {
+				return g.openErr(err)
+			}
+			defer closeApp(a, &err)
+			bw := bufio.NewWriterSize(cmd.OutOrStdout(), 32<<10)
+			w, err := output.NewWriter(bw, f, []output.Column{
+				{Name: "username", Align: output.AlignLeft},
+				{Name: "session ID", Align: output.AlignRight},
+				{Name: "created"},
+				{Name: "expires"},
+				{Name: "revoked"},
+				{Name: "last used"},
+			})
+			if err != nil {
+				return err
+			}
+			err = a.sessions.Each(ctx, sessionstore.Filter{Sort: sessionstore.SortID}, func(s sessionstore.Session) error {
+				revoked := output.Null
+				if s.RevokedAt != nil {
+					revoked = output.Timestamp(*s.RevokedAt)
+				}
+				return w.Row(s.Username, strconv.FormatInt(s.ID, 10), output.Timestamp(s.CreatedAt),
+					output.Timestamp(s.ExpiresAt), revoked, output.Timestamp(s.LastUsedAt))
+			})
+			if err != nil {
+				bw.Flush()
+				return outputErr(err)
+			}
+			if err := w.Close(); err != nil {
+				return outputErr(err)
+			}
+			return outputErr(bw.Flush())
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+// addFormatFlag adds --format. Its default, "", means table on a terminal and tsv otherwise.
+func addFormatFlag(cmd *cobra.Command, format *string) {
+	cmd.Flags().StringVar(format, "format", "",
+		"output format: "+output.FormatNames()+" (default: table when standard output is a terminal, tsv otherwise)")
+}
+
+// resolveFormat parses --format, choosing the default for "". It also makes writes to a
+// closed pipe fail with EPIPE instead of killing the process, so that a command whose output
+// is cut short (console auth-session list | head) still leaves the embedded server cleanly.
+func resolveFormat(s string) (output.Format, error) {
+	signal.Ignore(syscall.SIGPIPE)
+	if s == "" {
+		return output.DefaultFormat(term.IsTerminal(int(os.Stdout.Fd()))), nil
+	}
+	return output.ParseFormat(s)
+}
+
+// outputErr turns a write to a closed pipe into a quiet failure; other errors pass.
+func outputErr(err error) error {
+	if errors.Is(err, syscall.EPIPE) {
+		return &exitError{code: 1}
+	}
+	return err
+}
+
+// openErr presents a failure to open the database on one line (connection errors list their
+// attempts on several), and says plainly when the server at --url did not answer the way
+// PostgreSQL and CockroachDB do (an HTTP server, say, or nothing answering at all).
+func (g *globalFlags) openErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if g.url != "" && errors.Is(err, pgdb.ErrUnavailable) {
+		for _, s := range []string{"expected at most", "unexpected", "deadline exceeded", "timeout", "EOF"} {
+			if strings.Contains(msg, s) {
+				msg += " (the server at --url did not answer as PostgreSQL or CockroachDB would: is the URL right?)"
+				break
+			}
+		}
+	}
+	return &shownError{msg: msg, err: err}
+}
+
+// shownError replaces an error's text, keeping it for errors.Is and errors.As.
+type shownError struct {
+	msg string
+	err error
+}
+
+func (e *shownError) Error() string { return e.msg }
+func (e *shownError) Unwrap() error { return e.err }
+
+// closeApp closes a and reports its error through *err unless an error is already there.
+func closeApp(a *app, err *error) {
+	if cerr := a.Close(); *err == nil && cerr != nil {
+		*err = cerr
+	}
+}
+
+// durationRE is what --expire-after accepts: Go duration syntax restricted to h, m and s.
+var durationRE = regexp.MustCompile(`^[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[hms])+$`)
+
+// parseExpireAfter parses --expire-after: Go duration syntax (time.ParseDuration) made of h, m
+// and s only, such as 1h, 90m, 4h30m or 1.5h; the result must be positive. The maximum is the
+// store's (CheckTTL).
+func parseExpireAfter(s string) (time.Duration, error) {
+	if !durationRE.MatchString(s) {
+		return 0, fmt.Errorf("invalid --expire-after %q: use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)", s)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil { // the syntax is right, so the number is out of range
+		return 0, fmt.Errorf("invalid --expire-after %q: far too long", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("invalid --expire-after %q: the expiry must be positive", s)
+	}
+	return d, nil
+}
