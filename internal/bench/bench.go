@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -59,6 +60,13 @@ type Config struct {
 	// Hold keeps each size's database and server up after its cases until ctx ends (Ctrl-C),
 	// printing how to reach them, for investigation.
 	Hold bool
+	// Pprof is the console's net/http/pprof address (host:port), if it serves one; a CPU
+	// profile of every console case is then saved in PprofDir.
+	Pprof    string
+	PprofDir string
+	// WaitIdle, if positive, waits before each case (up to this long) until other processes
+	// use less than 10% of the machine's CPU: on a shared machine, the figures are otherwise noise.
+	WaitIdle time.Duration
 	// Out is the JSON results file ("" writes none).
 	Out string
 	// Log receives progress lines and the final table.
@@ -253,7 +261,8 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		Active: seeded.Active, Revoked: seeded.Revoked, Expired: seeded.Expired,
 		SeedSeconds: seeded.Duration.Seconds(), CopySeconds: seeded.CopyTime.Seconds(),
 		TableMB: float64(seeded.TableBytes) / (1 << 20), IndexMB: float64(seeded.IndexBytes) / (1 << 20)}
-	env := &sizeEnv{cfg: cfg, pool: pool, store: store, seeded: seeded, data: data, logf: logf}
+	env := &sizeEnv{cfg: cfg, pool: pool, store: store, seeded: seeded, data: data, logf: logf,
+		postmaster: postmasterPID(cluster.DataDir())}
 
 	var (
 		srv      *Server
@@ -357,6 +366,11 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 // measure runs one case's floor, then (unless floor-only) its console side.
 func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, client *Client, sr *SizeReport) (*CaseResult, error) {
 	res := &CaseResult{ID: bc.ID, Name: bc.Name, Unit: bc.Unit, Workers: bc.Workers}
+	if e.cfg.WaitIdle > 0 {
+		if waited, busy := waitIdle(ctx, e.cfg.WaitIdle); busy >= 10 {
+			e.logf("case %s: the machine is still %.0f%% busy after waiting %s; measuring anyway", bc.ID, busy, waited.Round(time.Second))
+		}
+	}
 	load := func(op func(ctx context.Context, worker, i int) (int64, error)) Load {
 		return Load{Workers: bc.Workers, MaxOps: bc.MaxOps, Duration: e.cfg.CaseDuration, Warmup: e.cfg.Warmup,
 			Prepare: bc.prepare, Op: op}
@@ -369,7 +383,9 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 			}
 		}
 	} else if bc.floor != nil {
+		cpu := startCPU(0, e.postmaster)
 		st, err := load(bc.floor).Run(ctx)
+		st.CPU = cpu.per(st.Ops + st.WarmupOps)
 		if err == nil && bc.cleanup != nil {
 			err = bc.cleanup(ctx)
 		}
@@ -385,14 +401,20 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 				e.logf("case %s: WARNING: %v", bc.ID, err)
 			}
 		}
+		profiled := e.profile(bc)
 		var sampler *rssSampler
 		if bc.ID == "8" {
 			sampler = sampleRSS(srv.PID(), 100*time.Millisecond)
 		}
+		cpu := startCPU(srv.PID(), e.postmaster)
 		st, err := load(func(ctx context.Context, w, i int) (int64, error) { return bc.console(ctx, client, w, i) }).Run(ctx)
+		st.CPU = cpu.per(st.Ops + st.WarmupOps)
 		if sampler != nil {
 			peak := sampler.Stop()
 			res.StreamPeakRSSMB = float64(peak) / (1 << 20)
+		}
+		if profiled != nil {
+			<-profiled
 		}
 		if err == nil && bc.cleanup != nil {
 			err = bc.cleanup(ctx)
@@ -405,6 +427,34 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 	res.setRatio()
 	e.logf("case %-4s %s", bc.ID, res.summary())
 	return res, nil
+}
+
+// profile fetches a CPU profile of the console over the case's warm-up and measured run into
+// PprofDir, when the console serves pprof; the channel closes when it is saved.
+func (e *sizeEnv) profile(bc *benchCase) chan struct{} {
+	if e.cfg.Pprof == "" {
+		return nil
+	}
+	done := make(chan struct{})
+	secs := int((e.cfg.Warmup + e.cfg.CaseDuration + 999*time.Millisecond) / time.Second)
+	path := filepath.Join(e.cfg.PprofDir, fmt.Sprintf("cpu-%d-case%s.pprof", e.data.Sessions, bc.ID))
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + e.cfg.Pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+		if err != nil {
+			e.logf("pprof: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		if err != nil {
+			e.logf("pprof: %v", err)
+		}
+	}()
+	return done
 }
 
 // rssSampler records the highest VmRSS of a process, read at a fixed interval.

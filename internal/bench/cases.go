@@ -51,6 +51,8 @@ type sizeEnv struct {
 	seeded *Seeded
 	data   Dataset
 	logf   func(string, ...any)
+	// postmaster is the PostgreSQL server's pid (0 if unknown), for CPU accounting.
+	postmaster int
 }
 
 // sessionRow is a list row as the floor reads it.

@@ -44,6 +44,11 @@ type Stats struct {
 	P99ms       float64 `json:"p99_ms"`
 	Meanms      float64 `json:"mean_ms"`
 	Maxms       float64 `json:"max_ms"`
+	// WarmupOps ran before the measured ones and are not in the figures above.
+	WarmupOps int `json:"warmup_ops"`
+	// CPU is what the processes used per operation, warm-up included (and, for cases with a
+	// preparation step, that step's database work).
+	CPU *CPU `json:"cpu,omitempty"`
 }
 
 // Run runs l and returns its statistics, or the first operation error.
@@ -51,14 +56,19 @@ func (l Load) Run(ctx context.Context) (Stats, error) {
 	if l.Workers < 1 || l.MaxOps < 1 || l.Duration <= 0 {
 		return Stats{}, errors.New("bench: load needs workers, a count bound and a duration bound")
 	}
+	warm := 0
 	if l.Warmup > 0 {
 		w := l
 		w.Warmup, w.Duration, w.MaxOps = 0, l.Warmup, max(l.MaxOps/10, 1)
-		if _, err := w.run(ctx); err != nil {
+		st, err := w.run(ctx)
+		if err != nil {
 			return Stats{}, fmt.Errorf("warmup: %w", err)
 		}
+		warm = st.Ops
 	}
-	return l.run(ctx)
+	st, err := l.run(ctx)
+	st.WarmupOps = warm
+	return st, err
 }
 
 func (l Load) run(ctx context.Context) (Stats, error) {

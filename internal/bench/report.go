@@ -192,6 +192,40 @@ func (r *Report) Print(w io.Writer) {
 				fmt.Fprintf(w, "case %s: %s\n", c.ID, warn)
 			}
 		}
+		fmt.Fprintln(w, "CPU per operation (µs; warm-up included): console (of which kernel) / PostgreSQL / load generator; other processes' share of the machine")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "case\tconsole side\t\t\t\t\tfloor side\t\t\t\t")
+		for _, c := range s.Cases {
+			cols := []string{c.ID}
+			for _, st := range []*Stats{c.Console, c.Floor} {
+				if st == nil || st.CPU == nil {
+					cols = append(cols, "-", "-", "-", "-")
+					if st == c.Console {
+						cols = append(cols, "-")
+					}
+					continue
+				}
+				if st == c.Console {
+					cols = append(cols, cpuStr(st.CPU.ConsoleUs), "("+cpuStr(st.CPU.ConsoleSysUs)+")")
+				} else {
+					cols = append(cols, "-")
+				}
+				cols = append(cols, cpuStr(st.CPU.PostgresUs), cpuStr(st.CPU.BenchUs), fmt.Sprintf("%.0f%%", st.CPU.OtherPct))
+			}
+			fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")
+		}
+		tw.Flush()
+		noisy := 0.0
+		for _, c := range s.Cases {
+			for _, st := range []*Stats{c.Console, c.Floor} {
+				if st != nil && st.CPU != nil {
+					noisy = max(noisy, st.CPU.OtherPct)
+				}
+			}
+		}
+		if noisy >= 5 {
+			fmt.Fprintf(w, "WARNING: other processes used up to %.0f%% of the machine's CPU during a case: these figures are noisy; rerun on an idle machine\n", noisy)
+		}
 		if s.ServerPeakRSSMB > 0 {
 			fmt.Fprintf(w, "console serve peak RSS (VmHWM) over the run: %.1f MB\n", s.ServerPeakRSSMB)
 		}
@@ -216,6 +250,13 @@ func (r *Report) Print(w io.Writer) {
 		tw.Flush()
 	}
 	fmt.Fprintln(w)
+}
+
+func cpuStr(us float64) string {
+	if us == 0 {
+		return "-"
+	}
+	return num(us)
 }
 
 func fmtBar(v float64, unit string) string {

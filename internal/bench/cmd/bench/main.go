@@ -39,12 +39,15 @@ func main() {
 		duration   = flag.Duration("duration", 0, "measured time per case (default 5s; quick: 1.5s)")
 		explain    = flag.Bool("explain", false, "print EXPLAIN ANALYZE of the list floors after seeding")
 		hold       = flag.Bool("hold", false, "keep each size's database and console up after its cases until Ctrl-C")
+		pprof      = flag.String("pprof", "", "host:port of the console's net/http/pprof, if it serves one: save a CPU profile of each console case")
+		pprofDir   = flag.String("pprof-dir", ".", "where -pprof saves the profiles")
+		waitIdle   = flag.Duration("wait-idle", 0, "before each case, wait up to this long for other processes to leave the CPU idle (shared machines)")
 		timeout    = flag.Duration("timeout", 0, "stop the whole run after this long (default 15m; quick: 3m)")
 	)
 	flag.Parse()
 	cfg := bench.DefaultConfig(*quick)
 	cfg.Console, cfg.FloorOnly, cfg.Out, cfg.Clients = *consoleBin, *floorOnly, *out, *clients
-	cfg.Explain, cfg.Hold = *explain, *hold
+	cfg.Explain, cfg.Hold, cfg.Pprof, cfg.PprofDir, cfg.WaitIdle = *explain, *hold, *pprof, *pprofDir, *waitIdle
 	if *duration > 0 {
 		cfg.CaseDuration = *duration
 	}
