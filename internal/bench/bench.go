@@ -67,6 +67,9 @@ type Config struct {
 	// WaitIdle, if positive, waits before each case (up to this long) until other processes
 	// use less than 10% of the machine's CPU: on a shared machine, the figures are otherwise noise.
 	WaitIdle time.Duration
+	// Statements loads pg_stat_statements and reports, per console case, the statements the
+	// console ran per operation (it slows every query a little: not for judging the bars).
+	Statements bool
 	// Out is the JSON results file ("" writes none).
 	Out string
 	// Log receives progress lines and the final table.
@@ -121,7 +124,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	logf("starting PostgreSQL in %s (fsync on)", tmp)
-	cluster, err := pgembed.Start(ctx, pgembed.Options{DataDir: filepath.Join(tmp, "pg"), Settings: cfg.Settings})
+	settings := map[string]string{}
+	for k, v := range cfg.Settings {
+		settings[k] = v
+	}
+	if cfg.Statements {
+		settings["shared_preload_libraries"] = "pg_stat_statements"
+		settings["pg_stat_statements.track_utility"] = "off"
+	}
+	cluster, err := pgembed.Start(ctx, pgembed.Options{DataDir: filepath.Join(tmp, "pg"), Settings: settings})
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +253,11 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		return nil, err
 	}
 	defer pool.Close()
+	if cfg.Statements {
+		if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
 	store, err := sessionstore.Open(ctx, pool, sessionstore.Options{})
 	if err != nil {
 		return nil, err
@@ -406,6 +422,11 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 		if bc.ID == "8" {
 			sampler = sampleRSS(srv.PID(), 100*time.Millisecond)
 		}
+		if e.cfg.Statements {
+			if _, err := e.pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+				return nil, err
+			}
+		}
 		cpu := startCPU(srv.PID(), e.postmaster)
 		st, err := load(func(ctx context.Context, w, i int) (int64, error) { return bc.console(ctx, client, w, i) }).Run(ctx)
 		st.CPU = cpu.per(st.Ops + st.WarmupOps)
@@ -415,6 +436,12 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 		}
 		if profiled != nil {
 			<-profiled
+		}
+		if err == nil && e.cfg.Statements {
+			res.Statements, err = e.statements(ctx, st.Ops+st.WarmupOps)
+			for _, s := range res.Statements {
+				e.logf("case %s: %6.2f calls/op %8.3f ms/call %8.3f ms/op  %s", bc.ID, s.CallsPerOp, s.MeanMs, s.MsPerOp, s.Query)
+			}
 		}
 		if err == nil && bc.cleanup != nil {
 			err = bc.cleanup(ctx)

@@ -448,3 +448,37 @@ func (e *sizeEnv) explainSQL(ctx context.Context, sql string, args []any) error 
 	e.logf("EXPLAIN %s %v\n    %s", sql, args, strings.Join(lines, "\n    "))
 	return nil
 }
+
+// Statement is one statement the console ran during a case, from pg_stat_statements.
+type Statement struct {
+	Query      string  `json:"query"`
+	CallsPerOp float64 `json:"calls_per_op"`
+	MeanMs     float64 `json:"mean_ms"`
+	MsPerOp    float64 `json:"ms_per_op"`
+}
+
+// statements returns the statements run in this database since the last reset, most time
+// first, per operation of the case.
+func (e *sizeEnv) statements(ctx context.Context, ops int) ([]Statement, error) {
+	if ops <= 0 {
+		return nil, nil
+	}
+	rows, err := e.pool.Query(ctx, `SELECT regexp_replace(query, '\s+', ' ', 'g'), calls, mean_exec_time, total_exec_time
+		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND query NOT LIKE '%pg_stat_statements%'
+		ORDER BY total_exec_time DESC LIMIT 8`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Statement, error) {
+		var s Statement
+		var calls int64
+		var total float64
+		err := r.Scan(&s.Query, &calls, &s.MeanMs, &total)
+		if len(s.Query) > 110 {
+			s.Query = s.Query[:110] + "..."
+		}
+		s.CallsPerOp, s.MsPerOp = float64(calls)/float64(ops), total/float64(ops)
+		return s, err
+	})
+}

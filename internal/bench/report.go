@@ -68,6 +68,8 @@ type CaseResult struct {
 	// (case 8), or the CLI process's maximum RSS (list-cli).
 	StreamPeakRSSMB float64  `json:"stream_peak_rss_mb,omitempty"`
 	Warnings        []string `json:"warnings,omitempty"`
+	// Statements are what the console ran in the database per operation (with -statements).
+	Statements []Statement `json:"statements,omitempty"`
 }
 
 // Bar is one of the issue's targets, evaluated.
