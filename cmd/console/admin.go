@@ -61,6 +61,7 @@ line of standard input.`,
   printf '%s\n' "$ALICE_PASSWORD" | console admin add alice`,
 		Args: adminNameArg(true),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ignoreSIGPIPE()
 			name := args[0]
 			if err := admins.CheckName(name); err != nil {
 				return err
@@ -100,6 +101,7 @@ standard input.`,
   console admin passwd alice < new-password.txt`,
 		Args: adminNameArg(true),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ignoreSIGPIPE()
 			name := args[0]
 			ctx := cmd.Context()
 			a, err := g.openApp(ctx, openOptions{maxConns: 2})
@@ -135,6 +137,7 @@ func newAdminListCmd(g *globalFlags) *cobra.Command {
   console admin list --format=json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ignoreSIGPIPE()
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
@@ -176,6 +179,7 @@ is removed, the next console serve creates a new one with a random password, as 
 		Example: `  console admin remove alice`,
 		Args:    adminNameArg(false),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ignoreSIGPIPE()
 			name := args[0]
 			ctx := cmd.Context()
 			a, err := g.openApp(ctx, openOptions{maxConns: 2})

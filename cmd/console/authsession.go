@@ -117,6 +117,7 @@ error. Each login is recorded in the console's audit log (without the cookie).`,
 		Example: loginExample,
 		Args:    exactArgs("USER"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ignoreSIGPIPE()
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
@@ -145,9 +146,9 @@ error. Each login is recorded in the console's audit log (without the cookie).`,
 			}); err != nil {
 				// A session nobody can account for is not handed out.
 				if _, rerr := a.sessions.RevokeSession(ctx, iss.ID); rerr != nil {
-					return fmt.Errorf("%w; session %d was issued but could not be revoked: %v", err, iss.ID, rerr)
+					return fmt.Errorf("the audit log could not record session %d, which could not be revoked either: %w (revoke: %v)", iss.ID, err, rerr)
 				}
-				return fmt.Errorf("%w; session %d was revoked", err, iss.ID)
+				return fmt.Errorf("the audit log could not record session %d, so it was revoked at once: %w", iss.ID, err)
 			}
 			cookie := iss.Cookie.SetCookie()
 			out := cmd.OutOrStdout()
@@ -211,6 +212,7 @@ Each logout is recorded in the console's audit log with the number of sessions i
 		Example: logoutExample,
 		Args:    exactArgs("USER"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ignoreSIGPIPE()
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
@@ -289,6 +291,7 @@ so listing a large table takes little memory (the table format has to see every 
 		Example: listExample,
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ignoreSIGPIPE()
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
@@ -339,16 +342,18 @@ func addFormatFlag(cmd *cobra.Command, format *string) {
 		"output format: "+output.FormatNames()+" (default: table when standard output is a terminal, tsv otherwise)")
 }
 
-// resolveFormat parses --format, choosing the default for "". It also makes writes to a
-// closed pipe fail with EPIPE instead of killing the process, so that a command whose output
-// is cut short (console auth-session list | head) still leaves the embedded server cleanly.
+// resolveFormat parses --format, choosing the default for "".
 func resolveFormat(s string) (output.Format, error) {
-	signal.Ignore(syscall.SIGPIPE)
 	if s == "" {
 		return output.DefaultFormat(term.IsTerminal(int(os.Stdout.Fd()))), nil
 	}
 	return output.ParseFormat(s)
 }
+
+// ignoreSIGPIPE makes writes to a closed pipe fail with EPIPE instead of killing the process,
+// so that a command whose output is cut short (console auth-session list | head) still leaves
+// the embedded server cleanly. Every command of this package calls it first.
+func ignoreSIGPIPE() { signal.Ignore(syscall.SIGPIPE) }
 
 // outputErr turns a write to a closed pipe into a quiet failure; other errors pass.
 func outputErr(err error) error {

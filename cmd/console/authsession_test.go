@@ -55,7 +55,15 @@ func TestAuthSessionEmbedded(t *testing.T) {
 
 func TestAuthSessionURL(t *testing.T) {
 	t.Parallel()
-	referenceScenario(t, urlTarget(t))
+	tg := urlTarget(t)
+	// Roles belong to the cluster, which outlives this test's database.
+	pool := tg.db(t)
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), "DROP ROLE IF EXISTS web_user"); err != nil {
+			t.Error(err)
+		}
+	})
+	referenceScenario(t, tg)
 }
 
 // referenceScenario runs the reference page's examples as console auth-session commands, on
@@ -410,5 +418,33 @@ func TestOddUsernames(t *testing.T) {
 	list := jsonRows(t, tg.ok(t, "auth-session", "list", "--format=json"))
 	if len(list) != 3 {
 		t.Errorf("list: %v", list)
+	}
+}
+
+// TestAuditFailure: a login the audit log cannot record hands out no cookie (its session is
+// revoked at once); a logout still revokes, prints, and then fails.
+func TestAuditFailure(t *testing.T) {
+	t.Parallel()
+	tg := urlTarget(t)
+	tg.ok(t, "auth-session", "list") // migrate
+	tg.exec(t, `CREATE FUNCTION console.audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit log is down'; END $$`)
+	tg.exec(t, `CREATE TRIGGER audit_down BEFORE INSERT ON console.audit_log FOR EACH ROW EXECUTE FUNCTION console.audit_down()`)
+
+	tg.fails(t, `console: the audit log could not record session 1, so it was revoked at once: audit: record: ERROR: audit log is down (SQLSTATE P0001)`,
+		"auth-session", "login", "root", "--only-cookie")
+	if n := tg.queryInt(t, `SELECT count(*) FROM console.web_sessions WHERE id = 1 AND "revokedAt" IS NOT NULL`); n != 1 {
+		t.Errorf("the unaudited session is not revoked")
+	}
+
+	tg.exec(t, `INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt")
+		VALUES ('\x00', 'root', '2024-01-01 00:00:00', '2124-01-01 00:00:00', '2024-01-01 00:00:00')`)
+	r := tg.console(t, "auth-session", "logout", "root", "--format=csv")
+	lines := strings.Split(r.stdout, "\n")
+	if r.code == 0 || len(lines) != 4 || lines[0] != "username,session ID,revoked" ||
+		r.stderr != "console: the sessions were revoked, but the audit log entry failed: audit: record: ERROR: audit log is down (SQLSTATE P0001)\n" {
+		t.Errorf("logout:\n%s", r)
+	}
+	if n := tg.queryInt(t, `SELECT count(*) FROM console.web_sessions WHERE "revokedAt" IS NULL`); n != 0 {
+		t.Errorf("%d sessions not revoked", n)
 	}
 }

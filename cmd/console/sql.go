@@ -45,6 +45,7 @@ TIMESTAMP as 2006-01-02 15:04:05.999999); any other prints its command tag, e.g.
   console sql < setup.sql`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ignoreSIGPIPE()
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
