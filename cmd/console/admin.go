@@ -26,8 +26,8 @@ console's own accounts, stored with bcrypt hashes in the console schema of the d
 are not database users.
 
 Passwords are never taken from the command line: on a terminal they are asked for twice,
-without echo; otherwise the first line of standard input is the password. They must be ` +
-			fmt.Sprint(admins.MinPasswordLength) + ` to 72 bytes long.`,
+without echo; otherwise the first line of standard input is the password. A password has at
+least ` + fmt.Sprint(admins.MinPasswordLength) + ` characters and at most 72 bytes.`,
 		Example: `  console admin add alice
   console admin passwd alice < new-password.txt
   console admin list

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +91,44 @@ func TestEmbeddedSharedDataDir(t *testing.T) {
 		}
 		if _, ok := serverPID(t, tg.dataDir); ok {
 			t.Error("postmaster.pid names a live server after the last process left")
+		}
+	})
+
+	t.Run("interrupt", func(t *testing.T) {
+		// Ctrl-C while console sql waits for input ends it, and it stops the server it started.
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		defer cancel()
+		cmd := consoleCmd(ctx, append(tg.flags(), "sql")...)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		outPipe, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(in, "SELECT 1 AS one;")
+		out := lineReader{bufio.NewReader(outPipe)}
+		if h, v := out.line(t), out.line(t); h != "one" || v != "1" {
+			t.Fatalf("got %q, %q", h, v)
+		}
+		pid, ok := serverPID(t, tg.dataDir)
+		if !ok {
+			t.Fatal("no server runs")
+		}
+		cmd.Process.Signal(os.Interrupt)
+		err = cmd.Wait()
+		if cmd.ProcessState.ExitCode() != 1 || stderr.String() != "console: context canceled\n" {
+			t.Errorf("after an interrupt: %v, stderr %q", err, stderr.String())
+		}
+		if processAlive(pid) {
+			t.Errorf("PostgreSQL (pid %d) still runs after the interrupted console left", pid)
 		}
 	})
 

@@ -77,7 +77,7 @@ TIMESTAMP as 2006-01-02 15:04:05.999999); any other prints its command tag, e.g.
 				}
 				return nil
 			}
-			return splitStatements(os.Stdin, run)
+			return splitStatements(ctx, os.Stdin, run)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&execute, "execute", "e", nil, "a statement to run (repeatable); without -e, statements are read from standard input")
@@ -112,13 +112,36 @@ func (g *globalFlags) openDB(ctx context.Context) (*app, error) {
 }
 
 // splitStatements reads statements from r and calls run for each, stopping at its first error.
-// A statement ends with ';' at the end of a line, or at the end of the input.
-func splitStatements(r io.Reader, run func(string) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+// A statement ends with ';' at the end of a line, or at the end of the input. An interrupt
+// (ctx done) stops it even while it waits for input.
+func splitStatements(ctx context.Context, r io.Reader, run func(string) error) error {
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+		close(lines)
+	}()
 	var stmt strings.Builder
-	for sc.Scan() {
-		line := sc.Text()
+	for {
+		var line string
+		var ok bool
+		select {
+		case line, ok = <-lines:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok {
+			break
+		}
 		trimmed := strings.TrimSpace(line)
 		if stmt.Len() == 0 && (trimmed == "" || strings.HasPrefix(trimmed, "--")) {
 			continue
@@ -132,7 +155,7 @@ func splitStatements(r io.Reader, run func(string) error) error {
 			stmt.Reset()
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := <-readErr; err != nil {
 		return fmt.Errorf("read statements from standard input: %w", err)
 	}
 	if strings.TrimSpace(stmt.String()) != "" {
