@@ -42,10 +42,22 @@ func procTimes(pid int) (user, sys time.Duration, ppid int, ok bool) {
 	return time.Duration(ut) * clockTick, time.Duration(st) * clockTick, ppid, true
 }
 
-// treeCPU returns the CPU time of pid and its live children (PostgreSQL: the postmaster and
-// its backends and workers).
+// treeCPU returns the CPU time of pid, of its children that have ended (PostgreSQL: the
+// postmaster reaps its parallel workers and backends, adding their time to its own cutime and
+// cstime), and of its live children (backends and workers).
 func treeCPU(pid int) time.Duration {
-	total, _, _ := procCPU(pid)
+	total := time.Duration(0)
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 {
+			f := strings.Fields(s[i+1:])
+			// utime, stime, cutime, cstime are fields 14-17: f[11] to f[14].
+			for j := 11; j <= 14 && j < len(f); j++ {
+				n, _ := strconv.ParseInt(f[j], 10, 64)
+				total += time.Duration(n) * clockTick
+			}
+		}
+	}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())

@@ -72,7 +72,8 @@ type Seeded struct {
 	MaxID    int64
 	Duration time.Duration // COPY, index build, VACUUM ANALYZE
 	CopyTime time.Duration
-	// Cookies are valid cookie values of active sessions spread over the table.
+	// Cookies are valid cookie values of active sessions spread over the table, each valid
+	// for at least six more hours.
 	Cookies []string
 	// CookieIDs are the session IDs of Cookies, in the same order.
 	CookieIDs []int64
@@ -173,11 +174,15 @@ func (s *rowSource) Next() bool {
 	case p < s.d.ActivePct: // active: expires in the future, not revoked
 		expiresAt = between(now, maxExpiry)
 		s.counts[0]++
-		s.seenActive++
-		if len(s.sample) < s.d.VerifySample {
-			s.sample = append(s.sample, id)
-		} else if j := s.rng.IntN(s.seenActive); j < len(s.sample) {
-			s.sample[j] = id
+		// Verify's cookies must stay valid for the whole run: sample sessions that still
+		// have hours to live.
+		if expiresAt.Sub(now) > 6*time.Hour {
+			s.seenActive++
+			if len(s.sample) < s.d.VerifySample {
+				s.sample = append(s.sample, id)
+			} else if j := s.rng.IntN(s.seenActive); j < len(s.sample) {
+				s.sample[j] = id
+			}
 		}
 	case p < s.d.ActivePct+s.d.RevokedPct: // revoked some time after creation
 		expiresAt = between(createdAt, maxExpiry)
