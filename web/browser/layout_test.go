@@ -64,6 +64,8 @@ func TestLayout(t *testing.T) {
 	}{
 		{"wide", "layout_wide_user", 1280, 900, "sessions-wide"},
 		{"360 px", "layout_narrow_user", 360, 800, "sessions-360"},
+		// PostgreSQL takes names of up to 63 bytes, CockroachDB longer ones; no spaces to wrap at.
+		{"360 px, long username", "layout_" + strings.Repeat("long", 14), 360, 800, "sessions-360-long-username"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
