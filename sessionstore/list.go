@@ -347,6 +347,16 @@ func (s *Store) Counts(ctx context.Context, f Filter) (Counts, error) {
 	}, &s.bg)
 }
 
+// CountNow counts like Counts but always asks the database: for a number someone acts on
+// (a revoke confirmation), not for a page header.
+func (s *Store) CountNow(ctx context.Context, f Filter) (Counts, error) {
+	key := countKey{user: f.Username, prefix: f.Prefix}
+	if f.Username != "" {
+		key.user = s.Username(f.Username)
+	}
+	return s.count(ctx, key)
+}
+
 func (s *Store) count(ctx context.Context, key countKey) (Counts, error) {
 	now := s.now().UTC()
 	args := []any{now}

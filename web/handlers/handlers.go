@@ -21,6 +21,7 @@ import (
 type SessionStore interface {
 	List(ctx context.Context, f sessionstore.Filter) (sessionstore.Page, error)
 	Counts(ctx context.Context, f sessionstore.Filter) (sessionstore.Counts, error)
+	CountNow(ctx context.Context, f sessionstore.Filter) (sessionstore.Counts, error)
 	Each(ctx context.Context, f sessionstore.Filter, fn func(sessionstore.Session) error) error
 	Get(ctx context.Context, id int64) (sessionstore.Session, error)
 	Issue(ctx context.Context, user string, ttl time.Duration) (sessionstore.Issued, error)

@@ -57,12 +57,12 @@ func presets(selected string) []templates.Option {
 	return out
 }
 
-// expiry picks the duration text of the form: the custom field when "custom" is chosen (or
-// when only the custom field is filled in), else the preset; a bare API call may put any
-// duration in expire_after.
+// expiry picks the duration text of the form: a filled-in custom field wins (without
+// JavaScript nobody can tick "Custom" while typing; with it, choosing a preset clears the
+// field), then the chosen preset; a bare API call may put any duration in expire_after.
 func (r issueRequest) expiry() (choice, text string) {
 	switch {
-	case r.ExpireAfter == "custom" || (r.ExpireAfter == "" && strings.TrimSpace(r.Custom) != ""):
+	case strings.TrimSpace(r.Custom) != "" || r.ExpireAfter == "custom":
 		return "custom", r.Custom
 	case r.ExpireAfter == "":
 		return defaultPreset, defaultPreset

@@ -28,6 +28,7 @@ func TestIssueSession(t *testing.T) {
 		{"default", url.Values{"username": {user}}, time.Hour},
 		{"custom", url.Values{"username": {user}, "expire_after": {"custom"}, "expire_custom": {"4h30m"}}, 4*time.Hour + 30*time.Minute},
 		{"custom field only", url.Values{"username": {user}, "expire_custom": {"90m"}}, 90 * time.Minute},
+		{"custom typed, preset left (no JavaScript)", url.Values{"username": {user}, "expire_after": {"1h"}, "expire_custom": {"2h15m"}}, 2*time.Hour + 15*time.Minute},
 		{"duration in expire_after", url.Values{"username": {user}, "expire_after": {"45m"}}, 45 * time.Minute},
 	}
 	for _, tc := range cases {

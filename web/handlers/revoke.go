@@ -46,7 +46,7 @@ func (h *Handler) confirmRevokeUser(c echo.Context) error {
 		return err
 	}
 	q, ret := confirmReturn(c)
-	counts, err := h.sessions.Counts(c.Request().Context(), sessionstore.Filter{Username: name})
+	counts, err := h.sessions.CountNow(c.Request().Context(), sessionstore.Filter{Username: name})
 	if err != nil {
 		return err
 	}

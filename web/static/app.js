@@ -46,7 +46,17 @@
     if (ev.detail.target === d && d.innerHTML.trim() !== "" && !d.open) {
       d.showModal();
     }
-    showJSOnly(ev.detail.target);
+  });
+  // New content, also when an outerHTML swap replaced the target itself: show its
+  // JavaScript-only controls.
+  document.addEventListener("htmx:load", function (ev) { showJSOnly(ev.detail.elt); });
+
+  // One edit of the filters can fire several requests for the same address (the field's
+  // input and change events, the form's submit): push a history entry only when the address
+  // changes, so that Back returns to the previous view.
+  document.addEventListener("htmx:beforeHistoryUpdate", function (ev) {
+    var h = ev.detail.history;
+    if (h && h.type === "push" && new URL(h.path, location.href).href === location.href) h.type = "replace";
   });
   document.addEventListener("click", function (ev) {
     var c = ev.target.closest("[data-close-dialog]");
@@ -64,11 +74,18 @@
     if (ev.target === dialog()) ev.target.innerHTML = "";
   }, true);
 
-  // Choosing a custom expiry: typing in its field selects the "custom" choice.
+  // Choosing a custom expiry: typing in its field selects the "custom" choice; choosing a
+  // preset clears the field (a filled-in custom duration wins on the server).
   document.addEventListener("input", function (ev) {
     if (ev.target.id !== "expire-custom") return;
     var radio = document.querySelector('input[name="expire_after"][value="custom"]');
     if (radio) radio.checked = true;
+  });
+  document.addEventListener("change", function (ev) {
+    var t = ev.target;
+    if (t.name !== "expire_after" || t.value === "custom") return;
+    var custom = $("expire-custom");
+    if (custom) custom.value = "";
   });
 
   // Auto-refresh of the sessions table, never while a confirmation is open or the tab hidden.

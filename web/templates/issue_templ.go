@@ -214,14 +214,14 @@ func IssuePanel(f IssueForm) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, " data-testid=\"expire-custom-input\"><p class=\"muted small\">Custom: hours, minutes and seconds as the CLI takes them (90m, 4h30m); choose “Custom” to use it. Maximum <strong data-testid=\"max-expiry\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, " data-testid=\"expire-custom-input\"><p class=\"muted small\">Custom: hours, minutes and seconds as the CLI takes them (90m, 4h30m); a custom duration overrides the choice above. Maximum <strong data-testid=\"max-expiry\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var10 string
 		templ_7745c5c3_Var10, templ_7745c5c3_Err = templ.JoinStringErrs(f.Max)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/issue.templ`, Line: 48, Col: 177}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/issue.templ`, Line: 48, Col: 192}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var10))
 		if templ_7745c5c3_Err != nil {

@@ -16,10 +16,11 @@ func timeCell(t TimeCell) templ.Component {
 			_, err := io.WriteString(w, `<span class="null">`+templ.EscapeString(t.Text)+`</span>`)
 			return err
 		}
-		s := `<time datetime="` + templ.EscapeString(t.ISO) + `">` + templ.EscapeString(t.Text) + `</time>`
+		s := `<span class="tc"><time datetime="` + templ.EscapeString(t.ISO) + `">` + templ.EscapeString(t.Text) + `</time>`
 		if t.Hint != "" {
 			s += `<span class="hint">` + templ.EscapeString(t.Hint) + `</span>`
 		}
+		s += `</span>`
 		_, err := io.WriteString(w, s)
 		return err
 	})
