@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -145,5 +144,3 @@ func cliActor() string {
 	}
 	return "cli:" + name
 }
-
-var errUsage = errors.New("usage")

@@ -185,12 +185,11 @@ func referenceScenario(t *testing.T, tg *target) {
 			t.Errorf("second logout: %v, want the first revocation time %s", r, first[2])
 		}
 	}
-	counts := []int64{}
 	rowsAudit, err := tg.db(t).Query(ctx, `SELECT count FROM console.audit_log WHERE action = 'revoke-all' AND target = 'web_user' ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	counts, err = pgx.CollectRows(rowsAudit, pgx.RowTo[int64])
+	counts, err := pgx.CollectRows(rowsAudit, pgx.RowTo[int64])
 	if err != nil || !slices.Equal(counts, []int64{6, 0}) {
 		t.Errorf("audit log revoke-all counts = %v, %v; want [6 0]", counts, err)
 	}

@@ -102,10 +102,15 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	fmt.Printf("console: %s sessions in %s (%s)\n", a.sessions.Flavor(), a.sessions.Table(), databaseName(g))
 	if password != "" {
 		pwFile := filepath.Join(g.dataDir, "admin-password")
-		if err := os.MkdirAll(g.dataDir, 0o700); err == nil {
+		err := os.MkdirAll(g.dataDir, 0o700)
+		if err == nil {
 			err = os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
 		}
-		fmt.Printf("console: created the first admin. Sign in as admin with password %s (also in %s)\n", password, pwFile)
+		if err != nil {
+			fmt.Printf("console: created the first admin. Sign in as admin with password %s (not saved: %v)\n", password, err)
+		} else {
+			fmt.Printf("console: created the first admin. Sign in as admin with password %s (also in %s)\n", password, pwFile)
+		}
 	}
 	fmt.Printf("console: listening on %s://%s\n", scheme, displayAddr(ln.Addr()))
 
