@@ -169,15 +169,21 @@ func TestNormalizeUsername(t *testing.T) {
 
 func TestParseExpiry(t *testing.T) {
 	good := map[string]time.Duration{"1h": time.Hour, "4h30m": 4*time.Hour + 30*time.Minute, "90m": 90 * time.Minute,
-		"1h0m0s": time.Hour, "45s": 45 * time.Second, "1.5h": 90 * time.Minute, " 15m ": 15 * time.Minute, "0s": 0}
+		"1h0m0s": time.Hour, "45s": 45 * time.Second, "1.5h": 90 * time.Minute, ".5h": 30 * time.Minute, "+2h": 2 * time.Hour}
 	for in, want := range good {
 		if got, err := ParseExpiry(in); err != nil || got != want {
 			t.Errorf("ParseExpiry(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "-1h", "1d", "7d", "abc", "500ms", "1h 30m", "1H", "h", "1e3h", "+1h", "99999999999999h"} {
-		if _, err := ParseExpiry(in); !errors.Is(err, ErrInvalidInput) {
-			t.Errorf("ParseExpiry(%q) = %v, want ErrInvalidInput", in, err)
+	for in, reason := range map[string]string{
+		"": "use hours", "-1h": "must be positive", "0s": "must be positive", "1d": "use hours", "7d": "use hours",
+		"abc": "use hours", "500ms": "use hours", "1h 30m": "use hours", " 15m": "use hours", "1H": "use hours",
+		"h": "use hours", "1e3h": "use hours", "0": "use hours", "99999999999999h": "far too long",
+	} {
+		_, err := ParseExpiry(in)
+		var ee *ExpiryError
+		if !errors.Is(err, ErrInvalidInput) || !errors.As(err, &ee) || ee.Input != in || !strings.Contains(ee.Reason, reason) {
+			t.Errorf("ParseExpiry(%q) = %v, want an ExpiryError about %q", in, err, reason)
 		}
 	}
 }

@@ -535,24 +535,30 @@ func FormatDuration(d time.Duration) string {
 	return s
 }
 
-var expiryRE = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?[hms])+$`)
+// expiryRE is the CLI's duration syntax: Go's, restricted to the units h, m and s.
+var expiryRE = regexp.MustCompile(`^[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[hms])+$`)
 
-// ParseExpiry parses a session duration in the CLI's syntax: numbers with the units h, m and s
-// (4h30m, 90m, 1h0m0s). Other units (d, ms...), signs and empty input wrap ErrInvalidInput
-// with a message that says what to write instead. It does not check the range (see CheckTTL).
+// ExpiryError is a duration ParseExpiry refused: the input and why, in words for people.
+type ExpiryError struct{ Input, Reason string }
+
+func (e *ExpiryError) Error() string { return fmt.Sprintf("invalid duration %q: %s", e.Input, e.Reason) }
+
+// Unwrap makes errors.Is(err, ErrInvalidInput) hold.
+func (e *ExpiryError) Unwrap() error { return ErrInvalidInput }
+
+// ParseExpiry parses a session duration in the CLI's syntax: Go durations made of the units h,
+// m and s (4h30m, 90m, 1.5h, 1h0m0s), and positive. Anything else is an *ExpiryError. It does
+// not check the configured range (see CheckTTL).
 func ParseExpiry(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return 0, fmt.Errorf("%w: expiry is empty: use hours, minutes and seconds, e.g. 1h or 4h30m", ErrInvalidInput)
-	case strings.HasPrefix(s, "-"):
-		return 0, fmt.Errorf("%w: expiry must be positive, got %q", ErrInvalidInput, s)
-	case !expiryRE.MatchString(s):
-		return 0, fmt.Errorf("%w: invalid duration %q: use the units h, m and s, e.g. 4h30m (days: 168h)", ErrInvalidInput, s)
+	if !expiryRE.MatchString(s) {
+		return 0, &ExpiryError{Input: s, Reason: "use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)"}
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%w: invalid duration %q: out of range", ErrInvalidInput, s)
+	if err != nil { // the syntax is right, so the number is out of range
+		return 0, &ExpiryError{Input: s, Reason: "far too long"}
+	}
+	if d <= 0 {
+		return 0, &ExpiryError{Input: s, Reason: "the expiry must be positive"}
 	}
 	return d, nil
 }

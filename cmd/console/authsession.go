@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -303,24 +302,12 @@ so listing a large table takes little memory (the table format has to see every 
 			}
 			defer closeApp(a, &err)
 			bw := bufio.NewWriterSize(cmd.OutOrStdout(), 32<<10)
-			w, err := output.NewWriter(bw, f, []output.Column{
-				{Name: "username", Align: output.AlignLeft},
-				{Name: "session ID", Align: output.AlignRight},
-				{Name: "created"},
-				{Name: "expires"},
-				{Name: "revoked"},
-				{Name: "last used"},
-			})
+			w, err := output.NewWriter(bw, f, output.ListColumns)
 			if err != nil {
 				return err
 			}
 			err = a.sessions.Each(ctx, sessionstore.Filter{Sort: sessionstore.SortID}, func(s sessionstore.Session) error {
-				revoked := output.Null
-				if s.RevokedAt != nil {
-					revoked = output.Timestamp(*s.RevokedAt)
-				}
-				return w.Row(s.Username, strconv.FormatInt(s.ID, 10), output.Timestamp(s.CreatedAt),
-					output.Timestamp(s.ExpiresAt), revoked, output.Timestamp(s.LastUsedAt))
+				return w.Row(output.ListRow(s.Username, s.ID, s.CreatedAt, s.ExpiresAt, s.RevokedAt, s.LastUsedAt)...)
 			})
 			if err != nil {
 				bw.Flush()
@@ -398,22 +385,13 @@ func closeApp(a *app, err *error) {
 	}
 }
 
-// durationRE is what --expire-after accepts: Go duration syntax restricted to h, m and s.
-var durationRE = regexp.MustCompile(`^[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[hms])+$`)
-
-// parseExpireAfter parses --expire-after: Go duration syntax (time.ParseDuration) made of h, m
-// and s only, such as 1h, 90m, 4h30m or 1.5h; the result must be positive. The maximum is the
-// store's (CheckTTL).
+// parseExpireAfter parses --expire-after with the console's one duration syntax
+// (sessionstore.ParseExpiry: h, m and s, positive). The maximum is the store's (CheckTTL).
 func parseExpireAfter(s string) (time.Duration, error) {
-	if !durationRE.MatchString(s) {
-		return 0, fmt.Errorf("invalid --expire-after %q: use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)", s)
+	d, err := sessionstore.ParseExpiry(s)
+	var ee *sessionstore.ExpiryError
+	if errors.As(err, &ee) {
+		return 0, fmt.Errorf("invalid --expire-after %q: %s", s, ee.Reason)
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil { // the syntax is right, so the number is out of range
-		return 0, fmt.Errorf("invalid --expire-after %q: far too long", s)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("invalid --expire-after %q: the expiry must be positive", s)
-	}
-	return d, nil
+	return d, err
 }

@@ -63,7 +63,7 @@ func presets(selected string) []templates.Option {
 func (r issueRequest) expiry() (choice, text string) {
 	switch {
 	case strings.TrimSpace(r.Custom) != "" || r.ExpireAfter == "custom":
-		return "custom", r.Custom
+		return "custom", strings.TrimSpace(r.Custom)
 	case r.ExpireAfter == "":
 		return defaultPreset, defaultPreset
 	}

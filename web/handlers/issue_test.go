@@ -105,10 +105,10 @@ func TestIssueBadInput(t *testing.T) {
 		{"empty user", "", "1h", "", "issue-username-error", "Enter the username"},
 		{"0s", user, "custom", "0s", "issue-expire-error", "must be positive"},
 		{"-1h", user, "custom", "-1h", "issue-expire-error", "must be positive"},
-		{"1d", user, "custom", "1d", "issue-expire-error", "use the units h, m and s"},
+		{"1d", user, "custom", "1d", "issue-expire-error", "units h, m, s"},
 		{"abc", user, "custom", "abc", "issue-expire-error", "invalid duration"},
 		{"999999h", user, "custom", "999999h", "issue-expire-error", "longer than the maximum 744h"},
-		{"empty custom", user, "custom", "", "issue-expire-error", "expiry is empty"},
+		{"empty custom", user, "custom", "", "issue-expire-error", "use hours, minutes and seconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := c.hxPost("/sessions", url.Values{"username": {tc.user}, "expire_after": {tc.expire}, "expire_custom": {tc.custom}})
