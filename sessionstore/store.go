@@ -541,7 +541,9 @@ var expiryRE = regexp.MustCompile(`^[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[hms
 // ExpiryError is a duration ParseExpiry refused: the input and why, in words for people.
 type ExpiryError struct{ Input, Reason string }
 
-func (e *ExpiryError) Error() string { return fmt.Sprintf("invalid duration %q: %s", e.Input, e.Reason) }
+func (e *ExpiryError) Error() string {
+	return fmt.Sprintf("invalid duration %q: %s", e.Input, e.Reason)
+}
 
 // Unwrap makes errors.Is(err, ErrInvalidInput) hold.
 func (e *ExpiryError) Unwrap() error { return ErrInvalidInput }
