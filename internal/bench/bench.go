@@ -336,6 +336,14 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		return sr, err
 	}
 	cases[3].FloorOf = "1"
+	if !cfg.FloorOnly {
+		hf, err := startHTTPFloor(cases)
+		if err != nil {
+			return sr, err
+		}
+		defer hf.Close()
+		env.httpFloor = hf
+	}
 
 	for _, bc := range cases {
 		res, err := env.measure(ctx, bc, srv, client, sr)
@@ -396,11 +404,15 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 			if c.ID == bc.FloorOf && c.Floor != nil {
 				f := *c.Floor
 				res.Floor, res.FloorNote = &f, "floor of case "+bc.FloorOf
+				if c.HTTPFloor != nil {
+					h := *c.HTTPFloor
+					res.HTTPFloor = &h
+				}
 			}
 		}
 	} else if bc.floor != nil {
 		cpu := startCPU(0, e.postmaster)
-		st, err := load(bc.floor).Run(ctx)
+		st, err := load(func(ctx context.Context, w, i int) (int64, error) { return bc.floor(ctx, nil, w, i) }).Run(ctx)
 		st.CPU = cpu.per(st.Ops + st.WarmupOps)
 		if err == nil && bc.cleanup != nil {
 			err = bc.cleanup(ctx)
@@ -409,6 +421,20 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 			return nil, fmt.Errorf("floor: %w", err)
 		}
 		res.Floor = &st
+		if e.httpFloor != nil && bc.console != nil {
+			c := NewClient(e.httpFloor.URL, bc.Workers)
+			cpu := startCPU(0, e.postmaster)
+			st, err := load(e.httpFloor.op(c, bc)).Run(ctx)
+			st.CPU = cpu.per(st.Ops + st.WarmupOps)
+			c.Close()
+			if err == nil && bc.cleanup != nil {
+				err = bc.cleanup(ctx)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("HTTP floor: %w", err)
+			}
+			res.HTTPFloor = &st
+		}
 	}
 	if bc.console != nil && client != nil {
 		if bc.check != nil {

@@ -34,7 +34,9 @@ type benchCase struct {
 	FloorOf string
 
 	console func(ctx context.Context, c *Client, worker, i int) (int64, error)
-	floor   func(ctx context.Context, worker, i int) (int64, error)
+	// floor does the case's database work on raw pgx; with a non-nil w it also writes the
+	// result there as plain text (the HTTP floor's answer).
+	floor func(ctx context.Context, w io.Writer, worker, i int) (int64, error)
 	// prepare runs before every operation, untimed, on both sides.
 	prepare func(ctx context.Context, worker, i int) error
 	// cleanup runs after each side's measured run (and its warm-up), untimed.
@@ -53,6 +55,7 @@ type sizeEnv struct {
 	logf   func(string, ...any)
 	// postmaster is the PostgreSQL server's pid (0 if unknown), for CPU accounting.
 	postmaster int
+	httpFloor  *httpFloor
 }
 
 // sessionRow is a list row as the floor reads it.
@@ -111,8 +114,11 @@ func (e *sizeEnv) listCase(id, name string, f sessionstore.Filter, fragment bool
 		_, err := c.Do(ctx, Request{Path: path, Header: header})
 		return 1, err
 	}
-	bc.floor = func(ctx context.Context, _, _ int) (int64, error) {
-		_, err := queryRows(ctx, e.pool, sql, args)
+	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+		rows, err := queryRows(ctx, e.pool, sql, args)
+		if err == nil && w != nil {
+			err = writeRows(w, rows)
+		}
 		return 1, err
 	}
 	bc.check = func(ctx context.Context, c *Client) error {
@@ -131,6 +137,29 @@ func (e *sizeEnv) listCase(id, name string, f sessionstore.Filter, fragment bool
 		return containsIDs(resp.Body, want[0].ID, want[n-1].ID)
 	}
 	return bc, nil
+}
+
+// writeRows writes list rows as plain text, one line each (the HTTP floor's answer).
+func writeRows(w io.Writer, rows []sessionRow) error {
+	buf := make([]byte, 0, 128*len(rows))
+	for _, r := range rows {
+		buf = append(buf, r.Username...)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, r.ID, 10)
+		for _, t := range []time.Time{r.CreatedAt, r.ExpiresAt, r.LastUsedAt} {
+			buf = append(buf, ',')
+			buf = t.AppendFormat(buf, timestampLayout)
+		}
+		buf = append(buf, ',')
+		if r.RevokedAt != nil {
+			buf = r.RevokedAt.AppendFormat(buf, timestampLayout)
+		} else {
+			buf = append(buf, "NULL"...)
+		}
+		buf = append(buf, '\n')
+	}
+	_, err := w.Write(buf)
+	return err
 }
 
 // containsIDs checks that a page shows the given session IDs (as whole numbers).
@@ -172,7 +201,7 @@ func (e *sizeEnv) verifyCase() *benchCase {
 			Header: http.Header{"X-Cockroach-Api-Session": {cookies[pick(worker, i)]}}})
 		return 1, err
 	}
-	bc.floor = func(ctx context.Context, worker, i int) (int64, error) {
+	bc.floor = func(ctx context.Context, _ io.Writer, worker, i int) (int64, error) {
 		var (
 			hashed            []byte
 			user              string
@@ -216,7 +245,7 @@ func (e *sizeEnv) issueCase() *benchCase {
 			Form: url.Values{"username": {users[i%len(users)]}, "expire_after": {"1h"}}})
 		return 1, err
 	}
-	bc.floor = func(ctx context.Context, worker, i int) (int64, error) {
+	bc.floor = func(ctx context.Context, w io.Writer, worker, i int) (int64, error) {
 		secret := make([]byte, sessionstore.SecretLength)
 		rand.Read(secret)
 		hash := sha256.Sum256(secret)
@@ -224,11 +253,14 @@ func (e *sizeEnv) issueCase() *benchCase {
 		if err != nil {
 			return 0, err
 		}
-		_, err = pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (sessionRow, error) {
+		sess, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (sessionRow, error) {
 			var s sessionRow
 			err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt)
 			return s, err
 		})
+		if err == nil && w != nil {
+			_, err = io.WriteString(w, sessionstore.Cookie{ID: sess.ID, Secret: secret}.SetCookie()+"\n")
+		}
 		return 1, err
 	}
 	// Each side's sessions are deleted afterwards, so the table keeps its seeded size.
@@ -282,7 +314,7 @@ func (e *sizeEnv) revokeCase() *benchCase {
 			Header: hxHeader, Form: url.Values{}, Want: []int{http.StatusOK, http.StatusSeeOther}})
 		return 1, err
 	}
-	bc.floor = func(ctx context.Context, _, _ int) (int64, error) {
+	bc.floor = func(ctx context.Context, _ io.Writer, _, _ int) (int64, error) {
 		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 			var now time.Time
 			if err := tx.QueryRow(ctx, revokeLockSQL, user).Scan(&now); err != nil {
@@ -333,8 +365,11 @@ func (e *sizeEnv) csvCase() (*benchCase, error) {
 		}
 		return resp.Lines - 1, err
 	}
-	bc.floor = func(ctx context.Context, _, _ int) (int64, error) {
-		return streamCSV(ctx, e.pool, sql, args, io.Discard)
+	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+		if w == nil {
+			w = io.Discard
+		}
+		return streamCSV(ctx, e.pool, sql, args, w)
 	}
 	return bc, nil
 }
@@ -396,7 +431,7 @@ const cliListSQL = `SELECT username, id AS "session ID", "createdAt" AS "created
 // cliListCase times reading every row with the reference CLI's unfiltered list query.
 func (e *sizeEnv) cliListCase() *benchCase {
 	bc := &benchCase{ID: "list", Name: "CLI-style unfiltered list (raw pgx, all rows)", Unit: "rows/s", Workers: 1, MaxOps: e.cfg.CSVIterations}
-	bc.floor = func(ctx context.Context, _, _ int) (int64, error) {
+	bc.floor = func(ctx context.Context, _ io.Writer, _, _ int) (int64, error) {
 		rows, err := e.pool.Query(ctx, cliListSQL)
 		if err != nil {
 			return 0, err

@@ -62,8 +62,12 @@ type CaseResult struct {
 	Console   *Stats `json:"console,omitempty"`
 	Floor     *Stats `json:"floor,omitempty"`
 	FloorNote string `json:"floor_note,omitempty"`
+	// HTTPFloor is the floor's work behind a bare net/http handler in the bench process.
+	HTTPFloor *Stats `json:"http_floor,omitempty"`
 	// Ratio is the console's rate over the floor's (higher is better, 1 = as fast as raw pgx).
 	Ratio float64 `json:"ratio,omitempty"`
+	// HTTPRatio is the console's rate over the HTTP floor's.
+	HTTPRatio float64 `json:"http_ratio,omitempty"`
 	// StreamPeakRSSMB is the highest VmRSS of the server sampled every 100 ms while it streamed
 	// (case 8), or the CLI process's maximum RSS (list-cli).
 	StreamPeakRSSMB float64  `json:"stream_peak_rss_mb,omitempty"`
@@ -100,6 +104,9 @@ func (r *CaseResult) setRatio() {
 	if r.Console != nil && r.Floor != nil && rate(r.Floor, r.Unit) > 0 {
 		r.Ratio = rate(r.Console, r.Unit) / rate(r.Floor, r.Unit)
 	}
+	if r.Console != nil && r.HTTPFloor != nil && rate(r.HTTPFloor, r.Unit) > 0 {
+		r.HTTPRatio = rate(r.Console, r.Unit) / rate(r.HTTPFloor, r.Unit)
+	}
 }
 
 func (r *CaseResult) summary() string {
@@ -107,6 +114,9 @@ func (r *CaseResult) summary() string {
 	fmt.Fprintf(&b, "%s:", r.Name)
 	if r.Floor != nil {
 		fmt.Fprintf(&b, " floor %s %s p50 %s p99 %s;", num(rate(r.Floor, r.Unit)), r.Unit, msStr(r.Floor.P50ms), msStr(r.Floor.P99ms))
+	}
+	if r.HTTPFloor != nil {
+		fmt.Fprintf(&b, " HTTP floor %s %s p50 %s p99 %s;", num(rate(r.HTTPFloor, r.Unit)), r.Unit, msStr(r.HTTPFloor.P50ms), msStr(r.HTTPFloor.P99ms))
 	}
 	if r.Console != nil {
 		fmt.Fprintf(&b, " console %s %s p50 %s p99 %s", num(rate(r.Console, r.Unit)), r.Unit, msStr(r.Console.P50ms), msStr(r.Console.P99ms))
@@ -194,6 +204,23 @@ func (r *Report) Print(w io.Writer) {
 				fmt.Fprintf(w, "case %s: %s\n", c.ID, warn)
 			}
 		}
+		if hasHTTPFloor(s.Cases) {
+			fmt.Fprintln(w, "The console against an HTTP floor: the same pgx work behind a bare net/http handler in the bench process, plain-text answer")
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "case\tHTTP floor rate\tp50\tp99\tconsole/HTTP floor\tHTTP floor/floor\t")
+			for _, c := range s.Cases {
+				if c.HTTPFloor == nil {
+					continue
+				}
+				toFloor := "-"
+				if c.Floor != nil && rate(c.Floor, c.Unit) > 0 {
+					toFloor = strconv.FormatFloat(rate(c.HTTPFloor, c.Unit)/rate(c.Floor, c.Unit), 'f', 2, 64)
+				}
+				fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%.2f\t%s\t\n", c.ID, num(rate(c.HTTPFloor, c.Unit)), c.Unit,
+					msStr(c.HTTPFloor.P50ms), msStr(c.HTTPFloor.P99ms), c.HTTPRatio, toFloor)
+			}
+			tw.Flush()
+		}
 		fmt.Fprintln(w, "CPU per operation (µs; warm-up included): console (of which kernel) / PostgreSQL / load generator; other processes' share of the machine")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "case\tconsole side\t\t\t\t\tfloor side\t\t\t\t")
@@ -252,6 +279,15 @@ func (r *Report) Print(w io.Writer) {
 		tw.Flush()
 	}
 	fmt.Fprintln(w)
+}
+
+func hasHTTPFloor(cases []CaseResult) bool {
+	for _, c := range cases {
+		if c.HTTPFloor != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func cpuStr(us float64) string {
