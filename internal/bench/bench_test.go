@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -262,5 +263,36 @@ func TestSeed(t *testing.T) {
 	}
 	if _, err := Seed(ctx, pool, d, t.Logf); err == nil {
 		t.Error("seeding a non-empty table was accepted")
+	}
+}
+
+func TestHTTPFloor(t *testing.T) {
+	bc := &benchCase{ID: "1", Unit: "req/s", floor: func(_ context.Context, w io.Writer, _, _ int) (int64, error) {
+		if w != nil {
+			io.WriteString(w, "a,1\nb,2\n")
+		}
+		return 1, nil
+	}}
+	rows := &benchCase{ID: "8", Unit: "rows/s", floor: func(_ context.Context, w io.Writer, _, _ int) (int64, error) {
+		io.WriteString(w, "header\nr1\nr2\nr3\n")
+		return 3, nil
+	}}
+	f, err := startHTTPFloor([]*benchCase{bc, rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := NewClient(f.URL, 1)
+	defer c.Close()
+	ctx := context.Background()
+	resp, err := c.Do(ctx, Request{Path: "/floor/1", Keep: true})
+	if err != nil || string(resp.Body) != "a,1\nb,2\n" {
+		t.Errorf("GET /floor/1: %q %v", resp.Body, err)
+	}
+	if n, err := f.op(c, rows)(ctx, 0, 0); err != nil || n != 3 {
+		t.Errorf("rows op = %d, %v; want 3 rows", n, err)
+	}
+	if _, err := c.Do(ctx, Request{Path: "/floor/9"}); err == nil {
+		t.Error("an unknown case answered")
 	}
 }
