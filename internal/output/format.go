@@ -103,6 +103,11 @@ func Timestamp(t time.Time) string {
 	return t.UTC().Format(timestampLayout)
 }
 
+// AppendTimestamp appends Timestamp(t) to b.
+func AppendTimestamp(b []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(b, timestampLayout)
+}
+
 // Escape renders a string cell the way cockroach's value formatter does for
 // query results (printable Unicode shown, newlines and tabs kept): s is
 // returned unchanged if it is valid UTF-8 and every rune is graphic

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -206,6 +207,7 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 		UpdatedAt:  now.Format("15:04:05") + " UTC",
 		Filtered:   q.User != "",
 		StatusName: string(q.Status),
+		Now:        now,
 		Rows:       make([]templates.SessionRow, 0, len(page.Sessions)),
 	}
 	statusURL := func(s sessionstore.Status) string {
@@ -230,27 +232,24 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 		p.Before = page.Prev
 		t.PrevURL = p.url("/sessions")
 	}
-	retParam := "?" + url.Values{"return": {ret}}.Encode()
+	t.ReturnQuery = "?" + url.Values{"return": {ret}}.Encode()
 	if q.User != "" && !q.Prefix {
 		t.User = h.sessions.Username(q.User)
-		t.UserRevokeAllURL = "/users/" + url.PathEscape(t.User) + "/revoke" + retParam
+		t.UserRevokeAllURL = "/users/" + url.PathEscape(t.User) + "/revoke" + t.ReturnQuery
+	}
+	// The view of one user: this view's first page with user= added. Encode sorts keys and
+	// "user" comes after every other key, so it can go last.
+	userView := first
+	userView.User, userView.Prefix = "", false
+	t.UserURLBase = userView.url("/sessions")
+	if strings.Contains(t.UserURLBase, "?") {
+		t.UserURLBase += "&user="
+	} else {
+		t.UserURLBase += "?user="
 	}
 	for _, s := range page.Sessions {
-		id := strconv.FormatInt(s.ID, 10)
-		userView := first
-		userView.User, userView.Prefix = s.Username, false
-		t.Rows = append(t.Rows, templates.SessionRow{
-			ID:           id,
-			Username:     s.Username,
-			Created:      timeCell(s.CreatedAt, now),
-			Expires:      timeCell(s.ExpiresAt, now),
-			Revoked:      nullableTimeCell(s.RevokedAt, now),
-			LastUsed:     timeCell(s.LastUsedAt, now),
-			Status:       string(s.StatusAt(now)),
-			RevokeURL:    "/sessions/" + id + "/revoke" + retParam,
-			RevokeAllURL: "/users/" + url.PathEscape(s.Username) + "/revoke" + retParam,
-			UserURL:      userView.url("/sessions"),
-		})
+		t.Rows = append(t.Rows, templates.SessionRow{ID: s.ID, Username: s.Username, CreatedAt: s.CreatedAt,
+			ExpiresAt: s.ExpiresAt, RevokedAt: s.RevokedAt, LastUsedAt: s.LastUsedAt})
 	}
 	return t, nil
 }
@@ -290,31 +289,8 @@ func nullableTimeCell(t *time.Time, now time.Time) templates.TimeCell {
 	return timeCell(*t, now)
 }
 
-// relative says how far t is from now in the largest whole unit: "in 52m", "3h ago", "now".
-func relative(t, now time.Time) string {
-	d := t.Sub(now)
-	future := d > 0
-	if d < 0 {
-		d = -d
-	}
-	var s string
-	switch {
-	case d < time.Second:
-		return "now"
-	case d < time.Minute:
-		s = fmt.Sprintf("%ds", int(d/time.Second))
-	case d < time.Hour:
-		s = fmt.Sprintf("%dm", int(d/time.Minute))
-	case d < 48*time.Hour:
-		s = fmt.Sprintf("%dh", int(d/time.Hour))
-	default:
-		s = fmt.Sprintf("%dd", int(d/(24*time.Hour)))
-	}
-	if future {
-		return "in " + s
-	}
-	return s + " ago"
-}
+// relative says how far t is from now: "in 52m", "3h ago".
+func relative(t, now time.Time) string { return templates.Relative(t, now) }
 
 // thousands formats n with comma separators: 1,234,567.
 func thousands(n int64) string {

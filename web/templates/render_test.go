@@ -6,18 +6,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func table50() SessionsTable {
-	t := SessionsTable{SelfURL: "/sessions?status=active", UpdatedAt: "12:00:00 UTC", StatusName: "active",
-		Counts: Counts{Active: "200,000", Expired: "700,000", Revoked: "100,000", Total: "1,000,000", At: "3s ago"}}
-	cell := TimeCell{Text: "2026-11-27 08:57:30.246062", Hint: "in 52m", ISO: "2026-11-27T08:57:30.246062Z"}
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	t := SessionsTable{SelfURL: "/sessions?status=active", UpdatedAt: "12:00:00 UTC", StatusName: "active", Now: now,
+		Counts:      Counts{Active: "200,000", Expired: "700,000", Revoked: "100,000", Total: "1,000,000", At: "3s ago"},
+		UserURLBase: "/sessions?user=", ReturnQuery: "?return=status%3Dall"}
 	for i := 0; i < 50; i++ {
-		id := strconv.Itoa(784445853689282561 + i)
-		t.Rows = append(t.Rows, SessionRow{ID: id, Username: "user" + strconv.Itoa(i), Created: cell, Expires: cell,
-			Revoked: TimeCell{Text: "NULL"}, LastUsed: cell, Status: "active",
-			RevokeURL: "/sessions/" + id + "/revoke?return=status%3Dactive", UserURL: "/sessions?user=user" + strconv.Itoa(i),
-			RevokeAllURL: "/users/user" + strconv.Itoa(i) + "/revoke?return=status%3Dactive"})
+		created := now.Add(-time.Duration(i) * time.Minute).Add(123456 * time.Microsecond)
+		t.Rows = append(t.Rows, SessionRow{ID: int64(784445853689282561 + i), Username: "user" + strconv.Itoa(i),
+			CreatedAt: created, ExpiresAt: created.Add(time.Hour), LastUsedAt: created})
 	}
 	t.NextURL = "/sessions?after=2026-11-27T08:57:30.246062Z_784445853689282611"
 	return t
@@ -38,7 +38,26 @@ func TestTableRenders(t *testing.T) {
 	if strings.Contains(out, `<b>"x"</b>`) || !strings.Contains(out, "&lt;b&gt;&#34;x&#34;&lt;/b&gt;") {
 		t.Error("username not escaped")
 	}
-	for _, want := range []string{`id="results"`, `hx-trigger="refresh, sessions-changed from:body"`, `data-testid="next-page"`} {
+	revoked := tb.Now.Add(-time.Second)
+	tb.Rows[1].RevokedAt = &revoked
+	tb.Rows[2].ExpiresAt = tb.Now
+	sb.Reset()
+	if err := Table(tb).Render(context.Background(), &sb); err != nil {
+		t.Fatal(err)
+	}
+	out = sb.String()
+	for _, want := range []string{`id="results"`, `hx-trigger="refresh, sessions-changed from:body"`, `data-testid="next-page"`,
+		`<tr data-testid="session-row" data-session-id="784445853689282561" data-username="&lt;b&gt;&#34;x&#34;&lt;/b&gt;" data-status="active">`,
+		`<a href="/sessions?user=%3Cb%3E%22x%22%3C%2Fb%3E" hx-get="/sessions?user=%3Cb%3E%22x%22%3C%2Fb%3E"`,
+		`<time datetime="2026-11-27T09:00:00.123456Z">2026-11-27 09:00:00.123456</time><span class="hint">now</span>`,
+		`<time datetime="2026-11-27T10:00:00.123456Z">2026-11-27 10:00:00.123456</time><span class="hint">in 1h</span>`,
+		`data-session-id="784445853689282562" data-username="user1" data-status="revoked"`,
+		`data-session-id="784445853689282563" data-username="user2" data-status="expired"`,
+		`<span class="hint">1s ago</span>`,
+		`href="/sessions/784445853689282561/revoke?return=status%3Dall"`,
+		`href="/users/%3Cb%3E%22x%22%3C%2Fb%3E/revoke?return=status%3Dall"`,
+		`aria-label="Revoke all sessions of &lt;b&gt;&#34;x&#34;&lt;/b&gt;"`,
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %s", want)
 		}

@@ -2,7 +2,10 @@
 // (below), filled by web/handlers; they never reach for data themselves.
 package templates
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Page is what every full page needs.
 type Page struct {
@@ -37,16 +40,21 @@ type TimeCell struct {
 
 // SessionRow is one row of the sessions table.
 type SessionRow struct {
-	ID           string
-	Username     string
-	Created      TimeCell
-	Expires      TimeCell
-	Revoked      TimeCell
-	LastUsed     TimeCell
-	Status       string // active, expired, revoked
-	RevokeURL    string // GET: the confirmation for this session
-	UserURL      string // the view filtered to this user
-	RevokeAllURL string // GET: the confirmation for all of this user's sessions
+	ID                               int64
+	Username                         string
+	CreatedAt, ExpiresAt, LastUsedAt time.Time
+	RevokedAt                        *time.Time
+}
+
+// Status is the row's status at now: active, expired or revoked.
+func (r SessionRow) Status(now time.Time) string {
+	switch {
+	case r.RevokedAt != nil:
+		return "revoked"
+	case !now.Before(r.ExpiresAt):
+		return "expired"
+	}
+	return "active"
 }
 
 // Option is one choice of a select or radio group.
@@ -64,17 +72,23 @@ type Counts struct {
 
 // SessionsTable is the part of the sessions page that htmx swaps: counts, table, pager.
 type SessionsTable struct {
-	SelfURL   string // this view: what the periodic refresh reloads
-	Notice    string // what the last action changed
-	Counts    Counts
-	Rows      []SessionRow
-	NextURL   string
-	PrevURL   string
-	FirstURL  string
-	CSVURL    string
-	JSONURL   string
-	UpdatedAt string
-	Filtered  bool // a username filter is on
+	SelfURL string // this view: what the periodic refresh reloads
+	Notice  string // what the last action changed
+	Counts  Counts
+	Rows    []SessionRow
+	// Now is the moment statuses and relative times are judged at.
+	Now time.Time
+	// UserURLBase is the view's URL ready for a user= value (the view of one user);
+	// ReturnQuery is "?return=<the view's query>", carried by the revoke links.
+	UserURLBase string
+	ReturnQuery string
+	NextURL     string
+	PrevURL     string
+	FirstURL    string
+	CSVURL      string
+	JSONURL     string
+	UpdatedAt   string
+	Filtered    bool // a username filter is on
 	// User and UserRevokeAllURL are set when the view shows exactly one user.
 	User             string
 	UserRevokeAllURL string

@@ -1,0 +1,171 @@
+package templates
+
+import (
+	"context"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/sessionconsole/console/internal/output"
+)
+
+// sessionRows renders the rows of the sessions table. It is written by hand, appending to one
+// buffer without intermediate strings, because it is the hot part of the console's busiest
+// response (a page is 50 to 500 of these); the markup is what a templ component would give.
+func sessionRows(t SessionsTable) templ.Component {
+	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
+		bp := rowBufs.Get().(*[]byte)
+		b := (*bp)[:0]
+		for _, r := range t.Rows {
+			b = appendRow(b, &t, &r)
+		}
+		_, err := w.Write(b)
+		if cap(b) <= 1<<20 {
+			*bp = b
+			rowBufs.Put(bp)
+		}
+		return err
+	})
+}
+
+var rowBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
+	id := strconv.AppendInt(nil, r.ID, 10)
+	status := r.Status(t.Now)
+	b = append(b, `<tr data-testid="session-row" data-session-id="`...)
+	b = append(b, id...)
+	b = append(b, `" data-username="`...)
+	b = appendEscaped(b, r.Username)
+	b = append(b, `" data-status="`...)
+	b = append(b, status...)
+	b = append(b, `"><td data-label="Username"><a href="`...)
+	userURL := len(b)
+	b = append(b, t.UserURLBase...)
+	b = appendEscaped(b, url.QueryEscape(r.Username))
+	userURLEnd := len(b)
+	b = append(b, `" hx-get="`...)
+	b = append(b, b[userURL:userURLEnd]...)
+	b = append(b, `" hx-target="#results" hx-swap="outerHTML" hx-push-url="true" data-testid="row-user">`...)
+	b = appendEscaped(b, r.Username)
+	b = append(b, `</a></td><td data-label="Session ID" class="num"><code>`...)
+	b = append(b, id...)
+	b = append(b, `</code></td><td data-label="Created">`...)
+	b = appendTime(b, r.CreatedAt, t.Now)
+	b = append(b, `</td><td data-label="Expires">`...)
+	b = appendTime(b, r.ExpiresAt, t.Now)
+	b = append(b, `</td><td data-label="Revoked">`...)
+	if r.RevokedAt == nil {
+		b = append(b, `<span class="null">NULL</span>`...)
+	} else {
+		b = appendTime(b, *r.RevokedAt, t.Now)
+	}
+	b = append(b, `</td><td data-label="Last used">`...)
+	b = appendTime(b, r.LastUsedAt, t.Now)
+	b = append(b, `</td><td data-label="Status"><span class="status `...)
+	b = append(b, status...)
+	b = append(b, `">`...)
+	b = append(b, status...)
+	b = append(b, `</span></td><td class="actions">`...)
+	if status != "revoked" {
+		b = append(b, `<a class="button small" href="/sessions/`...)
+		b = append(b, id...)
+		b = append(b, `/revoke`...)
+		b = appendEscaped(b, t.ReturnQuery)
+		b = append(b, `" hx-get="/sessions/`...)
+		b = append(b, id...)
+		b = append(b, `/revoke`...)
+		b = appendEscaped(b, t.ReturnQuery)
+		b = append(b, `" data-testid="revoke-session" aria-label="Revoke session `...)
+		b = append(b, id...)
+		b = append(b, `">Revoke</a>`...)
+	}
+	b = append(b, `<a class="button small danger" href="/users/`...)
+	revokeAll := len(b)
+	b = appendEscaped(b, url.PathEscape(r.Username))
+	b = append(b, `/revoke`...)
+	b = appendEscaped(b, t.ReturnQuery)
+	revokeAllEnd := len(b)
+	b = append(b, `" hx-get="/users/`...)
+	b = append(b, b[revokeAll:revokeAllEnd]...)
+	b = append(b, `" data-testid="revoke-user" title="Revoke all sessions of `...)
+	name := len(b)
+	b = appendEscaped(b, r.Username)
+	nameEnd := len(b)
+	b = append(b, `" aria-label="Revoke all sessions of `...)
+	b = append(b, b[name:nameEnd]...)
+	b = append(b, `">Revoke all</a></td></tr>`...)
+	return b
+}
+
+// appendTime appends a time cell: the CLI's text in a <time>, and a relative hint.
+func appendTime(b []byte, t, now time.Time) []byte {
+	b = append(b, `<span class="tc"><time datetime="`...)
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `">`...)
+	b = output.AppendTimestamp(b, t)
+	b = append(b, `</time><span class="hint">`...)
+	b = AppendRelative(b, t, now)
+	return append(b, `</span></span>`...)
+}
+
+// appendEscaped appends s escaped for HTML text and quoted attribute values.
+func appendEscaped(b []byte, s string) []byte {
+	for {
+		i := strings.IndexAny(s, `<>&'"`)
+		if i < 0 {
+			return append(b, s...)
+		}
+		b = append(b, s[:i]...)
+		switch s[i] {
+		case '<':
+			b = append(b, "&lt;"...)
+		case '>':
+			b = append(b, "&gt;"...)
+		case '&':
+			b = append(b, "&amp;"...)
+		case '\'':
+			b = append(b, "&#39;"...)
+		case '"':
+			b = append(b, "&#34;"...)
+		}
+		s = s[i+1:]
+	}
+}
+
+// Relative says how far t is from now in the largest whole unit: "in 52m", "3h ago", "now".
+func Relative(t, now time.Time) string { return string(AppendRelative(nil, t, now)) }
+
+// AppendRelative appends Relative(t, now) to b.
+func AppendRelative(b []byte, t, now time.Time) []byte {
+	d := t.Sub(now)
+	future := d > 0
+	if d < 0 {
+		d = -d
+	}
+	if d < time.Second {
+		return append(b, "now"...)
+	}
+	if future {
+		b = append(b, "in "...)
+	}
+	switch {
+	case d < time.Minute:
+		b = append(strconv.AppendInt(b, int64(d/time.Second), 10), 's')
+	case d < time.Hour:
+		b = append(strconv.AppendInt(b, int64(d/time.Minute), 10), 'm')
+	case d < 48*time.Hour:
+		b = append(strconv.AppendInt(b, int64(d/time.Hour), 10), 'h')
+	default:
+		b = append(strconv.AppendInt(b, int64(d/(24*time.Hour)), 10), 'd')
+	}
+	if !future {
+		b = append(b, " ago"...)
+	}
+	return b
+}
