@@ -83,11 +83,14 @@ func DefaultConfig(quick bool) Config {
 		CaseDuration: 5 * time.Second, Warmup: time.Second, MaxOps: 1_000_000,
 		MaxIssues: 100_000, RevokeIterations: 15, CSVIterations: 2,
 		Out: "bench-results.json", Log: os.Stdout,
+		// This machine is shared: give other processes' bursts a few seconds to pass.
+		WaitIdle: 10 * time.Second,
 	}
 	if quick {
 		c.Sizes = []int{10_000}
 		c.CaseDuration, c.Warmup, c.MaxOps = 1500*time.Millisecond, 300*time.Millisecond, 300_000
 		c.MaxIssues, c.RevokeIterations, c.CSVIterations = 30_000, 5, 1
+		c.WaitIdle = 0
 	}
 	return c
 }

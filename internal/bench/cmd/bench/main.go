@@ -41,15 +41,18 @@ func main() {
 		hold       = flag.Bool("hold", false, "keep each size's database and console up after its cases until Ctrl-C")
 		pprof      = flag.String("pprof", "", "host:port of the console's net/http/pprof, if it serves one: save a CPU profile of each console case")
 		pprofDir   = flag.String("pprof-dir", ".", "where -pprof saves the profiles")
-		waitIdle   = flag.Duration("wait-idle", 0, "before each case, wait up to this long for other processes to leave the CPU idle (shared machines)")
+		waitIdle   = flag.Duration("wait-idle", -1, "before each case, wait up to this long for other processes to leave the CPU idle (default 10s; quick: 0)")
 		statements = flag.Bool("statements", false, "load pg_stat_statements and print what the console runs per request (slower; not for the bars)")
 		timeout    = flag.Duration("timeout", 0, "stop the whole run after this long (default 15m; quick: 3m)")
 	)
 	flag.Parse()
 	cfg := bench.DefaultConfig(*quick)
 	cfg.Console, cfg.FloorOnly, cfg.Out, cfg.Clients = *consoleBin, *floorOnly, *out, *clients
-	cfg.Explain, cfg.Hold, cfg.Pprof, cfg.PprofDir, cfg.WaitIdle = *explain, *hold, *pprof, *pprofDir, *waitIdle
+	cfg.Explain, cfg.Hold, cfg.Pprof, cfg.PprofDir = *explain, *hold, *pprof, *pprofDir
 	cfg.Statements = *statements
+	if *waitIdle >= 0 {
+		cfg.WaitIdle = *waitIdle
+	}
 	if *duration > 0 {
 		cfg.CaseDuration = *duration
 	}
