@@ -415,6 +415,31 @@ func (c *countCache) invalidate() {
 	c.mu.Unlock()
 }
 
+// countDelta is a change this store made to the status counts of one user's sessions.
+type countDelta struct{ active, expired, revoked int64 }
+
+// adjust applies d, a change to user's sessions, to every cached count whose filter includes
+// that user, so that counts stay exact without counting the table again (which at a million
+// rows takes a tenth of a second or more). Counts in flight when the change was made are
+// discarded, as after invalidate; entries already invalidated stay so.
+func (c *countCache) adjust(user string, d countDelta) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.gen
+	c.gen++
+	for key, e := range c.entries {
+		if c.genOf[key] != prev {
+			continue
+		}
+		if key.user == "" || key.user == user || (key.prefix && strings.HasPrefix(user, key.user)) {
+			e.counts.Active += d.active
+			e.counts.Expired += d.expired
+			e.counts.Revoked += d.revoked
+		}
+		c.genOf[key] = c.gen
+	}
+}
+
 func (c *countCache) get(ctx context.Context, key countKey, count func(context.Context) (Counts, error), bg *sync.WaitGroup) (Counts, error) {
 	c.mu.Lock()
 	e, ok := c.entries[key]

@@ -248,3 +248,36 @@ func TestCounts(t *testing.T) {
 		}
 	})
 }
+
+// Revoke-all and issue adjust the cached counts instead of counting the table again, and the
+// adjusted counts equal a fresh count.
+func TestCountsAdjusted(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := uniqueName("adj")
+		seedList(t, e, []string{p + "_a", p + "_b"})
+		filters := []Filter{{Username: p + "_a"}, {Username: p + "_b"}, {Username: p, Prefix: true}}
+		for _, f := range filters {
+			if _, err := e.s.Counts(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := e.s.EndUserSessions(ctx, p+"_a"); err != nil {
+			t.Fatal(err)
+		}
+		e.issue(t, p+"_b", time.Hour)
+		for _, f := range filters {
+			got, err := e.s.Counts(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := e.s.count(ctx, countKey{user: e.s.Username(f.Username), prefix: f.Prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Active != want.Active || got.Expired != want.Expired || got.Revoked != want.Revoked {
+				t.Errorf("%+v: cached counts %+v, counted %+v", f, got, want)
+			}
+		}
+	})
+}

@@ -410,27 +410,23 @@ func TestVerify(t *testing.T) {
 	})
 }
 
-func TestMarkUsed(t *testing.T) {
+func TestNoteUsed(t *testing.T) {
 	eachDialect(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		user := uniqueName("erin")
+		user := uniqueName("nora")
 		e.createUser(t, user)
-		is := e.issue(t, user, time.Hour)
-		// Used within the minute after creation: unchanged.
-		if err := e.s.MarkUsed(ctx, is.ID); err != nil {
-			t.Fatal(err)
+		fresh, stale := e.issue(t, user, time.Hour), e.issue(t, user, time.Hour)
+		e.exec(t, `UPDATE `+e.s.Table()+` SET "lastUsedAt" = "lastUsedAt" - INTERVAL '5 minutes' WHERE id = $1`, stale.ID)
+		e.s.NoteUsed(fresh.ID)
+		e.s.NoteUsed(stale.ID)
+		e.s.Close() // writes what is pending
+		got, _ := e.s.Get(ctx, fresh.ID)
+		if !got.LastUsedAt.Equal(fresh.CreatedAt) {
+			t.Errorf("lastUsedAt moved within a minute: %v -> %v", fresh.CreatedAt, got.LastUsedAt)
 		}
-		got, _ := e.s.Get(ctx, is.ID)
-		if !got.LastUsedAt.Equal(is.CreatedAt) {
-			t.Errorf("lastUsedAt moved within a minute: %v -> %v", is.CreatedAt, got.LastUsedAt)
-		}
-		e.exec(t, `UPDATE `+e.s.Table()+` SET "lastUsedAt" = "lastUsedAt" - INTERVAL '5 minutes' WHERE id = $1`, is.ID)
-		if err := e.s.MarkUsed(ctx, is.ID); err != nil {
-			t.Fatal(err)
-		}
-		got, _ = e.s.Get(ctx, is.ID)
-		if !got.LastUsedAt.After(is.CreatedAt.Add(-time.Second)) {
-			t.Errorf("lastUsedAt not refreshed: %v", got.LastUsedAt)
+		got, _ = e.s.Get(ctx, stale.ID)
+		if got.LastUsedAt.Before(stale.CreatedAt.Add(-time.Second)) {
+			t.Errorf("lastUsedAt not written: %v", got.LastUsedAt)
 		}
 	})
 }

@@ -28,7 +28,7 @@ type SessionStore interface {
 	EndUserSessions(ctx context.Context, user string) (revoked, active int64, err error)
 	RevokeSession(ctx context.Context, id int64) (sessionstore.Revocation, error)
 	Verify(ctx context.Context, cookie string) (sessionstore.Verified, error)
-	MarkUsed(ctx context.Context, id int64) error
+	NoteUsed(id int64)
 	Users(ctx context.Context, prefix string, limit int) ([]string, error)
 	Username(name string) string
 	CheckTTL(ttl time.Duration) error

@@ -62,6 +62,10 @@ func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if path == "/healthz" || strings.HasPrefix(path, static.Prefix) {
 			return nil
 		}
+		// A reverse proxy asks /auth/verify once per request it proxies: log only its failures.
+		if path == "/auth/verify" && c.Response().Status < http.StatusInternalServerError {
+			return nil
+		}
 		h.log.Info("request", "method", c.Request().Method, "path", path,
 			"status", c.Response().Status, "duration", time.Since(start).Round(time.Microsecond),
 			"remote", c.RealIP())
