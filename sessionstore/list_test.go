@@ -255,7 +255,7 @@ func TestCountsAdjusted(t *testing.T) {
 	eachDialect(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		p := uniqueName("adj")
-		seedList(t, e, []string{p + "_a", p + "_b"})
+		seeded := seedList(t, e, []string{p + "_a", p + "_b"})
 		filters := []Filter{{Username: p + "_a"}, {Username: p + "_b"}, {Username: p, Prefix: true}}
 		for _, f := range filters {
 			if _, err := e.s.Counts(ctx, f); err != nil {
@@ -265,7 +265,18 @@ func TestCountsAdjusted(t *testing.T) {
 		if _, _, err := e.s.EndUserSessions(ctx, p+"_a"); err != nil {
 			t.Fatal(err)
 		}
-		e.issue(t, p+"_b", time.Hour)
+		b1 := e.issue(t, p+"_b", time.Hour)
+		var expired int64 // a session of _b that had expired before the counts were taken
+		for id, sess := range seeded {
+			if sess.Username == p+"_b" && sess.StatusAt(time.Now()) == StatusExpired {
+				expired = id
+			}
+		}
+		for _, id := range []int64{b1.ID, b1.ID, expired} { // the second time changes nothing
+			if _, err := e.s.RevokeSession(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, f := range filters {
 			got, err := e.s.Counts(ctx, f)
 			if err != nil {

@@ -425,10 +425,11 @@ func (s *Store) retry(ctx context.Context, fn func() error) error {
 func (s *Store) RevokeSession(ctx context.Context, id int64) (Revocation, error) {
 	const now = `(now() AT TIME ZONE 'UTC')`
 	var v Revocation
+	var wasActive bool
 	err := s.pool.QueryRow(ctx, `UPDATE `+s.table+`
 		SET "revokedAt" = CASE WHEN "revokedAt" IS NOT NULL AND "revokedAt" <= `+now+` THEN "revokedAt" ELSE `+now+` END
 		WHERE id = $1
-		RETURNING username, id, "revokedAt", "revokedAt" = `+now, id).Scan(&v.Username, &v.ID, &v.RevokedAt, &v.Newly)
+		RETURNING username, id, "revokedAt", "revokedAt" = `+now+`, "expiresAt" > `+now, id).Scan(&v.Username, &v.ID, &v.RevokedAt, &v.Newly, &wasActive)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Revocation{}, fmt.Errorf("sessionstore: session %d: %w", id, ErrNotFound)
 	}
@@ -436,7 +437,12 @@ func (s *Store) RevokeSession(ctx context.Context, id int64) (Revocation, error)
 		return Revocation{}, s.dbErr("revoke session", err)
 	}
 	v.RevokedAt = v.RevokedAt.UTC()
-	s.counts.invalidate()
+	switch {
+	case v.Newly && wasActive:
+		s.counts.adjust(v.Username, countDelta{active: -1, revoked: 1})
+	case v.Newly:
+		s.counts.adjust(v.Username, countDelta{expired: -1, revoked: 1})
+	}
 	return v, nil
 }
 
