@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ type serveFlags struct {
 	behindProxy     bool
 	maxConns        int32
 	adminCache      time.Duration
+	debugListen     string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -59,6 +61,7 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 		"the cluster's HTTP address, shown in the curl lines of issued cookies [env CONSOLE_CLUSTER_URL]")
 	fl.BoolVar(&f.behindProxy, "behind-proxy", false, "take client addresses from X-Forwarded-For (only behind a proxy that sets it)")
 	fl.Int32Var(&f.maxConns, "db-max-conns", 8, "most database connections at once")
+	fl.StringVar(&f.debugListen, "debug-listen", os.Getenv("CONSOLE_DEBUG_LISTEN"), "serve Go's net/http/pprof profiles on this address (keep it on loopback); off by default [env CONSOLE_DEBUG_LISTEN]")
 	fl.DurationVar(&f.adminCache, "admin-session-cache", 2*time.Second,
 		"how long a checked admin session is trusted without asking the database (sign-out in this process ends it at once)")
 	return cmd
@@ -68,7 +71,9 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logOut := newFlushingWriter(os.Stderr, 250*time.Millisecond)
+	defer logOut.Close()
+	log := slog.New(slog.NewTextHandler(logOut, nil))
 	a, err := g.openApp(ctx, openOptions{maxConns: f.maxConns, adminCache: f.adminCache})
 	if err != nil {
 		return err
@@ -113,6 +118,21 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		}
 	}
 	fmt.Printf("console: listening on %s://%s\n", scheme, displayAddr(ln.Addr()))
+
+	if f.debugListen != "" {
+		dl, err := net.Listen("tcp", f.debugListen)
+		if err != nil {
+			return fmt.Errorf("--debug-listen: %w", err)
+		}
+		defer dl.Close()
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go http.Serve(dl, mux)
+		fmt.Printf("console: profiles on http://%s/debug/pprof/\n", dl.Addr())
+	}
 
 	errc := make(chan error, 1)
 	go func() {

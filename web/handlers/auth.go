@@ -17,12 +17,16 @@ import (
 	"github.com/sessionconsole/console/web/templates"
 )
 
-func securecookieEncode(h *Handler, name string, v any) (string, error) {
-	return securecookie.EncodeMulti(name, v, h.codecs...)
+// securecookieEncode signs and encrypts v under the current key pair.
+func securecookieEncode(h *Handler, name, v string) (string, error) {
+	return securecookie.EncodeMulti(name, []byte(v), h.codecs...)
 }
 
-func securecookieDecode(h *Handler, name, value string, dst any) error {
-	return securecookie.DecodeMulti(name, value, dst, h.codecs...)
+// securecookieDecode checks and decrypts a cookie value under any configured key pair.
+func securecookieDecode(h *Handler, name, value string) (string, error) {
+	var b []byte
+	err := securecookie.DecodeMulti(name, value, &b, h.codecs...)
+	return string(b), err
 }
 
 type loginForm struct {

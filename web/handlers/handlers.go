@@ -123,6 +123,8 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, cfg Co
 	for _, c := range codecs {
 		if sc, ok := c.(*securecookie.SecureCookie); ok {
 			sc.MaxAge(int(cfg.AbsoluteTimeout.Seconds()))
+			// Cookie values are plain bytes (a session ID, a notice): no gob on every request.
+			sc.SetSerializer(securecookie.NopEncoder{})
 		}
 	}
 	return &Handler{

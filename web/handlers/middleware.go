@@ -144,10 +144,6 @@ func adminFrom(c echo.Context) string {
 	return a.name
 }
 
-type adminCookieValue struct {
-	SID string `json:"s"`
-}
-
 // requireAdmin lets a request through only with a valid admin cookie of a live session.
 // Others go to the sign-in page (htmx: told to go there with HX-Redirect).
 func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
@@ -182,15 +178,15 @@ func (h *Handler) readAdminCookie(c echo.Context) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	var v adminCookieValue
-	if err := securecookieDecode(h, adminCookie, ck.Value, &v); err != nil || v.SID == "" {
+	sid, err := securecookieDecode(h, adminCookie, ck.Value)
+	if err != nil || sid == "" {
 		return "", false
 	}
-	return v.SID, true
+	return sid, true
 }
 
 func (h *Handler) setAdminCookie(c echo.Context, sid string) error {
-	enc, err := securecookieEncode(h, adminCookie, adminCookieValue{SID: sid})
+	enc, err := securecookieEncode(h, adminCookie, sid)
 	if err != nil {
 		return err
 	}
@@ -219,8 +215,8 @@ func (h *Handler) takeFlash(c echo.Context) string {
 		return ""
 	}
 	h.clearCookie(c, flashCookie)
-	var msg string
-	if securecookieDecode(h, flashCookie, ck.Value, &msg) != nil {
+	msg, err := securecookieDecode(h, flashCookie, ck.Value)
+	if err != nil {
 		return ""
 	}
 	return msg

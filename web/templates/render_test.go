@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessionconsole/console/internal/output"
 )
 
 func table50() SessionsTable {
@@ -71,6 +73,24 @@ func BenchmarkRenderTable50(b *testing.B) {
 	for b.Loop() {
 		if err := Table(tb).Render(ctx, io.Discard); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// The hand-written time cell formats exactly as time.Format and output.Timestamp do.
+func TestAppendTimeMatchesFormat(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	for _, tm := range []time.Time{
+		now, now.Add(time.Nanosecond), now.Add(123456789), now.Add(100 * time.Millisecond), now.Add(time.Microsecond),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2022, 8, 2, 16, 47, 36, 342338000, time.FixedZone("x", 3600)),
+	} {
+		got := string(appendTime(nil, tm, now))
+		u := tm.UTC()
+		want := `<span class="tc"><time datetime="` + u.Format(time.RFC3339Nano) + `">` + output.Timestamp(tm) +
+			`</time><span class="hint">` + Relative(tm, now) + `</span></span>`
+		if got != want {
+			t.Errorf("appendTime(%v)\n got %s\nwant %s", tm, got, want)
 		}
 	}
 }
