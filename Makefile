@@ -5,7 +5,7 @@ PKGS    := ./...
 BENCH_OUT   ?= bench-results.json
 BENCH_QUICK ?=
 
-.PHONY: all build run test generate vet fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium clean
+.PHONY: all build run test generate vet lint fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium clean
 
 all: build
 
@@ -16,8 +16,8 @@ build:
 run: deps-postgres build
 	./$(BIN) serve
 
-## test: everything: vet, gofmt, templ freshness, unit + store + handler + browser tests
-test: deps-postgres deps-chromium vet fmt-check templ-check unit
+## test: everything: vet, staticcheck, gofmt, templ freshness, unit + store + handler + browser tests
+test: deps-postgres deps-chromium vet lint fmt-check templ-check unit
 
 unit:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
@@ -27,6 +27,10 @@ generate:
 
 vet:
 	$(GO) vet $(PKGS)
+
+# staticcheck, pinned in go.mod as a tool
+lint:
+	$(GO) tool staticcheck $(PKGS)
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -41,7 +45,7 @@ templ-check:
 
 ## bench: speed and memory at 10k and 1M sessions against raw pgx (BENCH_QUICK=1: 10k only)
 bench: deps-postgres build
-	BENCH_QUICK=$(BENCH_QUICK) BENCH_OUT=$(BENCH_OUT) $(GO) run ./internal/bench/cmd/bench -console $(BIN)
+	BENCH_QUICK=$(BENCH_QUICK) BENCH_OUT=$(BENCH_OUT) $(GO) run ./internal/bench/cmd/bench -console $(BIN) $(BENCH_FLAGS)
 
 ## fuzz: a longer run of the cookie decoder's fuzz target
 fuzz:

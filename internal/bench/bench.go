@@ -374,7 +374,6 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		}
 		logf("holding until Ctrl-C")
 		<-ctx.Done()
-		ctx = context.WithoutCancel(ctx)
 	}
 	if srv != nil {
 		if srv.Exited() {

@@ -282,13 +282,6 @@ func timeCell(t, now time.Time) templates.TimeCell {
 	return templates.TimeCell{Text: output.Timestamp(t), Hint: relative(t, now), ISO: t.UTC().Format(time.RFC3339Nano)}
 }
 
-func nullableTimeCell(t *time.Time, now time.Time) templates.TimeCell {
-	if t == nil {
-		return templates.TimeCell{Text: output.Null}
-	}
-	return timeCell(*t, now)
-}
-
 // relative says how far t is from now: "in 52m", "3h ago".
 func relative(t, now time.Time) string { return templates.Relative(t, now) }
 
