@@ -312,11 +312,7 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Session) error) erro
 		if err := rows.Scan(scan...); err != nil {
 			return s.dbErr("list", err)
 		}
-		sess.CreatedAt, sess.ExpiresAt, sess.LastUsedAt = sess.CreatedAt.UTC(), sess.ExpiresAt.UTC(), sess.LastUsedAt.UTC()
-		if sess.RevokedAt != nil {
-			t := sess.RevokedAt.UTC()
-			sess.RevokedAt = &t
-		}
+		sess.utc()
 		if err := fn(sess); err != nil {
 			return err
 		}
@@ -338,10 +334,7 @@ func (c Counts) Total() int64 { return c.Active + c.Expired + c.Revoked }
 // reused for up to Options.CountsMaxAge (refreshed in the background meanwhile), so a page
 // header never scans the table on every request. Writes through this store count afresh.
 func (s *Store) Counts(ctx context.Context, f Filter) (Counts, error) {
-	key := countKey{user: f.Username, prefix: f.Prefix}
-	if f.Username != "" {
-		key.user = s.Username(f.Username)
-	}
+	key := s.countKey(f)
 	return s.counts.get(ctx, key, func(ctx context.Context) (Counts, error) {
 		return s.count(ctx, key)
 	}, &s.bg)
@@ -350,11 +343,12 @@ func (s *Store) Counts(ctx context.Context, f Filter) (Counts, error) {
 // CountNow counts like Counts but always asks the database: for a number someone acts on
 // (a revoke confirmation), not for a page header.
 func (s *Store) CountNow(ctx context.Context, f Filter) (Counts, error) {
-	key := countKey{user: f.Username, prefix: f.Prefix}
-	if f.Username != "" {
-		key.user = s.Username(f.Username)
-	}
-	return s.count(ctx, key)
+	return s.count(ctx, s.countKey(f))
+}
+
+// countKey is the username part of f, as the dialect stores names.
+func (s *Store) countKey(f Filter) countKey {
+	return countKey{user: s.Username(f.Username), prefix: f.Prefix}
 }
 
 func (s *Store) count(ctx context.Context, key countKey) (Counts, error) {

@@ -588,12 +588,18 @@ func (s *Store) Ping(ctx context.Context) error {
 func scanSession(r pgx.CollectableRow) (Session, error) {
 	var s Session
 	err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt)
+	s.utc()
+	return s, err
+}
+
+// utc puts the times in time.UTC (pgx returns TIMESTAMP values in UTC already, but with a
+// location pointer of its own).
+func (s *Session) utc() {
 	s.CreatedAt, s.ExpiresAt, s.LastUsedAt = s.CreatedAt.UTC(), s.ExpiresAt.UTC(), s.LastUsedAt.UTC()
 	if s.RevokedAt != nil {
 		t := s.RevokedAt.UTC()
 		s.RevokedAt = &t
 	}
-	return s, err
 }
 
 // dbErr prefixes a database error with the operation, marking unreachable databases as

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -106,6 +107,9 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 	}
 	if flavor == 0 {
 		flavor = detected
+	}
+	if flavor == pgdb.Postgres && detected == pgdb.Cockroach {
+		return nil, errors.New("--dialect postgres needs a PostgreSQL server, and this is CockroachDB (use --dialect auto or cockroach)")
 	}
 	a.flavor = flavor
 	if a.sessions, err = sessionstore.Open(ctx, a.pool, sessionstore.Options{Flavor: flavor, MaxTTL: g.maxTTL}); err != nil {

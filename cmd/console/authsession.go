@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -226,7 +227,7 @@ Each logout is recorded in the console's audit log with the number of sessions i
 			if err != nil {
 				return err
 			}
-			slices.SortFunc(revs, func(x, y sessionstore.Revocation) int { return cmpInt64(x.ID, y.ID) })
+			slices.SortFunc(revs, func(x, y sessionstore.Revocation) int { return cmp.Compare(x.ID, y.ID) })
 			var newly int64
 			for _, r := range revs {
 				if r.Newly {
@@ -261,16 +262,6 @@ Each logout is recorded in the console's audit log with the number of sessions i
 	}
 	addFormatFlag(cmd, &format)
 	return cmd
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 const listExample = `  console auth-session list

@@ -52,25 +52,33 @@ func (h *Handler) login(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, "Malformed sign-in form.")
 	}
 	ctx := c.Request().Context()
-	addr := c.RealIP()
 	f.Username = strings.TrimSpace(f.Username)
 	view := templates.Login{Page: h.page(c, "Sign in", ""), Username: f.Username, Next: localPath(f.Next)}
-	if wait := h.throttle.blocked(time.Now(), "admin:"+f.Username, "addr:"+addr); wait > 0 {
-		view.Error = fmt.Sprintf("Too many failed sign-ins for this account or from this address. Try again in %d minutes.",
-			int(math.Ceil(wait.Minutes())))
+	account := "admin:" + f.Username
+	if admins.CheckName(f.Username) != nil {
+		account = "admin:?" // names that cannot exist share one key (and keep the map small)
+	}
+	// Each attempt is counted before the password is checked, so that parallel attempts
+	// cannot all slip through the same free slot; a success takes its count back.
+	now := time.Now()
+	keys := []string{account, "addr:" + c.RealIP()}
+	if wait := h.throttle.attempt(now, keys...); wait > 0 {
+		minutes := int(math.Ceil(wait.Minutes()))
+		view.Error = fmt.Sprintf("Too many failed sign-ins for this account or from this address. Try again in %d minutes.", minutes)
+		c.Response().Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
 		return h.render(c, http.StatusTooManyRequests, templates.LoginView(view))
 	}
 	err := h.admins.Authenticate(ctx, f.Username, f.Password)
 	if errors.Is(err, admins.ErrBadCredentials) {
-		h.throttle.fail(time.Now(), "admin:"+f.Username, "addr:"+addr)
 		h.record(c, audit.Entry{Admin: f.Username, Action: audit.SignInFailed})
 		view.Error = "Wrong admin name or password."
 		return h.render(c, http.StatusUnauthorized, templates.LoginView(view))
 	}
+	h.throttle.undo(now, keys...)
 	if err != nil {
 		return err
 	}
-	h.throttle.reset("admin:" + f.Username)
+	h.throttle.reset(account)
 	sid, err := h.admins.StartSession(ctx, f.Username)
 	if err != nil {
 		return err
@@ -101,10 +109,12 @@ func (h *Handler) logout(c echo.Context) error {
 }
 
 // localPath returns p if it is a path on this site ("/sessions?..."), "" otherwise, so that
-// ?next= cannot send anyone elsewhere.
+// ?next= cannot send anyone elsewhere. Control characters and backslashes are refused
+// outright: browsers drop tabs and read "\\" as "/", so "/\t/evil" would become "//evil".
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		strings.ContainsAny(p, "\r\n") || strings.HasPrefix(p, "/login") {
+	bad := func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsFunc(p, bad) ||
+		strings.HasPrefix(p, "/login") {
 		return ""
 	}
 	return p
@@ -133,10 +143,35 @@ func newThrottle(max int, window time.Duration) *throttle {
 	return &throttle{max: max, window: window, fails: map[string][]time.Time{}}
 }
 
-// blocked returns how long until the first blocked key frees up (0: none is blocked).
-func (t *throttle) blocked(now time.Time, keys ...string) time.Duration {
+// attempt counts one attempt for every key, unless a key is blocked already: then it counts
+// nothing and returns how long until that key frees up.
+func (t *throttle) attempt(now time.Time, keys ...string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if wait := t.blockedLocked(now, keys...); wait > 0 {
+		return wait
+	}
+	t.addLocked(now, keys...)
+	return 0
+}
+
+// undo takes back the attempt counted at now (a successful sign-in).
+func (t *throttle) undo(now time.Time, keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		list := t.fails[k]
+		for i := len(list) - 1; i >= 0; i-- {
+			if list[i].Equal(now) {
+				t.fails[k] = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// blockedLocked returns how long until the first blocked key frees up (0: none is blocked).
+func (t *throttle) blockedLocked(now time.Time, keys ...string) time.Duration {
 	var wait time.Duration
 	for _, k := range keys {
 		recent := t.prune(now, k)
@@ -149,9 +184,7 @@ func (t *throttle) blocked(now time.Time, keys ...string) time.Duration {
 	return wait
 }
 
-func (t *throttle) fail(now time.Time, keys ...string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+func (t *throttle) addLocked(now time.Time, keys ...string) {
 	if len(t.fails) > 100000 { // bound memory under a flood of distinct names
 		for k := range t.fails {
 			if len(t.prune(now, k)) == 0 {

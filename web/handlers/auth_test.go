@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sessionconsole/console/internal/audit"
@@ -80,7 +81,8 @@ func TestSignInFlow(t *testing.T) {
 func TestOpenRedirectRefused(t *testing.T) {
 	s := newServer(t)
 	c := s.client(t)
-	for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", "/login"} {
+	for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", "/login",
+		"/\t/evil.example", "/\t\\evil.example", "/\n/evil.example", "/x\\..\\\\evil.example"} {
 		c.get("/login")
 		r := c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}, "next": {next}})
 		if loc := r.Header.Get("Location"); loc != "/sessions" {
@@ -108,6 +110,40 @@ func TestSignInThrottle(t *testing.T) {
 	// The address is locked too, whatever the name.
 	r = c.post("/login", url.Values{"username": {"someone-else"}, "password": {"x"}})
 	wantStatus(t, r, http.StatusTooManyRequests)
+}
+
+// Parallel guesses cannot slip past the limit: each attempt is counted before bcrypt runs.
+func TestSignInThrottleParallel(t *testing.T) {
+	s := newServer(t)
+	c := s.client(t)
+	c.get("/login")
+	codes := make(chan int, 20)
+	var wg sync.WaitGroup
+	token := c.csrf
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A client of its own per goroutine (clients are not safe for concurrent use),
+			// sharing the browser's cookies and token.
+			own := *c
+			codes <- own.do("POST", "/login", url.Values{"username": {"admin"}, "password": {"wrong"}, "_csrf": {token}}, nil).StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	counts := map[int]int{}
+	for code := range codes {
+		counts[code]++
+	}
+	if counts[http.StatusUnauthorized] != 5 || counts[http.StatusTooManyRequests] != 15 {
+		t.Errorf("20 parallel wrong passwords: %v, want 5 checked and 15 refused", counts)
+	}
+	r := c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}})
+	wantStatus(t, r, http.StatusTooManyRequests)
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
 }
 
 func TestSignOutEndsCookieEvenReplayed(t *testing.T) {

@@ -30,13 +30,13 @@ type issueRequest struct {
 
 // issueForm returns the empty form for a sessions view. Username suggestions are fetched as
 // the admin types (suggestUsers), not sent with every page.
-func (h *Handler) issueForm(c echo.Context, q sessionsQuery) (templates.IssueForm, error) {
+func (h *Handler) issueForm(c echo.Context, q sessionsQuery) templates.IssueForm {
 	return templates.IssueForm{
 		Presets: presets(defaultPreset),
 		Max:     sessionstore.FormatDuration(h.sessions.MaxTTL()),
 		Return:  q.values().Encode(),
 		CSRF:    h.csrfToken(c),
-	}, nil
+	}
 }
 
 // suggestUsers answers the username field's suggestions: <option>s of users starting with q.
@@ -81,9 +81,15 @@ func (h *Handler) issueSession(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, "Malformed form.")
 	}
 	q := returnQuery(c)
-	form, err := h.issueForm(c, q)
-	if err != nil {
-		return err
+	form := h.issueForm(c, q)
+	// Without htmx the answer is the whole page: load its table before issuing, so that a
+	// failure there cannot swallow a cookie that was already issued.
+	var table templates.SessionsTable
+	if !isPartial(c) {
+		var err error
+		if table, err = h.sessionsTable(c.Request().Context(), q, ""); err != nil {
+			return err
+		}
 	}
 	choice, text := req.expiry()
 	form.Username = strings.TrimSpace(req.Username)
@@ -129,9 +135,10 @@ func (h *Handler) issueSession(c echo.Context) error {
 		}
 		return h.render(c, status, templates.IssuePanel(form))
 	}
-	table, err := h.sessionsTable(c.Request().Context(), q, "")
-	if err != nil {
-		return err
+	if form.Result != nil {
+		if fresh, err := h.sessionsTable(c.Request().Context(), q, ""); err == nil {
+			table = fresh // with the new session; on failure the one loaded before will do
+		}
 	}
 	return h.render(c, status, templates.SessionsView(templates.SessionsPage{
 		Page: h.page(c, "Sessions", "sessions"), Filters: filters(q), Table: table, Issue: form,

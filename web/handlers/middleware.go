@@ -49,8 +49,9 @@ func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// logRequests logs each request once, by path only: query strings are left out (they hold
-// nothing secret by design, but usernames are nobody's business in a log).
+// logRequests logs each request once, by its route (/users/:name/revoke), not its URL: query
+// strings and path values hold nothing secret by design, but usernames are nobody's business
+// in a log.
 func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -58,7 +59,10 @@ func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		path := c.Request().URL.Path
+		path := c.Path()
+		if path == "" {
+			path = "(no route)"
+		}
 		if path == "/healthz" || strings.HasPrefix(path, static.Prefix) {
 			return nil
 		}

@@ -77,7 +77,7 @@ func (h *Handler) confirmRevokeSession(c echo.Context) error {
 	q, ret := confirmReturn(c)
 	now := h.now()
 	msg := fmt.Sprintf("Session %d of %s (%s, expires %s) stops working at once.", s.ID, s.Username, s.StatusAt(now),
-		relative(s.ExpiresAt, now))
+		templates.Relative(s.ExpiresAt, now))
 	return h.confirm(c, templates.Confirm{
 		Title:     "Revoke session " + strconv.FormatInt(id, 10) + "?",
 		Message:   msg,

@@ -11,7 +11,8 @@ import (
 
 // Register installs the error handler, the middleware and every route on e.
 //
-// Middleware order, outermost first: recover -> request log -> security headers -> CSRF
+// Middleware order, outermost first: recover -> request log -> security headers -> body limit
+// (64 KB: every form here is small) -> CSRF
 // (every route but the open ones, whose GETs change nothing) -> admin sign-in (the admin group).
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.handleError
@@ -20,7 +21,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
-	e.Use(middleware.Recover(), h.logRequests, h.securityHeaders)
+	e.Use(middleware.Recover(), h.logRequests, h.securityHeaders, middleware.BodyLimit("64K"))
 
 	// Open: no admin, no CSRF (nothing here changes state).
 	e.GET("/healthz", h.healthz)

@@ -176,12 +176,8 @@ func (h *Handler) showSessionsPage(c echo.Context) error {
 		}
 		return h.render(c, http.StatusOK, templates.Table(table))
 	}
-	issue, err := h.issueForm(c, q)
-	if err != nil {
-		return err
-	}
 	return h.render(c, http.StatusOK, templates.SessionsView(templates.SessionsPage{
-		Page: h.page(c, "Sessions", "sessions"), Filters: filters(q), Table: table, Issue: issue,
+		Page: h.page(c, "Sessions", "sessions"), Filters: filters(q), Table: table, Issue: h.issueForm(c, q),
 	}))
 }
 
@@ -205,7 +201,6 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 		CSVURL:     first.url("/sessions.csv"),
 		JSONURL:    first.url("/sessions.json"),
 		UpdatedAt:  now.Format("15:04:05") + " UTC",
-		Filtered:   q.User != "",
 		StatusName: string(q.Status),
 		Now:        now,
 		Rows:       make([]templates.SessionRow, 0, len(page.Sessions)),
@@ -220,7 +215,7 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 		Total:     thousands(counts.Total()),
 		ActiveURL: statusURL(sessionstore.StatusActive), ExpiredURL: statusURL(sessionstore.StatusExpired),
 		RevokedURL: statusURL(sessionstore.StatusRevoked), AllURL: statusURL(sessionstore.StatusAll),
-		At: relative(counts.At, now),
+		At: templates.Relative(counts.At, now),
 	}
 	if page.Next != nil {
 		n := first
@@ -279,11 +274,8 @@ func filters(q sessionsQuery) templates.Filters {
 
 // timeCell renders a timestamp as the CLI does, with a relative hint.
 func timeCell(t, now time.Time) templates.TimeCell {
-	return templates.TimeCell{Text: output.Timestamp(t), Hint: relative(t, now), ISO: t.UTC().Format(time.RFC3339Nano)}
+	return templates.TimeCell{Text: output.Timestamp(t), Hint: templates.Relative(t, now), ISO: t.UTC().Format(time.RFC3339Nano)}
 }
-
-// relative says how far t is from now: "in 52m", "3h ago".
-func relative(t, now time.Time) string { return templates.Relative(t, now) }
 
 // thousands formats n with comma separators: 1,234,567.
 func thousands(n int64) string {

@@ -88,7 +88,6 @@ type SessionsTable struct {
 	CSVURL      string
 	JSONURL     string
 	UpdatedAt   string
-	Filtered    bool // a username filter is on
 	// User and UserRevokeAllURL are set when the view shows exactly one user.
 	User             string
 	UserRevokeAllURL string
@@ -108,13 +107,11 @@ type Filters struct {
 // IssueForm is the form that issues a session, with its errors and its result.
 type IssueForm struct {
 	Username      string
-	Users         []string // suggestions
 	Presets       []Option // expire_after radio choices, "custom" last
 	Custom        string
 	Max           string // the configured maximum, shown by the field
 	UsernameError string
 	ExpireError   string
-	Error         string // a failure that is not one field's
 	Return        string // the sessions view query to come back to
 	CSRF          string
 	Result        *Issued
