@@ -105,7 +105,11 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	fmt.Printf("console: %s sessions in %s (%s)\n", a.sessions.Flavor(), a.sessions.Table(), databaseName(g))
-	if password != "" {
+	if password == "" {
+		if pwFile := filepath.Join(g.dataDir, "admin-password"); exists(pwFile) {
+			fmt.Printf("console: sign in as an admin (the first admin's password, unless changed since, is in %s)\n", pwFile)
+		}
+	} else {
 		pwFile := filepath.Join(g.dataDir, "admin-password")
 		err := os.MkdirAll(g.dataDir, 0o700)
 		if err == nil {
@@ -155,6 +159,8 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	}
 	return nil
 }
+
+func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 func databaseName(g *globalFlags) string {
 	if g.url == "" {

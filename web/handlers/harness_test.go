@@ -59,6 +59,12 @@ func newServer(t *testing.T) *server {
 
 func newServerOn(t *testing.T, dbURL string, cfg Config) *server {
 	t.Helper()
+	return newServerDialect(t, dbURL, cfg, 0)
+}
+
+// newServerDialect is newServerOn with the session dialect forced (0: detected).
+func newServerDialect(t *testing.T, dbURL string, cfg Config, flavor pgdb.Flavor) *server {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pgdb.Connect(ctx, dbURL, pgdb.Config{ConnectTimeout: 2 * time.Second})
 	if err != nil {
@@ -66,7 +72,7 @@ func newServerOn(t *testing.T, dbURL string, cfg Config) *server {
 	}
 	t.Cleanup(pool.Close)
 	s := &server{pool: pool}
-	if s.sessions, err = sessionstore.Open(ctx, pool, sessionstore.Options{MaxTTL: 31 * 24 * time.Hour}); err != nil {
+	if s.sessions, err = sessionstore.Open(ctx, pool, sessionstore.Options{MaxTTL: 31 * 24 * time.Hour, Flavor: flavor}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.sessions.Close)
