@@ -60,32 +60,27 @@ line of standard input.`,
 		Example: `  console admin add alice
   printf '%s\n' "$ALICE_PASSWORD" | console admin add alice`,
 		Args: adminNameArg(true),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			ignoreSIGPIPE()
+		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := admins.CheckName(name); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{maxConns: 2})
-			if err != nil {
-				return g.openErr(err)
-			}
-			defer closeApp(a, &err)
-			if ok, err := adminExists(ctx, a, name); err != nil {
-				return err
-			} else if ok {
-				return fmt.Errorf("admin %q already exists", name)
-			}
-			password, err := readPassword(ctx, cmd, name)
-			if err != nil {
-				return err
-			}
-			if err := a.admins.Add(ctx, name, password); err != nil {
-				return adminErr(name, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added admin %q\n", name)
-			return nil
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				if ok, err := adminExists(ctx, a, name); err != nil {
+					return err
+				} else if ok {
+					return fmt.Errorf("admin %q already exists", name)
+				}
+				password, err := readPassword(ctx, cmd, name)
+				if err != nil {
+					return err
+				}
+				if err := a.admins.Add(ctx, name, password); err != nil {
+					return adminErr(name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "added admin %q\n", name)
+				return nil
+			})
 		},
 	}
 }
@@ -100,29 +95,24 @@ standard input.`,
 		Example: `  console admin passwd alice
   console admin passwd alice < new-password.txt`,
 		Args: adminNameArg(true),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			ignoreSIGPIPE()
+		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{maxConns: 2})
-			if err != nil {
-				return g.openErr(err)
-			}
-			defer closeApp(a, &err)
-			if ok, err := adminExists(ctx, a, name); err != nil {
-				return err
-			} else if !ok {
-				return fmt.Errorf("admin %q does not exist", name)
-			}
-			password, err := readPassword(ctx, cmd, name)
-			if err != nil {
-				return err
-			}
-			if err := a.admins.SetPassword(ctx, name, password); err != nil {
-				return adminErr(name, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "changed the password of admin %q and ended its browser sessions\n", name)
-			return nil
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				if ok, err := adminExists(ctx, a, name); err != nil {
+					return err
+				} else if !ok {
+					return fmt.Errorf("admin %q does not exist", name)
+				}
+				password, err := readPassword(ctx, cmd, name)
+				if err != nil {
+					return err
+				}
+				if err := a.admins.SetPassword(ctx, name, password); err != nil {
+					return adminErr(name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "changed the password of admin %q and ended its browser sessions\n", name)
+				return nil
+			})
 		},
 	}
 }
@@ -136,34 +126,29 @@ func newAdminListCmd(g *globalFlags) *cobra.Command {
 		Example: `  console admin list
   console admin list --format=json`,
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			ignoreSIGPIPE()
+		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{maxConns: 2})
-			if err != nil {
-				return g.openErr(err)
-			}
-			defer closeApp(a, &err)
-			list, err := a.admins.List(ctx)
-			if err != nil {
-				return err
-			}
-			w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
-				{Name: "name", Align: output.AlignLeft}, {Name: "created"}, {Name: "updated"},
-			})
-			if err != nil {
-				return err
-			}
-			for _, ad := range list {
-				if err := w.Row(ad.Name, output.Timestamp(ad.CreatedAt), output.Timestamp(ad.UpdatedAt)); err != nil {
-					return outputErr(err)
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				list, err := a.admins.List(ctx)
+				if err != nil {
+					return err
 				}
-			}
-			return outputErr(w.Close())
+				w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
+					{Name: "name", Align: output.AlignLeft}, {Name: "created"}, {Name: "updated"},
+				})
+				if err != nil {
+					return err
+				}
+				for _, ad := range list {
+					if err := w.Row(ad.Name, output.Timestamp(ad.CreatedAt), output.Timestamp(ad.UpdatedAt)); err != nil {
+						return outputErr(err)
+					}
+				}
+				return outputErr(w.Close())
+			})
 		},
 	}
 	addFormatFlag(cmd, &format)
@@ -178,20 +163,15 @@ func newAdminRemoveCmd(g *globalFlags) *cobra.Command {
 is removed, the next console serve creates a new one with a random password, as on first start.`,
 		Example: `  console admin remove alice`,
 		Args:    adminNameArg(false),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			ignoreSIGPIPE()
+		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{maxConns: 2})
-			if err != nil {
-				return g.openErr(err)
-			}
-			defer closeApp(a, &err)
-			if err := a.admins.Remove(ctx, name); err != nil {
-				return adminErr(name, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed admin %q\n", name)
-			return nil
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				if err := a.admins.Remove(ctx, name); err != nil {
+					return adminErr(name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed admin %q\n", name)
+				return nil
+			})
 		},
 	}
 }

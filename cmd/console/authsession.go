@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -116,8 +117,7 @@ is a terminal, examples of curl and wget commands using the cookie are printed o
 error. Each login is recorded in the console's audit log (without the cookie).`,
 		Example: loginExample,
 		Args:    exactArgs("USER"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			ignoreSIGPIPE()
+		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
@@ -126,52 +126,48 @@ error. Each login is recorded in the console's audit log (without the cookie).`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{maxConns: 2})
-			if err != nil {
-				return g.openErr(err)
-			}
-			defer closeApp(a, &err)
-			if err := a.sessions.CheckTTL(ttl); err != nil {
-				return fmt.Errorf("invalid --expire-after %q: %s", expireAfter, strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": "))
-			}
-			iss, err := a.sessions.Issue(ctx, args[0], ttl)
-			if err != nil {
-				return err
-			}
-			expires := iss.ExpiresAt
-			if err := a.audit.Record(ctx, audit.Entry{
-				Admin: cliActor(), Action: audit.Issue, Target: iss.Username, SessionID: iss.ID,
-				ExpiresAt: &expires, Detail: "auth-session login --expire-after=" + sessionstore.FormatDuration(ttl),
-			}); err != nil {
-				// A session nobody can account for is not handed out.
-				if _, rerr := a.sessions.RevokeSession(ctx, iss.ID); rerr != nil {
-					return fmt.Errorf("the audit log could not record session %d, which could not be revoked either: %w (revoke: %v)", iss.ID, err, rerr)
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				if err := a.sessions.CheckTTL(ttl); err != nil {
+					return fmt.Errorf("invalid --expire-after %q: %s", expireAfter, strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": "))
 				}
-				return fmt.Errorf("the audit log could not record session %d, so it was revoked at once: %w", iss.ID, err)
-			}
-			cookie := iss.Cookie.SetCookie()
-			out := cmd.OutOrStdout()
-			if onlyCookie {
-				_, err := fmt.Fprintln(out, cookie)
-				return outputErr(err)
-			}
-			w, err := output.NewWriter(out, f, []output.Column{
-				{Name: "username"}, {Name: "session ID"}, {Name: "authentication cookie"},
+				iss, err := a.sessions.Issue(ctx, args[0], ttl)
+				if err != nil {
+					return err
+				}
+				expires := iss.ExpiresAt
+				if err := a.audit.Record(ctx, audit.Entry{
+					Admin: cliActor(), Action: audit.Issue, Target: iss.Username, SessionID: iss.ID,
+					ExpiresAt: &expires, Detail: "auth-session login --expire-after=" + sessionstore.FormatDuration(ttl),
+				}); err != nil {
+					// A session nobody can account for is not handed out.
+					if _, rerr := a.sessions.RevokeSession(ctx, iss.ID); rerr != nil {
+						return fmt.Errorf("the audit log could not record session %d, which could not be revoked either: %w (revoke: %v)", iss.ID, err, rerr)
+					}
+					return fmt.Errorf("the audit log could not record session %d, so it was revoked at once: %w", iss.ID, err)
+				}
+				cookie := iss.Cookie.SetCookie()
+				out := cmd.OutOrStdout()
+				if onlyCookie {
+					_, err := fmt.Fprintln(out, cookie)
+					return outputErr(err)
+				}
+				w, err := output.NewWriter(out, f, []output.Column{
+					{Name: "username"}, {Name: "session ID"}, {Name: "authentication cookie"},
+				})
+				if err != nil {
+					return err
+				}
+				if err := w.Row(iss.Username, strconv.FormatInt(iss.ID, 10), cookie); err != nil {
+					return err
+				}
+				if err := w.Close(); err != nil {
+					return outputErr(err)
+				}
+				if term.IsTerminal(int(os.Stdin.Fd())) {
+					printCookieHint(cmd.ErrOrStderr(), cookie)
+				}
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			if err := w.Row(iss.Username, strconv.FormatInt(iss.ID, 10), cookie); err != nil {
-				return err
-			}
-			if err := w.Close(); err != nil {
-				return outputErr(err)
-			}
-			if term.IsTerminal(int(os.Stdin.Fd())) {
-				printCookieHint(cmd.ErrOrStderr(), cookie)
-			}
-			return nil
 		},
 	}
 	fl := cmd.Flags()
@@ -211,53 +207,48 @@ cannot be revoked here (the web console can); use a short --expire-after instead
 Each logout is recorded in the console's audit log with the number of sessions it revoked.`,
 		Example: logoutExample,
 		Args:    exactArgs("USER"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			ignoreSIGPIPE()
+		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{maxConns: 2})
-			if err != nil {
-				return g.openErr(err)
-			}
-			defer closeApp(a, &err)
-			revs, err := a.sessions.RevokeUser(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			slices.SortFunc(revs, func(x, y sessionstore.Revocation) int { return cmp.Compare(x.ID, y.ID) })
-			var newly int64
-			for _, r := range revs {
-				if r.Newly {
-					newly++
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				revs, err := a.sessions.RevokeUser(ctx, args[0])
+				if err != nil {
+					return err
 				}
-			}
-			auditErr := a.audit.Record(ctx, audit.Entry{
-				Admin: cliActor(), Action: audit.RevokeAll, Target: a.sessions.Username(args[0]),
-				Count: newly, Detail: "auth-session logout",
-			})
-			w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
-				{Name: "username", Align: output.AlignLeft},
-				{Name: "session ID", Align: output.AlignRight},
-				{Name: "revoked"},
-			})
-			if err != nil {
-				return err
-			}
-			for _, r := range revs {
-				if err := w.Row(r.Username, strconv.FormatInt(r.ID, 10), output.Timestamp(r.RevokedAt)); err != nil {
+				slices.SortFunc(revs, func(x, y sessionstore.Revocation) int { return cmp.Compare(x.ID, y.ID) })
+				var newly int64
+				for _, r := range revs {
+					if r.Newly {
+						newly++
+					}
+				}
+				auditErr := a.audit.Record(ctx, audit.Entry{
+					Admin: cliActor(), Action: audit.RevokeAll, Target: a.sessions.Username(args[0]),
+					Count: newly, Detail: "auth-session logout",
+				})
+				w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
+					{Name: "username", Align: output.AlignLeft},
+					{Name: "session ID", Align: output.AlignRight},
+					{Name: "revoked"},
+				})
+				if err != nil {
+					return err
+				}
+				for _, r := range revs {
+					if err := w.Row(r.Username, strconv.FormatInt(r.ID, 10), output.Timestamp(r.RevokedAt)); err != nil {
+						return outputErr(err)
+					}
+				}
+				if err := w.Close(); err != nil {
 					return outputErr(err)
 				}
-			}
-			if err := w.Close(); err != nil {
-				return outputErr(err)
-			}
-			if auditErr != nil {
-				return fmt.Errorf("the sessions were revoked, but the audit log entry failed: %w", auditErr)
-			}
-			return nil
+				if auditErr != nil {
+					return fmt.Errorf("the sessions were revoked, but the audit log entry failed: %w", auditErr)
+				}
+				return nil
+			})
 		},
 	}
 	addFormatFlag(cmd, &format)
@@ -280,34 +271,29 @@ Rows are streamed: the csv, tsv, json, ndjson and records formats print each row
 so listing a large table takes little memory (the table format has to see every row first).`,
 		Example: listExample,
 		Args:    exactArgs(),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			ignoreSIGPIPE()
+		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			a, err := g.openApp(ctx, openOptions{maxConns: 2})
-			if err != nil {
-				return g.openErr(err)
-			}
-			defer closeApp(a, &err)
-			bw := bufio.NewWriterSize(cmd.OutOrStdout(), 32<<10)
-			w, err := output.NewWriter(bw, f, output.ListColumns)
-			if err != nil {
-				return err
-			}
-			err = a.sessions.Each(ctx, sessionstore.Filter{Sort: sessionstore.SortID}, func(s sessionstore.Session) error {
-				return w.Row(output.ListRow(s.Username, s.ID, s.CreatedAt, s.ExpiresAt, s.RevokedAt, s.LastUsedAt)...)
+			return g.withApp(cmd, func(ctx context.Context, a *app) error {
+				bw := bufio.NewWriterSize(cmd.OutOrStdout(), 32<<10)
+				w, err := output.NewWriter(bw, f, output.ListColumns)
+				if err != nil {
+					return err
+				}
+				err = a.sessions.Each(ctx, sessionstore.Filter{Sort: sessionstore.SortID}, func(s sessionstore.Session) error {
+					return w.Row(output.ListRow(s.Username, s.ID, s.CreatedAt, s.ExpiresAt, s.RevokedAt, s.LastUsedAt)...)
+				})
+				if err != nil {
+					bw.Flush()
+					return outputErr(err)
+				}
+				if err := w.Close(); err != nil {
+					return outputErr(err)
+				}
+				return outputErr(bw.Flush())
 			})
-			if err != nil {
-				bw.Flush()
-				return outputErr(err)
-			}
-			if err := w.Close(); err != nil {
-				return outputErr(err)
-			}
-			return outputErr(bw.Flush())
 		},
 	}
 	addFormatFlag(cmd, &format)
@@ -368,6 +354,19 @@ type shownError struct {
 
 func (e *shownError) Error() string { return e.msg }
 func (e *shownError) Unwrap() error { return e.err }
+
+// withApp runs fn with the database open (the embedded server attached or started, the stores
+// opened), closing it afterwards; a close error is reported unless fn failed first.
+func (g *globalFlags) withApp(cmd *cobra.Command, fn func(ctx context.Context, a *app) error) (err error) {
+	ignoreSIGPIPE()
+	ctx := cmd.Context()
+	a, err := g.openApp(ctx, openOptions{maxConns: 2})
+	if err != nil {
+		return g.openErr(err)
+	}
+	defer closeApp(a, &err)
+	return fn(ctx, a)
+}
 
 // closeApp closes a and reports its error through *err unless an error is already there.
 func closeApp(a *app, err *error) {
