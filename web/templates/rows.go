@@ -111,39 +111,34 @@ func appendTime(b []byte, t, now time.Time) []byte {
 	micro := t.Nanosecond() / 1000
 	frac := t.Nanosecond() != 0
 	b = append(b, `<span class="tc"><time datetime="`...)
-	b = appendDigits(b, year, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
-	b = append(b, '-')
-	b = appendDigits(b, day, 2)
-	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
-	b = append(b, ':')
-	b = appendDigits(b, min, 2)
-	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
+	b = appendDateTime(b, year, int(month), day, 'T', hour, min, sec)
 	if frac {
 		b = appendFraction(b, t.Nanosecond(), 9) // RFC3339Nano: up to nanoseconds
 	}
 	b = append(b, `Z">`...)
 	// 2006-01-02 15:04:05.999999: the same fields, microseconds, trailing zeros dropped.
-	b = appendDigits(b, year, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
-	b = append(b, '-')
-	b = appendDigits(b, day, 2)
-	b = append(b, ' ')
-	b = appendDigits(b, hour, 2)
-	b = append(b, ':')
-	b = appendDigits(b, min, 2)
-	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
+	b = appendDateTime(b, year, int(month), day, ' ', hour, min, sec)
 	if micro != 0 {
 		b = appendFraction(b, micro, 6)
 	}
 	b = append(b, `</time><span class="hint">`...)
 	b = AppendRelative(b, t, now)
 	return append(b, `</span></span>`...)
+}
+
+// appendDateTime appends YYYY-MM-DD<sep>hh:mm:ss.
+func appendDateTime(b []byte, year, month, day int, sep byte, hour, min, sec int) []byte {
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, month, 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, sep)
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, min, 2)
+	b = append(b, ':')
+	return appendDigits(b, sec, 2)
 }
 
 // appendDigits appends n (0 <= n) zero-padded to width digits.
