@@ -1,10 +1,10 @@
 // Package output prints SQL-style result sets the way the `cockroach` CLI
 // does for `cockroach auth-session login|logout|list`.
 //
-// Every format of cockroach's --format flag that the console supports is
-// available: table, tsv, csv, json, ndjson and records. The byte layout of
-// each one follows cockroach's pkg/cli/clisqlexec reporters and, for the
-// table format, the cockroachdb/tablewriter fork that cockroach pins.
+// Every format of cockroach's --format flag is available: tsv, csv, table,
+// records, ndjson, json, sql, html, rawhtml, unnumbered-html and raw. The byte
+// layout of each one follows cockroach's pkg/cli/clisqlexec reporters and,
+// for the table format, the cockroachdb/tablewriter fork that cockroach pins.
 // The code is an independent re-implementation: none of it is copied.
 //
 // Cells are strings that the caller has already rendered (see Null and
@@ -54,18 +54,33 @@ const (
 	JSON    Format = "json"
 	NDJSON  Format = "ndjson"
 	Records Format = "records"
+	// SQL prints a CREATE TABLE results statement and one INSERT per row.
+	SQL Format = "sql"
+	// HTML prints an HTML table with a row-number column and a row-count
+	// footer, values HTML-escaped.
+	HTML Format = "html"
+	// RawHTML is HTML without escaping, row numbers or footer (cockroach keeps
+	// it for generating its documentation and leaves it out of its help).
+	RawHTML Format = "rawhtml"
+	// UnnumberedHTML is HTML without row numbers or footer.
+	UnnumberedHTML Format = "unnumbered-html"
+	// Raw prints every value with its byte length, for exact parsing.
+	Raw Format = "raw"
 )
 
-// Formats lists the accepted values, in the order help text shows them
-// (cockroach's order: tsv, csv, table, records, ndjson, json).
-var Formats = []Format{TSV, CSV, Table, Records, NDJSON, JSON}
+// Formats lists the accepted values in cockroach's order: tsv, csv, table,
+// records, ndjson, json, sql, html, rawhtml, unnumbered-html, raw.
+var Formats = []Format{TSV, CSV, Table, Records, NDJSON, JSON, SQL, HTML, RawHTML, UnnumberedHTML, Raw}
 
-// FormatNames returns the accepted format names joined by ", ", in the order
-// of Formats, e.g. for a flag's help text.
+// FormatNames returns the format names that help texts show, joined by ", ",
+// in the order of Formats. As in cockroach, rawhtml is accepted but not
+// listed.
 func FormatNames() string {
-	names := make([]string, len(Formats))
-	for i, f := range Formats {
-		names[i] = string(f)
+	names := make([]string, 0, len(Formats))
+	for _, f := range Formats {
+		if f != RawHTML {
+			names = append(names, string(f))
+		}
 	}
 	return strings.Join(names, ", ")
 }

@@ -27,6 +27,14 @@ var ErrClosed = errors.New("output: writer is closed")
 //   - ndjson: one object per line; zero rows print a single "\n".
 //   - records: "-[ RECORD n ]" then "label | value" lines per row; zero rows
 //     print nothing.
+//   - sql: "CREATE TABLE results (...);", an INSERT per row, "-- N rows".
+//   - html, rawhtml, unnumbered-html: a <table> with a <thead>, a <tbody>
+//     of rows and (html only) a row-number column and a <tfoot> row count.
+//   - raw: "# N columns", then "# row i" and "## <bytes>" + value lines,
+//     then "# N rows".
+//
+// CloseTag ends a statement that returned no rows the way cockroach's no-rows
+// rule does (logout's "UPDATE 0"): the format's header, the tag, its closing.
 //
 // The header (or json "[") is written by the first Row or by Close, so a
 // Writer that is created and then abandoned writes nothing.
@@ -132,6 +140,17 @@ func (w *Writer) Row(values ...string) error {
 	case Records:
 		w.buf = w.rec.appendRecord(w.buf[:0], idx, w.cells)
 		return w.write(w.buf)
+	case SQL, HTML, RawHTML, UnnumberedHTML, Raw:
+		w.buf = w.buf[:0]
+		if !w.started {
+			w.started = true
+			w.buf = w.appendHeader(w.buf)
+			if w.isHTML() {
+				w.buf = append(w.buf, "<tbody>\n"...)
+			}
+		}
+		w.buf = w.appendRow(w.buf, idx)
+		return w.write(w.buf)
 	}
 	return nil
 }
@@ -177,7 +196,49 @@ func (w *Writer) Close() error {
 		if len(w.cols) == 0 {
 			w.write([]byte(rowCount(w.nrows)))
 		}
+	case SQL, HTML, RawHTML, UnnumberedHTML, Raw:
+		var b []byte
+		if !w.started {
+			w.started = true
+			b = w.appendHeader(b)
+		}
+		w.write(w.appendFooter(b))
 	}
+	return w.err
+}
+
+// CloseTag ends the output of a statement that is not a query, such as
+// logout's UPDATE, with its command tag (e.g. "UPDATE 0"), as cockroach's
+// no-rows rule does when such a statement returns no rows: the format's
+// opening (the column header where the format prints one when it starts),
+// the tag on a line of its own, then the format's no-rows closing. In table
+// and records that is the tag alone; csv and tsv print the tag alone too
+// (cockroach's CSV writer still holds the header in its buffer when the
+// process ends); json prints "[", the tag, "\n]\n" (not valid JSON, as in
+// cockroach); html closes with "</table>". With rows, CloseTag is Close.
+func (w *Writer) CloseTag(tag string) error {
+	if w.nrows > 0 || w.closed || w.err != nil {
+		return w.Close()
+	}
+	w.closed = true
+	var b []byte
+	switch w.format {
+	case JSON:
+		b = append(b, '[')
+	case SQL, HTML, RawHTML, UnnumberedHTML, Raw:
+		b = w.appendHeader(b)
+	}
+	b = append(b, tag...)
+	b = append(b, '\n')
+	switch w.format {
+	case JSON:
+		b = append(b, "\n]\n"...)
+	case NDJSON:
+		b = append(b, '\n')
+	case HTML, RawHTML, UnnumberedHTML:
+		b = append(b, "</table>\n"...)
+	}
+	w.write(b)
 	return w.err
 }
 
