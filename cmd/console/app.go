@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
+	"os/user"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/connflags"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgembed"
 	"github.com/sessionconsole/console/sessionstore"
@@ -19,14 +21,15 @@ import (
 
 // globalFlags are the flags every command takes.
 type globalFlags struct {
-	url     string
+	conn    *connflags.Flags  // cockroach's SQL connection flags (--url, --host, --certs-dir, ...)
+	target  *connflags.Target // where they pointed, once resolved
 	dataDir string
 	dialect string
 	maxTTL  time.Duration
 }
 
 func newRootCmd() *cobra.Command {
-	g := &globalFlags{}
+	g := &globalFlags{conn: connflags.New()}
 	root := &cobra.Command{
 		Use:   "console",
 		Short: "Web console and command line for HTTP authentication sessions",
@@ -39,14 +42,14 @@ is given, on an embedded local PostgreSQL kept in --data-dir.`,
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.url, "url", os.Getenv("CONSOLE_DATABASE_URL"),
-		"database URL (postgres:// or postgresql://) of a CockroachDB cluster or a PostgreSQL database [env CONSOLE_DATABASE_URL]; default: the embedded PostgreSQL in --data-dir")
+	g.conn.Register(pf)
+	g.conn.LoadEnv(os.LookupEnv)
 	pf.StringVar(&g.dataDir, "data-dir", envOr("CONSOLE_DATA_DIR", "./console-data"),
-		"directory of the embedded PostgreSQL, the first admin's password and the cookie keys [env CONSOLE_DATA_DIR]")
+		"directory of the embedded PostgreSQL (used when no connection flag is given), the first admin's password and the cookie keys [env CONSOLE_DATA_DIR]")
 	pf.StringVar(&g.dialect, "dialect", envOr("CONSOLE_DIALECT", "auto"),
 		"session table dialect: auto (from SELECT version()), cockroach (system.web_sessions) or postgres (console.web_sessions) [env CONSOLE_DIALECT]")
 	pf.DurationVar(&g.maxTTL, "max-expire-after", sessionstore.DefaultMaxTTL,
-		"longest session expiry that login and the web console grant")
+		"longest session expiry that login --expire-after and the web console grant; raise it for longer sessions")
 	root.AddCommand(newAuthSessionCmd(g), newAdminCmd(g), newSQLCmd(g), newServeCmd(g))
 	return root
 }
@@ -65,7 +68,7 @@ type app struct {
 	sessions *sessionstore.Store
 	admins   *admins.Store
 	audit    *audit.Store
-	cluster  *pgembed.Cluster // nil with --url
+	cluster  *pgembed.Cluster // nil when connection flags name a database
 }
 
 // openOptions tune openApp for a command.
@@ -74,8 +77,8 @@ type openOptions struct {
 	adminCache time.Duration
 }
 
-// openApp connects to --url, or starts (or attaches to) the embedded PostgreSQL, then opens the
-// stores. Close releases everything, stopping the embedded server if this process is the last
+// openApp connects where the connection flags say, or starts (or attaches to) the embedded
+// PostgreSQL when none is given, then opens the stores. Close releases everything, stopping the embedded server if this process is the last
 // to use it.
 func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) {
 	flavor, err := pgdb.ParseFlavor(g.dialect)
@@ -83,13 +86,9 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 		return nil, err
 	}
 	a := &app{}
-	url := g.url
-	if url == "" {
-		a.cluster, err = pgembed.Start(ctx, pgembed.Options{DataDir: g.dataDir})
-		if err != nil {
-			return nil, err
-		}
-		url = a.cluster.URL()
+	url, err := g.databaseURL(ctx, a)
+	if err != nil {
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -140,11 +139,13 @@ func (a *app) Close() error {
 	return nil
 }
 
-// cliActor names the command line in the audit log: cli:<os user>.
+// cliActor names the command line in the audit log: cli:<os account>, the account of the
+// process's real user ID as the system's user database names it (not $USER, which anyone can
+// set), or cli:uid:<n> when the database has no entry for it.
 func cliActor() string {
-	name := os.Getenv("USER")
-	if name == "" {
-		name = fmt.Sprint(os.Getuid())
+	uid := strconv.Itoa(os.Getuid())
+	if u, err := user.LookupId(uid); err == nil && u.Username != "" {
+		return "cli:" + u.Username
 	}
-	return "cli:" + name
+	return "cli:uid:" + uid
 }

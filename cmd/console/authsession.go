@@ -20,7 +20,6 @@ import (
 
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/output"
-	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -37,17 +36,31 @@ command line, as cockroach auth-session does:
   list    lists every session: active, expired and revoked, until they are purged.
 
 On CockroachDB the sessions are the cluster's own (system.web_sessions); on PostgreSQL they live
-in the console's table (console.web_sessions). Without --url the embedded PostgreSQL in
---data-dir is used.`,
+in the console's table (console.web_sessions). The standard SQL connection flags say where:
+--url, or --host, --port, --user, --database, --certs-dir and --insecure (and their COCKROACH_*
+variables), as for cockroach; without any of them the embedded PostgreSQL in --data-dir is used.
+
+Errors print as cockroach prints them: "ERROR: <message>", then
+"Failed running "auth-session <command>"", on standard error.`,
 		Example: `  console auth-session login web_user
   console auth-session login web_user --expire-after=4h30m
   console auth-session login web_user --only-cookie > $HOME/.session_cookie
   console auth-session logout web_user
   console auth-session list`,
-		RunE: parentRunE,
+		RunE: usageAndErr,
 	}
+	cmd.SetFlagErrorFunc(cockroachFlagErrorFunc)
 	cmd.AddCommand(newLoginCmd(g), newLogoutCmd(g), newListCmd(g))
 	return cmd
+}
+
+// usageAndErr is cockroach's answer to a command group called without (or with an unknown)
+// subcommand: the usage on standard error, then the error `unknown sub-command: "<args>"`.
+func usageAndErr(cmd *cobra.Command, args []string) error {
+	if err := cmd.Usage(); err != nil {
+		return err
+	}
+	return fmt.Errorf("unknown sub-command: %q", strings.Join(args, " "))
 }
 
 // parentRunE makes a command group print its help when called alone and refuse unknown
@@ -71,9 +84,9 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) < len(names):
-			return fmt.Errorf("%s: missing %s argument (usage: %s)", subcommandPath(cmd), names[len(args)], cmd.UseLine())
+			return &usageError{subcommandPath(cmd), fmt.Sprintf("missing %s argument (usage: %s)", names[len(args)], cmd.UseLine())}
 		case len(args) > len(names):
-			return fmt.Errorf("%s: unexpected argument %q (usage: %s)", subcommandPath(cmd), args[len(names)], cmd.UseLine())
+			return &usageError{subcommandPath(cmd), fmt.Sprintf("unexpected argument %q (usage: %s)", args[len(names)], cmd.UseLine())}
 		}
 		return nil
 	}
@@ -97,9 +110,10 @@ const loginExample = `  # A session of the default length (1 hour) for web_user,
 
 func newLoginCmd(g *globalFlags) *cobra.Command {
 	var (
-		expireAfter string
+		expireAfter = expiryFlag{text: "1h", d: time.Hour}
 		onlyCookie  bool
 		format      string
+		clusterURL  string
 	)
 	cmd := &cobra.Command{
 		Use:   "login USER",
@@ -112,9 +126,15 @@ not a role; PostgreSQL: a role with LOGIN); otherwise login fails with
   user "NAME" does not exist
 On CockroachDB the name is normalized as SQL normalizes identifiers (lower-cased, NFC).
 
+--expire-after is stricter than cockroach's on purpose: hours, minutes and seconds only (h, m,
+s, e.g. 30m or 4h30m), at least 1s and at most --max-expire-after (default 744h, 31 days), a
+guard against the arbitrary lifetimes CockroachDB's documentation warns about. Raise the cap
+with --max-expire-after when a longer session is really needed.
+
 The cookie is shown only here: the database keeps a hash of its secret. When standard input
 is a terminal, examples of curl and wget commands using the cookie are printed on standard
-error. Each login is recorded in the console's audit log (without the cookie).`,
+error, pointing at --cluster-url when it is set. Each login is recorded in the console's audit
+log (without the cookie).`,
 		Example: loginExample,
 		Args:    exactArgs("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -122,13 +142,13 @@ error. Each login is recorded in the console's audit log (without the cookie).`,
 			if err != nil {
 				return err
 			}
-			ttl, err := parseExpireAfter(expireAfter)
-			if err != nil {
-				return err
-			}
+			ttl := expireAfter.d
 			return g.withApp(cmd, func(ctx context.Context, a *app) error {
 				if err := a.sessions.CheckTTL(ttl); err != nil {
-					return fmt.Errorf("invalid --expire-after %q: %s", expireAfter, strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": "))
+					return &hintError{
+						err:  fmt.Errorf("invalid --expire-after %q: %s", expireAfter.text, strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": ")),
+						hint: "--max-expire-after (now " + sessionstore.FormatDuration(g.maxTTL) + ") is the longest expiry login grants; raise it for longer sessions",
+					}
 				}
 				iss, err := a.sessions.Issue(ctx, args[0], ttl)
 				if err != nil {
@@ -164,31 +184,59 @@ error. Each login is recorded in the console's audit log (without the cookie).`,
 					return outputErr(err)
 				}
 				if term.IsTerminal(int(os.Stdin.Fd())) {
-					printCookieHint(cmd.ErrOrStderr(), cookie)
+					printCookieHint(cmd.ErrOrStderr(), cookie, clusterURL)
 				}
 				return nil
 			})
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&expireAfter, "expire-after", "1h",
-		"how long the session lasts: a number of hours, minutes and seconds (h, m, s), e.g. 30m or 4h30m; at most --max-expire-after")
+	fl.Var(&expireAfter, "expire-after",
+		"how long the session lasts: hours, minutes and seconds only (h, m, s), e.g. 30m or 4h30m; at least 1s and at most --max-expire-after (stricter than cockroach on purpose)")
 	fl.BoolVar(&onlyCookie, "only-cookie", false, "print only the cookie, for other commands")
+	fl.StringVar(&clusterURL, "cluster-url", os.Getenv("CONSOLE_CLUSTER_URL"),
+		"the cluster's HTTP address (e.g. https://crdb.example:8080) for the curl and wget examples printed on a terminal [env CONSOLE_CLUSTER_URL]")
 	addFormatFlag(cmd, &format)
 	return cmd
 }
 
-// printCookieHint shows how to use the cookie, as comments, on the terminal's stderr.
-func printCookieHint(w io.Writer, cookie string) {
+// printCookieHint shows how to use the cookie on the terminal's stderr, in the words of
+// cockroach's auth-session login; the URLs point at clusterURL when one is configured.
+func printCookieHint(w io.Writer, cookie, clusterURL string) {
+	target := "https://..."
+	if clusterURL != "" {
+		target = strings.TrimRight(clusterURL, "/") + "/..."
+	}
 	fmt.Fprintf(w, `#
-# Present the cookie to the HTTP interface with any HTTP client, for example:
+# Example uses:
 #
-#   curl --cookie '%[1]s' https://...
-#   wget --header='Cookie: %[1]s' https://...
+#     curl [-k] --cookie '%[1]s' %[2]s
 #
-# (add -k to curl, or --no-check-certificate to wget, for a self-signed certificate)
+#     wget [--no-check-certificate] --header='Cookie: %[1]s' %[2]s
 #
-`, cookie)
+`, cookie, target)
+}
+
+// expiryFlag is --expire-after, checked against the console's duration syntax as the command
+// line is parsed (cockroach reports a bad duration as a flag error too).
+type expiryFlag struct {
+	text string
+	d    time.Duration
+}
+
+func (e *expiryFlag) String() string { return e.text }
+func (e *expiryFlag) Type() string   { return "string" }
+func (e *expiryFlag) Set(s string) error {
+	d, err := sessionstore.ParseExpiry(s)
+	var ee *sessionstore.ExpiryError
+	if errors.As(err, &ee) {
+		return errors.New(ee.Reason)
+	}
+	if err != nil {
+		return err
+	}
+	e.text, e.d = s, d
+	return nil
 }
 
 const logoutExample = `  console auth-session logout web_user`
@@ -201,8 +249,9 @@ func newLogoutCmd(g *globalFlags) *cobra.Command {
 		Long: `logout revokes all HTTP authentication sessions of USER and prints them: username, session ID
 and revocation time. A session revoked before keeps its earlier revocation time, so the output
 also lists sessions that were already revoked (or expired) but not purged yet. An unknown user
-is not an error: there is nothing to revoke, and the output has no rows. Single sessions
-cannot be revoked here (the web console can); use a short --expire-after instead.
+is not an error: there is nothing to revoke, and, as cockroach does for an UPDATE that returns
+no rows, the output is its tag, UPDATE 0. Single sessions cannot be revoked here (the web
+console can); use a short --expire-after instead.
 
 Each logout is recorded in the console's audit log with the number of sessions it revoked.`,
 		Example: logoutExample,
@@ -241,7 +290,8 @@ Each logout is recorded in the console's audit log with the number of sessions i
 						return outputErr(err)
 					}
 				}
-				if err := w.Close(); err != nil {
+				// An UPDATE that returned no rows prints its tag, as in cockroach.
+				if err := w.CloseTag(fmt.Sprintf("UPDATE %d", len(revs))); err != nil {
 					return outputErr(err)
 				}
 				if auditErr != nil {
@@ -300,10 +350,24 @@ so listing a large table takes little memory (the table format has to see every 
 	return cmd
 }
 
-// addFormatFlag adds --format. Its default, "", means table on a terminal and tsv otherwise.
+// addFormatFlag adds --format, checked as the command line is parsed (as cockroach's). Its
+// default, "", means table on a terminal and tsv otherwise.
 func addFormatFlag(cmd *cobra.Command, format *string) {
-	cmd.Flags().StringVar(format, "format", "",
+	cmd.Flags().Var((*formatFlag)(format), "format",
 		"output format: "+output.FormatNames()+" (default: table when standard output is a terminal, tsv otherwise)")
+}
+
+// formatFlag is --format: a format name, or "" for the default.
+type formatFlag string
+
+func (f *formatFlag) String() string { return string(*f) }
+func (f *formatFlag) Type() string   { return "string" }
+func (f *formatFlag) Set(s string) error {
+	if _, err := output.ParseFormat(s); err != nil {
+		return err
+	}
+	*f = formatFlag(s)
+	return nil
 }
 
 // resolveFormat parses --format, choosing the default for "".
@@ -325,25 +389,6 @@ func outputErr(err error) error {
 		return &exitError{code: 1}
 	}
 	return err
-}
-
-// openErr presents a failure to open the database on one line (connection errors list their
-// attempts on several), and says plainly when the server at --url did not answer the way
-// PostgreSQL and CockroachDB do (an HTTP server, say, or nothing answering at all).
-func (g *globalFlags) openErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := strings.Join(strings.Fields(err.Error()), " ")
-	if g.url != "" && errors.Is(err, pgdb.ErrUnavailable) {
-		for _, s := range []string{"expected at most", "unexpected", "deadline exceeded", "timeout", "EOF"} {
-			if strings.Contains(msg, s) {
-				msg += " (the server at --url did not answer as PostgreSQL or CockroachDB would: is the URL right?)"
-				break
-			}
-		}
-	}
-	return &shownError{msg: msg, err: err}
 }
 
 // shownError replaces an error's text, keeping it for errors.Is and errors.As.
@@ -373,15 +418,4 @@ func closeApp(a *app, err *error) {
 	if cerr := a.Close(); *err == nil && cerr != nil {
 		*err = cerr
 	}
-}
-
-// parseExpireAfter parses --expire-after with the console's one duration syntax
-// (sessionstore.ParseExpiry: h, m and s, positive). The maximum is the store's (CheckTTL).
-func parseExpireAfter(s string) (time.Duration, error) {
-	d, err := sessionstore.ParseExpiry(s)
-	var ee *sessionstore.ExpiryError
-	if errors.As(err, &ee) {
-		return 0, fmt.Errorf("invalid --expire-after %q: %s", s, ee.Reason)
-	}
-	return d, err
 }

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,15 +13,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	root := newRootCmd()
+	// The command the arguments name, for error messages (as cockroach finds it).
+	cmd, _, _ := root.Find(os.Args[1:])
+	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		fmt.Fprintln(os.Stderr, "console: "+err.Error())
-		os.Exit(1)
+		os.Exit(reportError(os.Stderr, root, cmd, err))
 	}
 }
 

@@ -56,11 +56,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// target is where the console runs: the embedded PostgreSQL of a data directory, or --url.
+// target is where the console runs: the embedded PostgreSQL of a data directory, --url, or
+// cockroach's discrete connection flags.
 type target struct {
 	name    string
-	dataDir string // embedded: the --data-dir
-	url     string // --url; for the embedded target, the URL of the test's own attachment
+	dataDir string   // embedded: the --data-dir
+	url     string   // --url; for the embedded target, the URL of the test's own attachment
+	conn    []string // connection flags (--host, --certs-dir, ...) instead of --url; url is then the test's own
 
 	mu      sync.Mutex
 	cluster *pgembed.Cluster // the test process's own attachment to the embedded server
@@ -96,8 +98,11 @@ func urlTarget(t *testing.T) *target {
 
 // flags are the global flags that point the console at the target.
 func (tg *target) flags() []string {
-	if tg.dataDir != "" {
+	switch {
+	case tg.dataDir != "":
 		return []string{"--data-dir", tg.dataDir}
+	case tg.conn != nil:
+		return tg.conn
 	}
 	return []string{"--url", tg.url}
 }
@@ -189,15 +194,11 @@ func (r result) String() string {
 // runTimeout bounds every console process: a hang fails the test instead of stalling it.
 const runTimeout = 2 * time.Minute
 
-// consoleCmd prepares the console with args, without CONSOLE_* variables of the caller.
+// consoleCmd prepares the console with args, without the caller's CONSOLE_* and COCKROACH_*
+// variables. $USER is set to a name that is not the OS account (the audit log must not trust it).
 func consoleCmd(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, consoleBin, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONSOLE_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "USER=tester")
+	cmd.Env = append(cleanEnv(), "USER=tester")
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }

@@ -162,14 +162,6 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
-func databaseName(g *globalFlags) string {
-	if g.url == "" {
-		abs, _ := filepath.Abs(g.dataDir)
-		return "embedded PostgreSQL in " + abs
-	}
-	return "--url"
-}
-
 // displayAddr turns a listener address into something to open in a browser.
 func displayAddr(addr net.Addr) string {
 	host, port, _ := net.SplitHostPort(addr.String())

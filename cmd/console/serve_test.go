@@ -82,11 +82,12 @@ func startServe(t *testing.T, args ...string) *server {
 	return s
 }
 
-// cleanEnv is the environment without the console's own variables.
+// cleanEnv is the environment without the console's own variables and cockroach's connection
+// variables.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONSOLE_") {
+		if !strings.HasPrefix(kv, "CONSOLE_") && !strings.HasPrefix(kv, "COCKROACH_") {
 			env = append(env, kv)
 		}
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/sessionconsole/console/internal/output"
 	"github.com/sessionconsole/console/internal/pgdb"
-	"github.com/sessionconsole/console/internal/pgembed"
 )
 
 func newSQLCmd(g *globalFlags) *cobra.Command {
@@ -90,13 +89,9 @@ TIMESTAMP as 2006-01-02 15:04:05.999999); any other prints its command tag, e.g.
 // connection. It still refuses a server that is neither.
 func (g *globalFlags) openDB(ctx context.Context) (*app, error) {
 	a := &app{}
-	url := g.url
-	if url == "" {
-		c, err := pgembed.Start(ctx, pgembed.Options{DataDir: g.dataDir})
-		if err != nil {
-			return nil, err
-		}
-		a.cluster, url = c, c.URL()
+	url, err := g.databaseURL(ctx, a)
+	if err != nil {
+		return nil, err
 	}
 	pool, err := pgdb.Connect(ctx, url, pgdb.Config{MaxConns: 2})
 	if err != nil {

@@ -28,10 +28,11 @@ var (
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) { os.Exit(Run(m)) }
 
-// Run runs the package's tests, stops the cluster and returns the exit code, for a TestMain
+// Run runs the package's tests, stops the clusters and returns the exit code, for a TestMain
 // that has more to do before it exits.
 func Run(m *testing.M) int {
 	code := m.Run()
+	runCleanups()
 	mu.Lock()
 	if cluster != nil {
 		if err := cluster.Destroy(); err != nil {
