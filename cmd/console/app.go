@@ -50,6 +50,7 @@ is given, on an embedded local PostgreSQL kept in --data-dir.`,
 		"session table dialect: auto (from SELECT version()), cockroach (system.web_sessions) or postgres (console.web_sessions) [env CONSOLE_DIALECT]")
 	pf.DurationVar(&g.maxTTL, "max-expire-after", sessionstore.DefaultMaxTTL,
 		"longest session expiry that login --expire-after and the web console grant; raise it for longer sessions")
+	root.SetFlagErrorFunc(flagErrorFunc)
 	root.AddCommand(newAuthSessionCmd(g), newAdminCmd(g), newSQLCmd(g), newServeCmd(g))
 	return root
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
+
+	"github.com/sessionconsole/console/internal/connflags"
 )
 
 // Errors of the auth-session commands print as cockroach's CLI prints them (pkg/cli/cli.go Main
@@ -65,7 +67,12 @@ func cockroachStyle(cmd *cobra.Command) bool {
 func cockroachFlagErrorFunc(c *cobra.Command, err error) error {
 	c.Usage()
 	fmt.Fprintln(c.ErrOrStderr())
-	return &flagError{err}
+	return &flagError{connflags.RedactFlagError(err)}
+}
+
+// flagErrorFunc is the other commands' flag error: the error alone, without a --url value.
+func flagErrorFunc(_ *cobra.Command, err error) error {
+	return &flagError{connflags.RedactFlagError(err)}
 }
 
 // reportError prints err for the command cmd (as found for the command line) and returns the

@@ -155,6 +155,16 @@ func (v value) Set(s string) error {
 	return nil
 }
 
+// RedactFlagError keeps the value of --url, which may hold a password, out of a flag parsing
+// error (pflag repeats the value it could not parse); other errors pass unchanged.
+func RedactFlagError(err error) error {
+	var ive *pflag.InvalidValueError
+	if errors.As(err, &ive) && ive.GetFlag() != nil && ive.GetFlag().Name == "url" {
+		return fmt.Errorf("invalid argument for \"--url\" flag: %w", ive.Unwrap())
+	}
+	return err
+}
+
 // Register adds the flags to fs.
 func (f *Flags) Register(fs *pflag.FlagSet) {
 	for i := range defs {
