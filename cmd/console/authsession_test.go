@@ -150,9 +150,10 @@ func referenceScenario(t *testing.T, tg *target) {
 			id = firstID + 5
 		}
 		value := strings.TrimPrefix(strings.Split(ck, ";")[0], "session=")
-		entries += tg.queryInt(t, `SELECT count(*) FROM console.audit_log WHERE action = 'issue' AND admin = 'cli:tester'
+		// The actor is the OS account, not $USER (which the test sets to "tester").
+		entries += tg.queryInt(t, `SELECT count(*) FROM console.audit_log WHERE action = 'issue' AND admin = $3
 			AND target = 'web_user' AND session_id = $1 AND expires_at IS NOT NULL
-			AND strpos(detail || target || admin || remote_addr, $2) = 0`, id, value)
+			AND strpos(detail || target || admin || remote_addr, $2) = 0`, id, value, osActor(t))
 	}
 	if entries != int64(len(cookies)+1) {
 		t.Errorf("audit log: %d matching issue entries, want %d", entries, len(cookies)+1)
@@ -275,8 +276,8 @@ func TestAuthSessionCockroach(t *testing.T) {
 	}
 
 	before := tg.queryInt(t, `SELECT count(*) FROM system.web_sessions`)
-	tg.fails(t, `console: user "admin" does not exist`, crdb("auth-session", "login", "admin")...)
-	tg.fails(t, `console: user "nobody" does not exist`, crdb("auth-session", "login", "nobody")...)
+	tg.fails(t, crdbErr("auth-session login", `user "admin" does not exist`), crdb("auth-session", "login", "admin")...)
+	tg.fails(t, crdbErr("auth-session login", `user "nobody" does not exist`), crdb("auth-session", "login", "nobody")...)
 	if after := tg.queryInt(t, `SELECT count(*) FROM system.web_sessions`); after != before {
 		t.Errorf("sessions: %d before the failed logins, %d after", before, after)
 	}
@@ -317,26 +318,26 @@ func TestBadInput(t *testing.T) {
 	}
 	long := strings.Repeat("a", 200)
 	names := []struct{ name, wantErr string }{
-		{"it's", `console: user "it's" does not exist`},
-		{`say "hi"`, `console: user "say \"hi\"" does not exist`},
-		{"web user", `console: user "web user" does not exist`},
-		{"%", `console: user "%" does not exist`},
-		{"_", `console: user "_" does not exist`},
-		{"web%", `console: user "web%" does not exist`},
-		{"web_user_%", `console: user "web_user_%" does not exist`},
-		{"_eb_user", `console: user "_eb_user" does not exist`},
-		{"ünïcødé", `console: user "ünïcødé" does not exist`},
-		{"用户", `console: user "用户" does not exist`},
-		{"<script>alert(1)</script>", `console: user "<script>alert(1)</script>" does not exist`},
-		{"x'; DROP TABLE console.web_sessions; --", `console: user "x'; DROP TABLE console.web_sessions; --" does not exist`},
-		{long, `console: user "` + long + `" does not exist`},
-		{"", `console: invalid input: username is empty`},
-		{"tab\there", `console: invalid input: username contains control characters`},
+		{"it's", `user "it's" does not exist`},
+		{`say "hi"`, `user "say \"hi\"" does not exist`},
+		{"web user", `user "web user" does not exist`},
+		{"%", `user "%" does not exist`},
+		{"_", `user "_" does not exist`},
+		{"web%", `user "web%" does not exist`},
+		{"web_user_%", `user "web_user_%" does not exist`},
+		{"_eb_user", `user "_eb_user" does not exist`},
+		{"ünïcødé", `user "ünïcødé" does not exist`},
+		{"用户", `user "用户" does not exist`},
+		{"<script>alert(1)</script>", `user "<script>alert(1)</script>" does not exist`},
+		{"x'; DROP TABLE console.web_sessions; --", `user "x'; DROP TABLE console.web_sessions; --" does not exist`},
+		{long, `user "` + long + `" does not exist`},
+		{"", `invalid input: username is empty`},
+		{"tab\there", `invalid input: username contains control characters`},
 	}
 	for _, tc := range names {
 		t.Run(fmt.Sprintf("login %.20q", tc.name), func(t *testing.T) {
 			before := state()
-			tg.fails(t, tc.wantErr, "auth-session", "login", tc.name)
+			tg.fails(t, crdbErr("auth-session login", tc.wantErr), "auth-session", "login", tc.name)
 			if after := state(); after != before {
 				t.Errorf("rows, revoked rows, audit entries: %s before, %s after", before, after)
 			}
@@ -347,8 +348,8 @@ func TestBadInput(t *testing.T) {
 	for _, tc := range names[:len(names)-2] {
 		t.Run(fmt.Sprintf("logout %.20q", tc.name), func(t *testing.T) {
 			out := tg.ok(t, "auth-session", "logout", tc.name, "--format=csv")
-			if out != "username,session ID,revoked\n" {
-				t.Errorf("logout: %q, want no rows", out)
+			if out != "UPDATE 0\n" {
+				t.Errorf("logout: %q, want no rows (UPDATE 0)", out)
 			}
 			if n := tg.queryInt(t, `SELECT count(*) FROM console.web_sessions WHERE "revokedAt" IS NOT NULL`); n != 0 {
 				t.Errorf("%d sessions revoked", n)
@@ -356,23 +357,38 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
+	// Bad syntax is a flag error, as cockroach reports a bad duration.
+	syntax := []struct{ value, wantErr string }{
+		{"0s", `the expiry must be positive`},
+		{"0", `use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
+		{"-1h", `the expiry must be positive`},
+		{"1d", `use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
+		{"abc", `use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
+		{"500ms", `use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
+		{"1h30", `use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
+		{"", `use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
+		{"99999999999h", `far too long`},
+	}
+	for _, tc := range syntax {
+		t.Run("expire-after "+tc.value, func(t *testing.T) {
+			before := state()
+			args := []string{"auth-session", "login", user, "--expire-after=" + tc.value}
+			checkFlagError(t, tg.console(t, args...), crdbErr("auth-session login", fmt.Sprintf("invalid argument %q for \"--expire-after\" flag: %s", tc.value, tc.wantErr)), args)
+			if after := state(); after != before {
+				t.Errorf("rows, revoked rows, audit entries: %s before, %s after", before, after)
+			}
+		})
+	}
+	// Out of range: the maximum is --max-expire-after, which the hint names.
+	hint := "\nHINT: --max-expire-after (now 744h) is the longest expiry login grants; raise it for longer sessions"
 	durations := []struct{ value, wantErr string }{
-		{"0s", `console: invalid --expire-after "0s": the expiry must be positive`},
-		{"0", `console: invalid --expire-after "0": use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
-		{"-1h", `console: invalid --expire-after "-1h": the expiry must be positive`},
-		{"1d", `console: invalid --expire-after "1d": use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
-		{"abc", `console: invalid --expire-after "abc": use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
-		{"500ms", `console: invalid --expire-after "500ms": use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
-		{"1h30", `console: invalid --expire-after "1h30": use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
-		{"", `console: invalid --expire-after "": use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
-		{"0.5s", `console: invalid --expire-after "0.5s": expiry must be at least 1s, got 500ms`},
-		{"999999h", `console: invalid --expire-after "999999h": expiry 999999h0m0s is longer than the maximum 744h`},
-		{"99999999999h", `console: invalid --expire-after "99999999999h": far too long`},
+		{"0.5s", `invalid --expire-after "0.5s": expiry must be at least 1s, got 500ms` + hint},
+		{"999999h", `invalid --expire-after "999999h": expiry 999999h0m0s is longer than the maximum 744h` + hint},
 	}
 	for _, tc := range durations {
 		t.Run("expire-after "+tc.value, func(t *testing.T) {
 			before := state()
-			tg.fails(t, tc.wantErr, "auth-session", "login", user, "--expire-after="+tc.value)
+			tg.fails(t, crdbErr("auth-session login", tc.wantErr), "auth-session", "login", user, "--expire-after="+tc.value)
 			if after := state(); after != before {
 				t.Errorf("rows, revoked rows, audit entries: %s before, %s after", before, after)
 			}
@@ -380,7 +396,8 @@ func TestBadInput(t *testing.T) {
 	}
 	t.Run("max-expire-after", func(t *testing.T) {
 		before := state()
-		tg.fails(t, `console: invalid --expire-after "3h": expiry 3h0m0s is longer than the maximum 2h`,
+		tg.fails(t, crdbErr("auth-session login", `invalid --expire-after "3h": expiry 3h0m0s is longer than the maximum 2h`+
+			"\nHINT: --max-expire-after (now 2h) is the longest expiry login grants; raise it for longer sessions"),
 			"--max-expire-after=2h", "auth-session", "login", user, "--expire-after=3h")
 		if after := state(); after != before {
 			t.Errorf("state %s before, %s after", before, after)
@@ -429,7 +446,7 @@ func TestAuditFailure(t *testing.T) {
 	tg.exec(t, `CREATE FUNCTION console.audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit log is down'; END $$`)
 	tg.exec(t, `CREATE TRIGGER audit_down BEFORE INSERT ON console.audit_log FOR EACH ROW EXECUTE FUNCTION console.audit_down()`)
 
-	tg.fails(t, `console: the audit log could not record session 1, so it was revoked at once: audit: record: ERROR: audit log is down (SQLSTATE P0001)`,
+	tg.fails(t, crdbErr("auth-session login", "the audit log could not record session 1, so it was revoked at once: audit: record: audit log is down\nSQLSTATE: P0001"),
 		"auth-session", "login", "root", "--only-cookie")
 	if n := tg.queryInt(t, `SELECT count(*) FROM console.web_sessions WHERE id = 1 AND "revokedAt" IS NOT NULL`); n != 1 {
 		t.Errorf("the unaudited session is not revoked")
@@ -440,7 +457,7 @@ func TestAuditFailure(t *testing.T) {
 	r := tg.console(t, "auth-session", "logout", "root", "--format=csv")
 	lines := strings.Split(r.stdout, "\n")
 	if r.code == 0 || len(lines) != 4 || lines[0] != "username,session ID,revoked" ||
-		r.stderr != "console: the sessions were revoked, but the audit log entry failed: audit: record: ERROR: audit log is down (SQLSTATE P0001)\n" {
+		r.stderr != crdbErr("auth-session logout", "the sessions were revoked, but the audit log entry failed: audit: record: audit log is down\nSQLSTATE: P0001")+"\n" {
 		t.Errorf("logout:\n%s", r)
 	}
 	if n := tg.queryInt(t, `SELECT count(*) FROM console.web_sessions WHERE "revokedAt" IS NULL`); n != 0 {

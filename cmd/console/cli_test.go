@@ -15,44 +15,82 @@ import (
 	"github.com/sessionconsole/console/sessionstore"
 )
 
-// TestUsageErrors: wrong command lines fail with one clear line before anything is opened
-// (the data directory is not even created).
+// TestUsageErrors: wrong command lines fail with a clear message before anything is opened
+// (the data directory is not even created). The auth-session commands print as cockroach does:
+// flag errors after the usage, with exit status 4; others with status 1.
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	dataDir := filepath.Join(t.TempDir(), "never-created")
+	const (
+		login  = "auth-session login"
+		logout = "auth-session logout"
+		list   = "auth-session list"
+	)
+	formats := "(possible values: tsv, csv, table, records, ndjson, json, sql, html, unnumbered-html, raw)"
 	tests := []struct {
-		args    []string
-		wantErr string
+		args      []string
+		wantErr   string
+		flagError bool // cockroach style: usage first, exit status 4
 	}{
-		{[]string{"auth-session", "login"}, "console: auth-session login: missing USER argument (usage: console auth-session login USER [flags])"},
-		{[]string{"auth-session", "logout"}, "console: auth-session logout: missing USER argument (usage: console auth-session logout USER [flags])"},
-		{[]string{"auth-session", "login", "a", "b"}, `console: auth-session login: unexpected argument "b" (usage: console auth-session login USER [flags])`},
-		{[]string{"auth-session", "list", "x"}, `console: auth-session list: unexpected argument "x" (usage: console auth-session list [flags])`},
-		{[]string{"auth-session", "list", "--format=xml"}, "console: invalid table display format: xml (possible values: tsv, csv, table, records, ndjson, json)"},
-		{[]string{"auth-session", "logout", "u", "--format=TABLE"}, "console: invalid table display format: TABLE (possible values: tsv, csv, table, records, ndjson, json)"},
-		{[]string{"auth-session", "login", "u", "--format=html"}, "console: invalid table display format: html (possible values: tsv, csv, table, records, ndjson, json)"},
-		{[]string{"auth-session", "login", "u", "--expire-after=1d"}, `console: invalid --expire-after "1d": use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`},
-		{[]string{"auth-session", "login", "u", "--bogus"}, "console: unknown flag: --bogus"},
-		{[]string{"auth-session", "logn", "u"}, `console: unknown command "logn" for "console auth-session" (did you mean "login"?)`},
-		{[]string{"admin", "add"}, "console: admin add: missing NAME argument (usage: console admin add NAME [flags])"},
-		{[]string{"admin", "add", "alice", "s3cret-password"}, "console: admin add takes only NAME: a password is never accepted on the command line; type it at the prompt or give it on standard input"},
-		{[]string{"admin", "passwd", "alice", "s3cret-password"}, "console: admin passwd takes only NAME: a password is never accepted on the command line; type it at the prompt or give it on standard input"},
-		{[]string{"admin", "add", "alice", "--password=s3cret-password"}, "console: unknown flag: --password"},
-		{[]string{"admin", "add", "bad name"}, "console: invalid admin name or password: admin names are 1-63 letters, digits, '_', '.', '@' or '-', starting with a letter or digit"},
-		{[]string{"admin", "remove", "a", "b"}, `console: admin remove: unexpected argument "b" (usage: console admin remove NAME [flags])`},
-		{[]string{"admin", "list", "--format=yaml"}, "console: invalid table display format: yaml (possible values: tsv, csv, table, records, ndjson, json)"},
-		{[]string{"sql", "SELECT 1"}, `console: sql: unexpected argument "SELECT 1" (usage: console sql [-e STATEMENT]... [flags])`},
-		{[]string{"sql", "-e", "SELECT 1", "--format=x"}, "console: invalid table display format: x (possible values: tsv, csv, table, records, ndjson, json)"},
-		{[]string{"--dialect=oracle", "auth-session", "list"}, `console: invalid dialect "oracle" (possible values: auto, cockroach, postgres)`},
+		{[]string{"auth-session", "login"}, crdbErr(login, "missing USER argument (usage: console auth-session login USER [flags])"), false},
+		{[]string{"auth-session", "logout"}, crdbErr(logout, "missing USER argument (usage: console auth-session logout USER [flags])"), false},
+		{[]string{"auth-session", "login", "a", "b"}, crdbErr(login, `unexpected argument "b" (usage: console auth-session login USER [flags])`), false},
+		{[]string{"auth-session", "list", "x"}, crdbErr(list, `unexpected argument "x" (usage: console auth-session list [flags])`), false},
+		{[]string{"auth-session", "list", "--format=xml"}, crdbErr(list, `invalid argument "xml" for "--format" flag: invalid table display format: xml `+formats), true},
+		{[]string{"auth-session", "logout", "u", "--format=TABLE"}, crdbErr(logout, `invalid argument "TABLE" for "--format" flag: invalid table display format: TABLE `+formats), true},
+		{[]string{"auth-session", "login", "u", "--expire-after=1d"}, crdbErr(login, `invalid argument "1d" for "--expire-after" flag: use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)`), true},
+		{[]string{"auth-session", "login", "u", "--bogus"}, crdbErr(login, "unknown flag: --bogus"), true},
+		{[]string{"auth-session", "list", "--port=http"}, crdbErr(list, `invalid argument "http" for "--port" flag: invalid port "http" (1 to 65535)`), true},
+		{[]string{"auth-session", "list", "--url=mysql://u:s3cret@h/d"}, crdbErr(list, `invalid argument for "--url" flag: invalid URL: the scheme must be postgresql:// or postgres://`), true},
+		{[]string{"auth-session", "list", "--insecure", "--certs-dir=certs"}, crdbErr(list, "--insecure connects without TLS, so --certs-dir cannot be used with it"), false},
+		{[]string{"auth-session", "list", "--certs-dir=/nonexistent"}, crdbErr(list, "cannot read the CA certificate /nonexistent/ca.crt: no such file (--certs-dir needs ca.crt to verify the server)"), false},
+		{[]string{"--dialect=oracle", "auth-session", "list"}, crdbErr(list, `invalid dialect "oracle" (possible values: auto, cockroach, postgres)`), false},
+		{[]string{"admin", "add"}, "console: admin add: missing NAME argument (usage: console admin add NAME [flags])", false},
+		{[]string{"admin", "add", "alice", "s3cret-password"}, "console: admin add takes only NAME: a password is never accepted on the command line; type it at the prompt or give it on standard input", false},
+		{[]string{"admin", "passwd", "alice", "s3cret-password"}, "console: admin passwd takes only NAME: a password is never accepted on the command line; type it at the prompt or give it on standard input", false},
+		{[]string{"admin", "add", "alice", "--password=s3cret-password"}, "console: unknown flag: --password", false},
+		{[]string{"admin", "add", "bad name"}, "console: invalid admin name or password: admin names are 1-63 letters, digits, '_', '.', '@' or '-', starting with a letter or digit", false},
+		{[]string{"admin", "remove", "a", "b"}, `console: admin remove: unexpected argument "b" (usage: console admin remove NAME [flags])`, false},
+		{[]string{"admin", "list", "--format=yaml"}, `console: invalid argument "yaml" for "--format" flag: invalid table display format: yaml ` + formats, false},
+		{[]string{"sql", "SELECT 1"}, `console: sql: unexpected argument "SELECT 1" (usage: console sql [-e STATEMENT]... [flags])`, false},
+		{[]string{"sql", "-e", "SELECT 1", "--format=x"}, `console: invalid argument "x" for "--format" flag: invalid table display format: x ` + formats, false},
+		{[]string{"sql", "-e", "SELECT 1", "--url=postgres://u:s3cret@h:0/d"}, `console: invalid argument for "--url" flag: invalid URL: invalid port "0" (1 to 65535)`, false},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := append([]string{"--data-dir", dataDir}, tc.args...)
-			checkFails(t, run(t, "", args...), tc.wantErr, args)
+			r := run(t, "", args...)
+			if tc.flagError {
+				checkFlagError(t, r, tc.wantErr, args)
+			} else {
+				checkFails(t, r, tc.wantErr, args)
+			}
+			if strings.Contains(r.stderr, "s3cret") {
+				t.Errorf("the error shows the password: %s", r.stderr)
+			}
 			if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 				t.Fatalf("the data directory was created (%v)", err)
 			}
 		})
+	}
+}
+
+// TestBareAuthSession: `auth-session` alone, or with an unknown subcommand, prints the usage
+// and fails with cockroach's message.
+func TestBareAuthSession(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"auth-session"}, crdbErr("auth-session", `unknown sub-command: ""`)},
+		{[]string{"auth-session", "logn", "u"}, crdbErr("auth-session", `unknown sub-command: "logn u"`)},
+	} {
+		r := run(t, "", tc.args...)
+		if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "Usage:\n  console auth-session [flags]\n  console auth-session [command]\n") ||
+			!strings.Contains(r.stderr, "Available Commands:\n  list ") || !strings.HasSuffix(r.stderr, "more information about a command.\n"+tc.want+"\n") {
+			t.Errorf("console %s:\n%s\nwant exit status 1, the usage and %q on stderr", strings.Join(tc.args, " "), r, tc.want)
+		}
 	}
 }
 
@@ -91,8 +129,10 @@ func TestUnreachableDatabase(t *testing.T) {
 	}{
 		{"nothing listens", fmt.Sprintf("postgres://u:%s@127.0.0.1:%d/db", password, closedPort), "connection refused"},
 		{"HTTP server", fmt.Sprintf("postgres://u:%s@%s/db?sslmode=disable", password, web.Listener.Addr()), "did not answer as PostgreSQL or CockroachDB would"},
-		{"HTTP error at once", fmt.Sprintf("postgresql://u:%s@%s/db", password, garbage.Addr()), "did not answer as PostgreSQL or CockroachDB would"},
-		{"bad URL", fmt.Sprintf("postgres://u:%s@127.0.0.1:99999999/db", password), "invalid database URL"},
+		{"HTTP error at once", fmt.Sprintf("postgresql://u:%s@%s/db?sslmode=disable", password, garbage.Addr()), "did not answer as PostgreSQL or CockroachDB would"},
+		// A URL without sslmode asks for TLS (verify-full), as cockroach does.
+		{"HTTP error at once, TLS", fmt.Sprintf("postgresql://u:%s@%s/db", password, garbage.Addr()), "server refused TLS connection"},
+		{"bad URL", fmt.Sprintf("postgres://u:%s@127.0.0.1:99999999/db", password), `invalid argument for "--url" flag: invalid URL: invalid port "99999999"`},
 	}
 	commands := [][]string{
 		{"auth-session", "login", "root"},
@@ -105,9 +145,24 @@ func TestUnreachableDatabase(t *testing.T) {
 			t.Run(u.name+"/"+strings.Join(c, " "), func(t *testing.T) {
 				t.Parallel()
 				r := run(t, "", append([]string{"--url", u.url}, c...)...)
-				if r.code == 0 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 ||
-					!strings.HasPrefix(r.stderr, "console: ") || !strings.Contains(r.stderr, u.want) {
-					t.Errorf("%s\nwant a non-zero exit and one stderr line mentioning %q", r, u.want)
+				lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+				var ok bool
+				if c[0] == "auth-session" {
+					// cockroach's form: (a flag error's usage,) the ERROR line, any HINT, then
+					// the command.
+					errLine := -1
+					for i, l := range lines {
+						if strings.HasPrefix(l, "ERROR: ") {
+							errLine = i
+						}
+					}
+					ok = errLine >= 0 && strings.Contains(lines[errLine], u.want) &&
+						lines[len(lines)-1] == `Failed running "auth-session `+c[1]+`"` && len(lines)-errLine <= 3
+				} else {
+					ok = len(lines) == 1 && strings.HasPrefix(r.stderr, "console: ") && strings.Contains(r.stderr, u.want)
+				}
+				if r.code == 0 || r.stdout != "" || !ok {
+					t.Errorf("%s\nwant a non-zero exit and an error mentioning %q", r, u.want)
 				}
 				if strings.Contains(r.stderr, password) {
 					t.Errorf("the error shows the password: %s", r.stderr)
@@ -126,16 +181,18 @@ func TestHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"--help"}, []string{"auth-session", "admin", "sql", "serve"}},
-		{[]string{"auth-session"}, []string{"login", "logout", "list", "console auth-session login web_user --expire-after=4h30m"}},
+		{[]string{"auth-session", "--help"}, []string{"login", "logout", "list", "console auth-session login web_user --expire-after=4h30m",
+			"--certs-dir", "--insecure", "--host", "--port", "--user", "--database", "--url", "COCKROACH_CERTS_DIR", "Failed running"}},
 		{[]string{"auth-session", "login", "--help"}, []string{
 			"console auth-session login USER [flags]",
 			"console auth-session login web_user\n",
 			"console auth-session login web_user --expire-after=4h30m",
 			"console auth-session login web_user --only-cookie",
-			"--expire-after string", `(default "1h")`, "--only-cookie", "--format string",
-			`user "NAME" does not exist`,
+			"--expire-after string", `(default "1h")`, "--only-cookie", "--format string", "--cluster-url string",
+			`user "NAME" does not exist`, "stricter than cockroach", "--max-expire-after", "sql, html, unnumbered-html, raw",
 		}},
-		{[]string{"auth-session", "logout", "--help"}, []string{"console auth-session logout USER [flags]", "console auth-session logout web_user"}},
+		{[]string{"auth-session", "logout", "--help"}, []string{"console auth-session logout USER [flags]", "console auth-session logout web_user", "UPDATE 0"}},
+		{[]string{"serve", "--help"}, []string{"--certs-dir", "--insecure", "--host", "--url"}},
 		{[]string{"auth-session", "list", "--help"}, []string{"console auth-session list [flags]", "console auth-session list\n", "NULL"}},
 		{[]string{"admin", "--help"}, []string{"add", "passwd", "list", "remove", "never taken from the command line"}},
 		{[]string{"admin", "add", "--help"}, []string{"console admin add NAME [flags]", "console admin add alice"}},
@@ -164,39 +221,46 @@ func TestTerminal(t *testing.T) {
 	tg := urlTarget(t)
 	tg.ok(t, "auth-session", "list") // migrate
 
-	t.Run("stdin", func(t *testing.T) {
-		_, slave := openPTY(t)
-		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-		defer cancel()
-		cmd := consoleCmd(ctx, append(tg.flags(), "auth-session", "login", "root")...)
-		var stdout, stderr strings.Builder
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%v\n%s", err, stderr.String())
-		}
-		lines := strings.Split(stdout.String(), "\n")
-		if len(lines) != 3 || lines[0] != "username\tsession ID\tauthentication cookie" {
-			t.Fatalf("stdout (not a terminal: tsv):\n%s", stdout.String())
-		}
-		cookie := strings.Split(lines[1], "\t")[2]
-		if _, err := sessionstore.DecodeCookie(cookie); err != nil {
-			t.Fatal(err)
-		}
-		hint := stderr.String()
-		for _, want := range []string{
-			"curl --cookie '" + cookie + "' https://...\n",
-			"wget --header='Cookie: " + cookie + "' https://...\n",
-		} {
-			if !strings.Contains(hint, want) {
-				t.Errorf("stderr lacks %q:\n%s", want, hint)
+	// cockroach's block, word for word; the URLs point at --cluster-url when one is set.
+	hintFor := func(cookie, target string) string {
+		return "#\n# Example uses:\n#\n" +
+			"#     curl [-k] --cookie '" + cookie + "' " + target + "\n#\n" +
+			"#     wget [--no-check-certificate] --header='Cookie: " + cookie + "' " + target + "\n#\n"
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		env    []string
+		target string
+	}{
+		{"stdin", nil, nil, "https://..."},
+		{"stdin cluster-url", []string{"--cluster-url=https://crdb.example:8080/"}, nil, "https://crdb.example:8080/..."},
+		{"stdin CONSOLE_CLUSTER_URL", nil, []string{"CONSOLE_CLUSTER_URL=https://env.example:8080"}, "https://env.example:8080/..."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, slave := openPTY(t)
+			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+			defer cancel()
+			cmd := consoleCmd(ctx, append(append(tg.flags(), "auth-session", "login", "root"), tc.args...)...)
+			cmd.Env = append(cmd.Env, tc.env...)
+			var stdout, stderr strings.Builder
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%v\n%s", err, stderr.String())
 			}
-		}
-		for _, l := range strings.Split(strings.TrimSuffix(hint, "\n"), "\n") {
-			if !strings.HasPrefix(l, "#") {
-				t.Errorf("stderr line %q is not a # comment", l)
+			lines := strings.Split(stdout.String(), "\n")
+			if len(lines) != 3 || lines[0] != "username\tsession ID\tauthentication cookie" {
+				t.Fatalf("stdout (not a terminal: tsv):\n%s", stdout.String())
 			}
-		}
-	})
+			cookie := strings.Split(lines[1], "\t")[2]
+			if _, err := sessionstore.DecodeCookie(cookie); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := stderr.String(), hintFor(cookie, tc.target); got != want {
+				t.Errorf("stderr:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
 
 	t.Run("stdin only-cookie", func(t *testing.T) {
 		_, slave := openPTY(t)
@@ -214,7 +278,7 @@ func TestTerminal(t *testing.T) {
 		master, slave := openPTY(t)
 		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 		defer cancel()
-		cmd := consoleCmd(ctx, append(tg.flags(), "auth-session", "logout", "nobody")...)
+		cmd := consoleCmd(ctx, append(tg.flags(), "auth-session", "list")...)
 		var stderr strings.Builder
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(""), slave, &stderr
 		got := readAllPTY(master)
@@ -223,9 +287,8 @@ func TestTerminal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, stderr.String())
 		}
-		want := "  username | session ID | revoked\n-----------+------------+----------\n(0 rows)\n"
-		if out := <-got; out != want {
-			t.Errorf("terminal output %q, want the table format %q", out, want)
+		if out := <-got; !strings.HasPrefix(out, "  username | session ID |") || !strings.Contains(out, "\n-----------+") || !strings.HasSuffix(out, " rows)\n") {
+			t.Errorf("terminal output %q, want the table format", out)
 		}
 	})
 }

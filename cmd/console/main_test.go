@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -255,6 +256,35 @@ func checkFails(t *testing.T, r result, wantErr string, args []string) {
 	if r.code == 0 || r.stdout != "" || r.stderr != wantErr+"\n" {
 		t.Errorf("console %s:\n%s\nwant a non-zero exit, no output and stderr %q", strings.Join(args, " "), r, wantErr+"\n")
 	}
+}
+
+// crdbErr is how an auth-session command prints an error, as cockroach does: "ERROR: msg"
+// (and any further SQLSTATE or HINT lines in msg), then "Failed running "cmd"".
+func crdbErr(cmd, msg string) string {
+	return "ERROR: " + msg + "\nFailed running \"" + cmd + "\""
+}
+
+// checkFlagError checks a cockroach-style flag error: exit status 4, the command's usage and a
+// blank line, then wantErr, on stderr only.
+func checkFlagError(t *testing.T, r result, wantErr string, args []string) {
+	t.Helper()
+	if r.code != 4 || r.stdout != "" || !strings.HasPrefix(r.stderr, "Usage:\n") || !strings.HasSuffix(r.stderr, "\n\n"+wantErr+"\n") {
+		t.Errorf("console %s:\n%s\nwant exit status 4, the usage and %q on stderr", strings.Join(args, " "), r, wantErr)
+	}
+}
+
+// osActor is the audit actor of the console's command line: cli:<the OS account of the real
+// user ID>, whatever $USER says.
+func osActor(t *testing.T) string {
+	t.Helper()
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err != nil {
+		return "cli:uid:" + strconv.Itoa(os.Getuid())
+	}
+	if u.Username == "tester" {
+		t.Fatal("the OS account is called tester, like the $USER the tests set: the check would prove nothing")
+	}
+	return "cli:" + u.Username
 }
 
 // jsonRows parses the json format.

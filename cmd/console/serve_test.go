@@ -30,6 +30,7 @@ type server struct {
 	cmd      *exec.Cmd
 	url      string
 	password string
+	startup  []string // the lines printed up to "listening on"
 	exited   chan error
 }
 
@@ -53,6 +54,7 @@ func startServe(t *testing.T, args ...string) *server {
 	s := &server{cmd: cmd, exited: make(chan error, 1)}
 	lines := bufio.NewScanner(out)
 	for lines.Scan() {
+		s.startup = append(s.startup, lines.Text())
 		if m := passwordRE.FindStringSubmatch(lines.Text()); m != nil {
 			s.password = m[1]
 		}

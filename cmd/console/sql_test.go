@@ -83,7 +83,7 @@ SELECT 'without a final semicolon' AS last`, []string{"--format=csv"},
 	// The purpose: create the user a session is for.
 	t.Run("create user then login", func(t *testing.T) {
 		name := fmt.Sprintf("sql_user_%d", os.Getpid())
-		tg.fails(t, `console: user "`+name+`" does not exist`, "auth-session", "login", name)
+		tg.fails(t, crdbErr("auth-session login", `user "`+name+`" does not exist`), "auth-session", "login", name)
 		if got := tg.ok(t, "sql", "-e", "CREATE USER "+name); got != "CREATE ROLE\n" {
 			t.Fatalf("CREATE USER: %q", got)
 		}

@@ -1,0 +1,247 @@
+package main
+
+// End-to-end tests of cockroach's SQL connection flags: the built binary against a PostgreSQL
+// that accepts only TLS with client certificates (pgtest.TLS), and the variables and precedence
+// on the plain test cluster.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/pgtest"
+	"github.com/sessionconsole/console/sessionstore"
+)
+
+// tlsTarget is a fresh database of the TLS cluster, reached with --host, --certs-dir (root's
+// certificate) and --database.
+func tlsTarget(t *testing.T) (tg *target, certs string) {
+	t.Helper()
+	tc := pgtest.TLS(t)
+	db := tc.NewDB(t)
+	certs = tc.CertsDir(t, "root")
+	hostPort := tc.Host + ":" + strconv.Itoa(tc.Port)
+	return &target{name: "tls", url: tc.URL(db), conn: []string{"--host", hostPort, "--certs-dir", certs, "--database", db}}, certs
+}
+
+// TestCertsDir: the reference page's examples, typed with console for cockroach, on a cluster
+// that takes only TLS with client certificates, through --certs-dir.
+func TestCertsDir(t *testing.T) {
+	t.Parallel()
+	tg, certs := tlsTarget(t)
+	pool := tg.db(t)
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), "DROP ROLE IF EXISTS web_user"); err != nil {
+			t.Error(err)
+		}
+	})
+	referenceScenario(t, tg)
+
+	// As typed on the page, in the directory holding certs/, the cluster named by the
+	// environment as an operator's shell would.
+	tc := pgtest.TLS(t)
+	typed := func(args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		defer cancel()
+		cmd := consoleCmd(ctx, args...)
+		cmd.Dir = filepath.Dir(certs)
+		cmd.Env = append(cmd.Env, "COCKROACH_HOST="+tc.Host+":"+strconv.Itoa(tc.Port), "COCKROACH_DATABASE="+tg.conn[5])
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		r := result{stdout: stdout.String(), stderr: stderr.String()}
+		if err != nil {
+			r.code = 1
+		}
+		return r
+	}
+	// $ cockroach auth-session login web_user --certs-dir=certs --only-cookie > $HOME/.cockroachdb_api_key
+	r := typed("auth-session", "login", "web_user", "--certs-dir=certs", "--only-cookie")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("login --certs-dir=certs --only-cookie:\n%s", r)
+	}
+	keyFile := filepath.Join(t.TempDir(), ".cockroachdb_api_key")
+	if err := os.WriteFile(keyFile, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(keyFile)
+	store := tg.store(t, sessionstore.Options{Flavor: pgdb.Postgres})
+	if v, err := store.Verify(context.Background(), strings.TrimSpace(string(b))); err != nil || v.Username != "web_user" {
+		t.Errorf("the cookie file's session: %+v, %v", v, err)
+	}
+	// $ cockroach auth-session logout web_user  (and list), still with the certificates.
+	if r := typed("auth-session", "logout", "web_user", "--certs-dir=certs", "--format=csv"); r.code != 0 || !strings.HasPrefix(r.stdout, "username,session ID,revoked\nweb_user,") {
+		t.Errorf("logout:\n%s", r)
+	}
+	if r := typed("auth-session", "list", "--certs-dir=certs"); r.code != 0 || !strings.HasPrefix(r.stdout, "username\tsession ID\tcreated\texpires\trevoked\tlast used\n") {
+		t.Errorf("list:\n%s", r)
+	}
+	// Without the certificates there is no way in.
+	if r := typed("auth-session", "list"); r.code == 0 {
+		t.Errorf("list without --certs-dir succeeded:\n%s", r)
+	}
+}
+
+// TestCertsDirServe: serve connects with --certs-dir, says so (without secrets) and is ready.
+func TestCertsDirServe(t *testing.T) {
+	t.Parallel()
+	tg, certs := tlsTarget(t)
+	s := startServe(t, append(tg.conn, "--data-dir", t.TempDir())...)
+	want := fmt.Sprintf("console: postgres sessions in console.web_sessions (root@%s/%s (TLS verify-full, client certificate %s))",
+		tg.conn[1], tg.conn[5], filepath.Join(certs, "client.root.crt"))
+	if len(s.startup) == 0 || s.startup[0] != want {
+		t.Errorf("serve printed %q, want first %q", s.startup, want)
+	}
+	resp, err := http.Get(s.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz: %d", resp.StatusCode)
+	}
+}
+
+// TestCertsDirFailures: a wrong CA, a missing client key and a plain-text server without
+// --insecure each fail with their own message, in every command and in serve, and change
+// nothing.
+func TestCertsDirFailures(t *testing.T) {
+	t.Parallel()
+	tg, _ := tlsTarget(t)
+	tc := pgtest.TLS(t)
+	hostPort, db := tg.conn[1], tg.conn[5]
+	tg.ok(t, "auth-session", "list") // migrate
+	sessions := func() int64 { return tg.queryInt(t, "SELECT count(*) FROM console.web_sessions") }
+
+	wrongCA := pgtest.WriteCertsDir(t, filepath.Join(t.TempDir(), "certs"), pgtest.NewCA(t, "another CA").PEM, tc.CA, "root")
+	noKey := pgtest.WriteCertsDir(t, filepath.Join(t.TempDir(), "certs"), tc.CA.PEM, tc.CA, "root")
+	os.Remove(filepath.Join(noKey, "client.root.key"))
+	openKey := pgtest.WriteCertsDir(t, filepath.Join(t.TempDir(), "certs"), tc.CA.PEM, tc.CA, "root")
+	os.Chmod(filepath.Join(openKey, "client.root.key"), 0o644)
+	noCert := pgtest.WriteCertsDir(t, filepath.Join(t.TempDir(), "certs"), tc.CA.PEM, tc.CA)
+	plain := pgtest.Cluster(t)
+	plainPort := strconv.Itoa(plain.Port())
+
+	cases := []struct {
+		name    string
+		flags   []string
+		msg     string // the ERROR line's message (all of it when exact)
+		exact   bool
+		hint    string
+		env     []string
+		console string // serve's one line contains this
+	}{
+		{name: "wrong CA", flags: []string{"--host", hostPort, "--certs-dir", wrongCA, "--database", db},
+			msg:  "certificate signed by unknown authority",
+			hint: "the server's certificate is not signed by the CA in " + filepath.Join(wrongCA, "ca.crt")},
+		{name: "missing client key", flags: []string{"--host", hostPort, "--certs-dir", noKey, "--database", db}, exact: true,
+			msg: "cannot read the client key " + filepath.Join(noKey, "client.root.key") + " (for " + filepath.Join(noKey, "client.root.crt") + "): no such file"},
+		{name: "key readable by others", flags: []string{"--host", hostPort, "--certs-dir", openKey, "--database", db}, exact: true,
+			msg: "the client key " + filepath.Join(openKey, "client.root.key") + " has group or world access (mode 0644); it must be u=rw (0600) or less, or u=rw,g=r (0640) or less if another user (root) owns it"},
+		{name: "no client certificate", flags: []string{"--host", hostPort, "--certs-dir", noCert, "--database", db},
+			msg:  "connection requires a valid client certificate",
+			hint: "no client certificate was presented: " + filepath.Join(noCert, "client.root.crt") + " and its key were not found"},
+		{name: "plain text without --insecure", flags: []string{"--host", "127.0.0.1", "--port", plainPort}, env: []string{"HOME=" + t.TempDir()},
+			msg:  "server refused TLS connection",
+			hint: "the server does not accept TLS connections; --insecure connects without TLS (only on a network you trust)"},
+		{name: "--insecure to a TLS-only server", flags: []string{"--host", hostPort, "--insecure", "--database", db},
+			msg:  `no pg_hba.conf entry for host "127.0.0.1", user "root", database "` + db + `", no encryption`,
+			hint: "the server accepts only TLS connections here; leave out --insecure"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := sessions()
+			for _, cmd := range [][]string{{"login", "root"}, {"logout", "root"}, {"list"}} {
+				ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+				p := consoleCmd(ctx, append(append([]string{"auth-session"}, cmd...), c.flags...)...)
+				p.Env = append(p.Env, c.env...)
+				var stdout, stderr strings.Builder
+				p.Stdout, p.Stderr = &stdout, &stderr
+				err := p.Run()
+				cancel()
+				got := stderr.String()
+				name := "auth-session " + cmd[0]
+				var ok bool
+				if c.exact {
+					ok = got == crdbErr(name, c.msg)+"\n"
+				} else {
+					lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+					ok = len(lines) == 3 && strings.HasPrefix(lines[0], "ERROR: ") && strings.Contains(lines[0], c.msg) &&
+						lines[1] == "HINT: "+c.hint && lines[2] == `Failed running "`+name+`"`
+				}
+				if err == nil || stdout.String() != "" || !ok {
+					t.Errorf("%s: %v\nstdout %q\nstderr:\n%s\nwant the error %q (hint %q)", name, err, stdout.String(), got, c.msg, c.hint)
+				}
+			}
+			// serve: one line with the same message.
+			out := startServeErr(t, append(c.flags, "--data-dir", t.TempDir())...)
+			if !strings.Contains(out, c.msg) || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "console: ") {
+				t.Errorf("serve: %q, want one line with %q", out, c.msg)
+			}
+			if after := sessions(); after != before {
+				t.Errorf("%d sessions before, %d after", before, after)
+			}
+		})
+	}
+}
+
+// TestConnectionVariables: COCKROACH_* and CONSOLE_DATABASE_URL point the console at a
+// database, with cockroach's precedence between them and the flags.
+func TestConnectionVariables(t *testing.T) {
+	t.Parallel()
+	db1, db2 := pgtest.NewDB(t), pgtest.NewDB(t)
+	u1, _ := url.Parse(db1)
+	name := func(u string) string { p, _ := url.Parse(u); return strings.TrimPrefix(p.Path, "/") }
+	password, _ := u1.User.Password()
+	where := func(env []string, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		defer cancel()
+		cmd := consoleCmd(ctx, append([]string{"sql", "-e", "SELECT current_user || '@' || current_database()", "--format=csv"}, args...)...)
+		cmd.Env = append(cmd.Env, env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v %v: %v\n%s", env, args, err, out)
+		}
+		return strings.TrimSpace(strings.TrimPrefix(string(out), "?column?\n"))
+	}
+	root := "root@"
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"COCKROACH_URL", []string{"COCKROACH_URL=" + db1}, nil, root + name(db1)},
+		{"a flag after the variable's URL", []string{"COCKROACH_URL=" + db1}, []string{"--database", name(db2)}, root + name(db2)},
+		{"--url after --database", nil, []string{"--database", name(db2), "--url", db1}, root + name(db1)},
+		{"--database after --url", nil, []string{"--url", db1, "--database", name(db2)}, root + name(db2)},
+		{"CONSOLE_DATABASE_URL over COCKROACH_URL", []string{"COCKROACH_URL=" + db1, "CONSOLE_DATABASE_URL=" + db2}, nil, root + name(db2)},
+		{"discrete variables", []string{"COCKROACH_HOST=" + u1.Host, "COCKROACH_INSECURE=true", "COCKROACH_DATABASE=" + name(db1),
+			"COCKROACH_USER=root", "PGPASSWORD=" + password}, nil, root + name(db1)},
+		{"discrete flags", []string{"PGPASSWORD=" + password}, []string{"--host", u1.Hostname(), "--port", u1.Port(), "--insecure", "--database", name(db2)}, root + name(db2)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := where(tc.env, tc.args...); got != tc.want {
+				t.Errorf("connected to %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// auth-session on variables alone.
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := consoleCmd(ctx, "auth-session", "list", "--format=csv")
+	cmd.Env = append(cmd.Env, "COCKROACH_URL="+db1)
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "username,session ID,created,expires,revoked,last used\n" {
+		t.Errorf("auth-session list with COCKROACH_URL: %v\n%s", err, out)
+	}
+}
