@@ -51,9 +51,14 @@ func TestCertsDir(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 		defer cancel()
+		var env []string
+		for len(args) > 0 && strings.HasPrefix(args[0], "COCKROACH_") {
+			env, args = append(env, args[0]), args[1:]
+		}
 		cmd := consoleCmd(ctx, args...)
 		cmd.Dir = filepath.Dir(certs)
 		cmd.Env = append(cmd.Env, "COCKROACH_HOST="+tc.Host+":"+strconv.Itoa(tc.Port), "COCKROACH_DATABASE="+tg.conn[5])
+		cmd.Env = append(cmd.Env, env...)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -83,6 +88,10 @@ func TestCertsDir(t *testing.T) {
 	}
 	if r := typed("auth-session", "list", "--certs-dir=certs"); r.code != 0 || !strings.HasPrefix(r.stdout, "username\tsession ID\tcreated\texpires\trevoked\tlast used\n") {
 		t.Errorf("list:\n%s", r)
+	}
+	// The certificates directory from the environment, as cockroach reads it.
+	if r := typed("COCKROACH_CERTS_DIR=certs", "auth-session", "list", "--format=csv"); r.code != 0 || !strings.HasPrefix(r.stdout, "username,session ID,") {
+		t.Errorf("list with COCKROACH_CERTS_DIR:\n%s", r)
 	}
 	// Without the certificates there is no way in.
 	if r := typed("auth-session", "list"); r.code == 0 {
@@ -225,9 +234,12 @@ func TestConnectionVariables(t *testing.T) {
 		{"--url after --database", nil, []string{"--database", name(db2), "--url", db1}, root + name(db1)},
 		{"--database after --url", nil, []string{"--url", db1, "--database", name(db2)}, root + name(db2)},
 		{"CONSOLE_DATABASE_URL over COCKROACH_URL", []string{"COCKROACH_URL=" + db1, "CONSOLE_DATABASE_URL=" + db2}, nil, root + name(db2)},
-		{"discrete variables", []string{"COCKROACH_HOST=" + u1.Host, "COCKROACH_INSECURE=true", "COCKROACH_DATABASE=" + name(db1),
-			"COCKROACH_USER=root", "PGPASSWORD=" + password}, nil, root + name(db1)},
-		{"discrete flags", []string{"PGPASSWORD=" + password}, []string{"--host", u1.Hostname(), "--port", u1.Port(), "--insecure", "--database", name(db2)}, root + name(db2)},
+		{"discrete variables", []string{"COCKROACH_HOST=" + u1.Hostname(), "COCKROACH_PORT=" + u1.Port(), "COCKROACH_INSECURE=true",
+			"COCKROACH_DATABASE=" + name(db1), "COCKROACH_USER=root", "PGPASSWORD=" + password}, nil, root + name(db1)},
+		{"host:port variable", []string{"COCKROACH_HOST=" + u1.Host, "COCKROACH_INSECURE=true", "COCKROACH_DATABASE=" + name(db1), "PGPASSWORD=" + password}, nil, root + name(db1)},
+		{"discrete flags", []string{"PGPASSWORD=" + password}, []string{"--host", u1.Hostname(), "--port", u1.Port(), "--insecure", "--user", "root", "--database", name(db2)}, root + name(db2)},
+		{"flags over variables", []string{"COCKROACH_HOST=nowhere.invalid", "COCKROACH_DATABASE=nodb", "PGPASSWORD=" + password},
+			[]string{"--host", u1.Host, "--insecure", "--database", name(db2)}, root + name(db2)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
