@@ -52,8 +52,9 @@ type Config struct {
 }
 
 // Connect opens a pool on url and checks that the database answers. Every connection runs with
-// TimeZone UTC, since session timestamps are UTC wall times without time zone. Errors never
-// contain the URL's password.
+// TimeZone UTC, since session timestamps are UTC wall times without time zone, and on
+// CockroachDB with CockroachSettings. CockroachDB's system database is refused
+// (ErrSystemDatabase). Errors never contain the URL's password.
 func Connect(ctx context.Context, url string, cfg Config) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -70,13 +71,22 @@ func Connect(ctx context.Context, url string, cfg Config) (*pgxpool.Pool, error)
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "session-console"
 	}
+	pc.AfterConnect = afterConnect
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("pgdb: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		var pe *PrivilegeError
+		if errors.As(err, &pe) {
+			return nil, pe
+		}
 		return nil, Unavailable(err)
+	}
+	if err := checkDatabase(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
 	}
 	return pool, nil
 }
@@ -91,8 +101,12 @@ func Unavailable(err error) error {
 	if errors.As(err, &pgErr) {
 		// The server answered. Some answers still mean "not usable now".
 		switch pgErr.Code[:2] {
-		case "08", "57", "53": // connection exception, operator intervention (shutdown), resources
+		case "08", "53": // connection exception, insufficient resources
 			return fmt.Errorf("%w: %s", ErrUnavailable, pgErr.Message)
+		case "57": // operator intervention: shutting down, cannot connect now, canceled
+			if pgErr.Code != "57000" { // CockroachDB's schema_locked refusal, among others
+				return fmt.Errorf("%w: %s", ErrUnavailable, pgErr.Message)
+			}
 		case "28": // invalid authorization
 			return fmt.Errorf("%w: %s", ErrUnavailable, pgErr.Message)
 		}
@@ -180,74 +194,4 @@ func ParseFlavor(s string) (Flavor, error) {
 // Querier is what Detect needs: a pool, a connection or a transaction.
 type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// Migration is one versioned step of a component's schema. Steps run in order, each once.
-// For CockroachDB steps must be idempotent (IF NOT EXISTS), since they run outside a transaction.
-type Migration struct {
-	Version int
-	SQL     string
-}
-
-// Migrate applies the steps of component that have not run yet, recording each in
-// console.schema_migrations. It is safe when several processes start at once: on PostgreSQL an
-// advisory lock serialises them; on CockroachDB steps are idempotent.
-func Migrate(ctx context.Context, pool *pgxpool.Pool, flavor Flavor, component string, steps []Migration) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return Unavailable(fmt.Errorf("pgdb: migrate %s: %w", component, err))
-	}
-	defer conn.Release()
-	if flavor == Postgres {
-		// One lock for all components: CREATE SCHEMA IF NOT EXISTS itself races otherwise.
-		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(7364021, 1)"); err != nil {
-			return fmt.Errorf("pgdb: migrate %s: %w", component, err)
-		}
-		defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7364021, 1)")
-	}
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS console`); err != nil {
-		return fmt.Errorf("pgdb: migrate %s: %w", component, err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS console.schema_migrations (
-		component TEXT NOT NULL,
-		version INT8 NOT NULL,
-		applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-		PRIMARY KEY (component, version))`); err != nil {
-		return fmt.Errorf("pgdb: migrate %s: %w", component, err)
-	}
-	rows, err := conn.Query(ctx, "SELECT version FROM console.schema_migrations WHERE component = $1", component)
-	if err != nil {
-		return fmt.Errorf("pgdb: migrate %s: %w", component, err)
-	}
-	done, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return fmt.Errorf("pgdb: migrate %s: %w", component, err)
-	}
-	applied := map[int64]bool{}
-	for _, v := range done {
-		applied[v] = true
-	}
-	for _, m := range steps {
-		if applied[int64(m.Version)] {
-			continue
-		}
-		record := "INSERT INTO console.schema_migrations (component, version) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-		if flavor == Postgres {
-			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, m.SQL); err != nil {
-					return err
-				}
-				_, err := tx.Exec(ctx, record, component, m.Version)
-				return err
-			})
-		} else {
-			if _, err = conn.Exec(ctx, m.SQL); err == nil {
-				_, err = conn.Exec(ctx, record, component, m.Version)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("pgdb: migrate %s to version %d: %w", component, m.Version, err)
-		}
-	}
-	return nil
 }
