@@ -2,6 +2,7 @@ package sessionstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sessionconsole/console/internal/pgdb"
 )
 
 // SortKey is a column the session list can be ordered by (ties broken by ID).
@@ -114,8 +117,8 @@ func ParseSort(s string) (SortKey, error) {
 }
 
 // query builds the SELECT for f. Only fixed column names enter the SQL text; every value is a
-// parameter.
-func (s *Store) query(f Filter, now time.Time, limit int) (string, []any, error) {
+// parameter. asOf is a clause for the end of FROM (pgdb.Stream's AS OF SYSTEM TIME), or "".
+func (s *Store) query(f Filter, now time.Time, limit int, asOf string) (string, []any, error) {
 	col, ok := f.Sort.column()
 	if !ok {
 		return "", nil, fmt.Errorf("%w: unknown sort %q", ErrInvalidInput, f.Sort)
@@ -166,6 +169,9 @@ func (s *Store) query(f Filter, now time.Time, limit int) (string, []any, error)
 		dir = "DESC"
 	}
 	sql := `SELECT id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt" FROM ` + s.table
+	if asOf != "" {
+		sql += " " + asOf
+	}
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -223,7 +229,7 @@ func (s *Store) ListQuery(f Filter) (string, []any, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
-	return s.query(f, s.now().UTC(), f.Limit+1)
+	return s.query(f, s.now().UTC(), f.Limit+1, "")
 }
 
 // List returns one page of sessions matching f, with cursors for the neighbouring pages.
@@ -235,17 +241,28 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 		return Page{}, fmt.Errorf("%w: page size %d is over %d", ErrInvalidInput, f.Limit, MaxPageSize)
 	}
 	now := s.now().UTC()
-	sql, args, err := s.query(f, now, f.Limit+1)
+	sql, args, err := s.query(f, now, f.Limit+1, "")
 	if err != nil {
 		return Page{}, err
 	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return Page{}, s.dbErr("list", err)
+	var sessions []Session
+	read := func(q pgdb.DBTX) error {
+		return pgdb.Retry(ctx, func() error {
+			rows, err := q.Query(ctx, sql, args...)
+			if err != nil {
+				return err
+			}
+			sessions, err = pgx.CollectRows(rows, scanSession)
+			return err
+		})
 	}
-	sessions, err := pgx.CollectRows(rows, scanSession)
+	if f.Username != "" {
+		err = s.scanning(ctx, scanUserFilter, read)
+	} else {
+		err = read(s.pool)
+	}
 	if err != nil {
-		return Page{}, s.dbErr("list", err)
+		return Page{}, s.listErr(err)
 	}
 	p := Page{Now: now}
 	more := len(sessions) > f.Limit
@@ -294,30 +311,59 @@ func (f Filter) cursorOf(s Session) Cursor {
 }
 
 // Each streams every session matching f (ignoring Limit and cursors' paging) to fn, in f's
-// order, holding one row at a time. It stops at fn's first error and returns it.
+// order, holding one row at a time. It stops at fn's first error and returns it. On CockroachDB
+// it reads at one AS OF SYSTEM TIME and, cut off by the database, resumes after the last row
+// it handed to fn (pgdb.Stream), so fn sees every row once.
 func (s *Store) Each(ctx context.Context, f Filter, fn func(Session) error) error {
-	sql, args, err := s.query(f, s.now().UTC(), 0)
-	if err != nil {
+	f.After, f.Before = nil, nil
+	now := s.now().UTC()
+	if _, _, err := s.query(f, now, 0, ""); err != nil {
 		return err
 	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return s.dbErr("list", err)
-	}
-	defer rows.Close()
-	var sess Session
-	scan := []any{&sess.ID, &sess.Username, &sess.CreatedAt, &sess.ExpiresAt, &sess.RevokedAt, &sess.LastUsedAt}
-	for rows.Next() {
-		sess.RevokedAt = nil
-		if err := rows.Scan(scan...); err != nil {
-			return s.dbErr("list", err)
+	// A username filter, or no filter at all, reads every row; a status alone has an index.
+	scans := s.flavor == pgdb.Cockroach && (f.Username != "" || f.Status == StatusAll || f.Status == "")
+	if scans {
+		op := scanEveryRow
+		if f.Username != "" {
+			op = scanUserFilter
 		}
-		sess.utc()
-		if err := fn(sess); err != nil {
+		if err := s.fullScan(op); err != nil {
 			return err
 		}
 	}
-	return s.dbErr("list", rows.Err())
+	var sess Session
+	scan := []any{&sess.ID, &sess.Username, &sess.CreatedAt, &sess.ExpiresAt, &sess.RevokedAt, &sess.LastUsedAt}
+	var fnErr error
+	err := pgdb.Stream(ctx, s.pool, s.server, pgdb.StreamOptions{FullScan: scans}, func(asOf string) (string, []any) {
+		sql, args, _ := s.query(f, now, 0, asOf)
+		return sql, args
+	}, func(rows pgx.Rows) error {
+		sess.RevokedAt = nil
+		if err := rows.Scan(scan...); err != nil {
+			return err
+		}
+		sess.utc()
+		if err := fn(sess); err != nil {
+			fnErr = err
+			return err
+		}
+		c := f.cursorOf(sess)
+		f.After = &c // a resumed read continues after this row
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return s.listErr(err)
+}
+
+// listErr is dbErr for reads, passing refusals of full scans as they are.
+func (s *Store) listErr(err error) error {
+	var fse *FullScanError
+	if errors.As(err, &fse) {
+		return err
+	}
+	return s.dbErr("list", err)
 }
 
 // Counts are the numbers of sessions per status under a username filter, as counted at At.
@@ -370,7 +416,16 @@ func (s *Store) count(ctx context.Context, key countKey) (Counts, error) {
 		sql += " WHERE " + w
 	}
 	c := Counts{At: now}
-	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&c.Active, &c.Expired, &c.Revoked); err != nil {
+	err = s.scanning(ctx, scanCounts, func(q pgdb.DBTX) error {
+		return pgdb.Retry(ctx, func() error {
+			return q.QueryRow(ctx, sql, args...).Scan(&c.Active, &c.Expired, &c.Revoked)
+		})
+	})
+	if err != nil {
+		var fse *FullScanError
+		if errors.As(err, &fse) {
+			return Counts{}, err
+		}
 		return Counts{}, s.dbErr("count", err)
 	}
 	return c, nil

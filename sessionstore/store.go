@@ -5,7 +5,6 @@ package sessionstore
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -129,6 +128,9 @@ type Options struct {
 	// UsedEvery is how often sessions noted with NoteUsed get their lastUsedAt written
 	// (default 10 s).
 	UsedEvery time.Duration
+	// RefuseFullScans makes the statements that must read all of system.web_sessions (see
+	// FullScanError) fail with a *FullScanError instead of running. CockroachDB dialect only.
+	RefuseFullScans bool
 }
 
 // DefaultMaxTTL is the longest session Issue grants unless configured otherwise: 31 days.
@@ -137,7 +139,9 @@ const DefaultMaxTTL = 31 * 24 * time.Hour
 // Store reads and writes sessions. It is safe for concurrent use.
 type Store struct {
 	pool      *pgxpool.Pool
-	flavor    pgdb.Flavor
+	flavor    pgdb.Flavor // the dialect: whose session table
+	server    pgdb.Flavor // what the server is: how transactions, streams and full scans run
+	refuse    bool        // Options.RefuseFullScans
 	table     string
 	hasUserID bool
 	maxTTL    time.Duration
@@ -178,29 +182,36 @@ CREATE INDEX web_sessions_username_createdAt_idx ON console.web_sessions (userna
 `}}
 
 // Open returns a store over pool: on CockroachDB it uses system.web_sessions (and sets user_id
-// when the table has it); on PostgreSQL it migrates and uses console.web_sessions.
+// when the table has it); on PostgreSQL it migrates and uses console.web_sessions. The dialect
+// (Options.Flavor) may differ from the server's (tests run the CockroachDB dialect on a
+// PostgreSQL fixture); transactions, streamed reads and full scans follow the server's.
 func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error) {
-	s := &Store{pool: pool, flavor: opts.Flavor, maxTTL: opts.MaxTTL, now: time.Now}
+	s := &Store{pool: pool, flavor: opts.Flavor, maxTTL: opts.MaxTTL, now: time.Now, refuse: opts.RefuseFullScans}
 	if s.maxTTL <= 0 {
 		s.maxTTL = DefaultMaxTTL
 	}
+	server, _, err := pgdb.Detect(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	s.server = server
 	if s.flavor == 0 {
-		f, _, err := pgdb.Detect(ctx, pool)
-		if err != nil {
-			return nil, err
-		}
-		s.flavor = f
+		s.flavor = server
 	}
 	switch s.flavor {
 	case pgdb.Cockroach:
 		s.table = "system.web_sessions"
-		_, err := pool.Exec(ctx, "SELECT user_id FROM system.web_sessions LIMIT 0")
+		err := pgdb.Retry(ctx, func() error {
+			_, err := pool.Exec(ctx, "SELECT user_id FROM system.web_sessions LIMIT 0")
+			return err
+		})
 		var pgErr *pgconn.PgError
 		switch {
 		case err == nil:
 			s.hasUserID = true
 		case errors.As(err, &pgErr) && pgErr.Code == "42703": // undefined_column: v22.2 and older
 		default:
+			err = pgdb.Privilege(err, pool.Config().ConnConfig.User, "read and write system.web_sessions")
 			return nil, pgdb.Unavailable(fmt.Errorf("sessionstore: system.web_sessions: %w", err))
 		}
 	case pgdb.Postgres:
@@ -238,6 +249,9 @@ func (s *Store) Close() {
 // Flavor returns the dialect in use.
 func (s *Store) Flavor() pgdb.Flavor { return s.flavor }
 
+// Server returns what the server is (the dialect may differ, see Open).
+func (s *Store) Server() pgdb.Flavor { return s.server }
+
 // Table returns the qualified name of the session table.
 func (s *Store) Table() string { return s.table }
 
@@ -266,194 +280,18 @@ func (s *Store) CheckTTL(ttl time.Duration) error {
 	return nil
 }
 
-// Issue creates a session for user lasting ttl and returns it with its cookie. The user must
-// exist and be able to log in (CockroachDB: a row of system.users that is not a role;
-// PostgreSQL: a role with LOGIN); otherwise the error is a *NoSuchUserError. Bad input wraps
-// ErrInvalidInput. Nothing is written on error.
-func (s *Store) Issue(ctx context.Context, user string, ttl time.Duration) (Issued, error) {
-	if err := checkUsername(user); err != nil {
-		return Issued{}, err
-	}
-	if err := s.CheckTTL(ttl); err != nil {
-		return Issued{}, err
-	}
-	name := s.Username(user)
-	secret := make([]byte, SecretLength)
-	rand.Read(secret)
-	hash := sha256.Sum256(secret)
-	var sql string
-	switch {
-	case s.flavor == pgdb.Postgres:
-		// The advisory lock orders this insert with a concurrent revoke-all of the same user
-		// (see RevokeUser); the timestamp is taken after the lock is held.
-		sql = `WITH lk AS (SELECT pg_advisory_xact_lock(7364022, hashtext($2))),
-			u AS (SELECT rolname::text AS username FROM pg_catalog.pg_roles WHERE rolname::text = $2 AND rolcanlogin),
-			ts AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS now FROM lk)
-		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt")
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now FROM u, ts
-		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
-	case s.hasUserID:
-		sql = `INSERT INTO system.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", user_id)
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, u.user_id
-		FROM system.users AS u, (SELECT now() AT TIME ZONE 'UTC' AS now) AS ts
-		WHERE u.username = $2 AND NOT u."isRole"
-		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
-	default:
-		sql = `INSERT INTO system.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt")
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now
-		FROM system.users AS u, (SELECT now() AT TIME ZONE 'UTC' AS now) AS ts
-		WHERE u.username = $2 AND NOT u."isRole"
-		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
-	}
-	rows, err := s.pool.Query(ctx, sql, hash[:], name, ttl.Microseconds())
-	if err != nil {
-		return Issued{}, s.dbErr("issue", err)
-	}
-	sess, err := pgx.CollectExactlyOneRow(rows, scanSession)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Issued{}, &NoSuchUserError{Username: name}
-	}
-	if err != nil {
-		return Issued{}, s.dbErr("issue", err)
-	}
-	s.counts.adjust(sess.Username, countDelta{active: 1})
-	return Issued{Session: sess, Cookie: Cookie{ID: sess.ID, Secret: secret}}, nil
-}
-
-// RevokeUser revokes every session of user with the CLI's semantics: a session revoked earlier
-// keeps its revocation time, every other gets the current time. It returns every session row of
-// that user (none for an unknown user, which is not an error, so that sessions outliving a
-// dropped user can still be revoked).
-func (s *Store) RevokeUser(ctx context.Context, user string) ([]Revocation, error) {
-	if err := checkUsername(user); err != nil {
-		return nil, err
-	}
-	name := s.Username(user)
-	var out []Revocation
-	err := s.inUserLock(ctx, name, func(tx pgx.Tx, now time.Time) error {
-		rows, err := tx.Query(ctx, `UPDATE `+s.table+`
-			SET "revokedAt" = CASE WHEN "revokedAt" IS NOT NULL AND "revokedAt" <= $2 THEN "revokedAt" ELSE $2 END
-			WHERE username = $1
-			RETURNING username, id, "revokedAt", "revokedAt" = $2`, name, now)
+// Get returns one session; an unknown ID is ErrNotFound.
+func (s *Store) Get(ctx context.Context, id int64) (Session, error) {
+	var sess Session
+	err := pgdb.Retry(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"
+		FROM `+s.table+` WHERE id = $1`, id)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Revocation, error) {
-			var v Revocation
-			err := r.Scan(&v.Username, &v.ID, &v.RevokedAt, &v.Newly)
-			v.RevokedAt = v.RevokedAt.UTC()
-			return v, err
-		})
+		sess, err = pgx.CollectExactlyOneRow(rows, scanSession)
 		return err
 	})
-	if err != nil {
-		return nil, s.dbErr("revoke user", err)
-	}
-	s.counts.invalidate()
-	return out, nil
-}
-
-// EndUserSessions revokes the sessions of user that are not revoked yet and returns how many
-// it revoked and how many of those were active. Same effect as RevokeUser, but it writes only
-// the rows that change and returns counts, not rows.
-func (s *Store) EndUserSessions(ctx context.Context, user string) (revoked, active int64, err error) {
-	if err := checkUsername(user); err != nil {
-		return 0, 0, err
-	}
-	name := s.Username(user)
-	err = s.inUserLock(ctx, name, func(tx pgx.Tx, now time.Time) error {
-		return tx.QueryRow(ctx, `WITH r AS (
-			UPDATE `+s.table+` SET "revokedAt" = $2
-			WHERE username = $1 AND ("revokedAt" IS NULL OR "revokedAt" > $2)
-			RETURNING "expiresAt")
-			SELECT count(*), count(*) FILTER (WHERE "expiresAt" > $2) FROM r`, name, now).Scan(&revoked, &active)
-	})
-	if err != nil {
-		return 0, 0, s.dbErr("revoke user", err)
-	}
-	// Exact unless some of those sessions had a revocation time in the future (clock skew),
-	// which counted as revoked already; the next refresh corrects that.
-	s.counts.adjust(name, countDelta{active: -active, expired: -(revoked - active), revoked: revoked})
-	return revoked, active, nil
-}
-
-// inUserLock runs fn in a transaction with the revocation time now. On PostgreSQL it first
-// takes the user's advisory lock (the one Issue takes) and reads the clock after that, so a
-// session issued before a revoke-all began is always revoked by it, and one issued after has a
-// later createdAt. On CockroachDB serializable transactions give that order.
-func (s *Store) inUserLock(ctx context.Context, name string, fn func(tx pgx.Tx, now time.Time) error) error {
-	return s.retry(ctx, func() error { return s.userLockTx(ctx, name, fn) })
-}
-
-func (s *Store) userLockTx(ctx context.Context, name string, fn func(tx pgx.Tx, now time.Time) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		sql := `SELECT now() AT TIME ZONE 'UTC'`
-		args := []any{}
-		if s.flavor == pgdb.Postgres {
-			sql = `SELECT clock_timestamp() AT TIME ZONE 'UTC' FROM (SELECT pg_advisory_xact_lock(7364022, hashtext($1))) AS lk`
-			args = append(args, name)
-		}
-		var now time.Time
-		if err := tx.QueryRow(ctx, sql, args...).Scan(&now); err != nil {
-			return err
-		}
-		return fn(tx, now.UTC())
-	})
-}
-
-// retry runs fn again when the database aborted it to keep transactions serializable
-// (CockroachDB's 40001 restarts) or to break a deadlock, up to a few times.
-func (s *Store) retry(ctx context.Context, fn func() error) error {
-	var err error
-	for attempt := 0; attempt < 10; attempt++ {
-		err = fn()
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || (pgErr.Code != "40001" && pgErr.Code != "40P01") {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return err
-}
-
-// RevokeSession revokes one session (keeping an earlier revocation time) and returns it.
-// An unknown ID is ErrNotFound.
-func (s *Store) RevokeSession(ctx context.Context, id int64) (Revocation, error) {
-	const now = `(now() AT TIME ZONE 'UTC')`
-	var v Revocation
-	var wasActive bool
-	err := s.pool.QueryRow(ctx, `UPDATE `+s.table+`
-		SET "revokedAt" = CASE WHEN "revokedAt" IS NOT NULL AND "revokedAt" <= `+now+` THEN "revokedAt" ELSE `+now+` END
-		WHERE id = $1
-		RETURNING username, id, "revokedAt", "revokedAt" = `+now+`, "expiresAt" > `+now, id).Scan(&v.Username, &v.ID, &v.RevokedAt, &v.Newly, &wasActive)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Revocation{}, fmt.Errorf("sessionstore: session %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Revocation{}, s.dbErr("revoke session", err)
-	}
-	v.RevokedAt = v.RevokedAt.UTC()
-	switch {
-	case v.Newly && wasActive:
-		s.counts.adjust(v.Username, countDelta{active: -1, revoked: 1})
-	case v.Newly:
-		s.counts.adjust(v.Username, countDelta{expired: -1, revoked: 1})
-	}
-	return v, nil
-}
-
-// Get returns one session; an unknown ID is ErrNotFound.
-func (s *Store) Get(ctx context.Context, id int64) (Session, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"
-		FROM `+s.table+` WHERE id = $1`, id)
-	if err != nil {
-		return Session{}, s.dbErr("get", err)
-	}
-	sess, err := pgx.CollectExactlyOneRow(rows, scanSession)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Session{}, fmt.Errorf("sessionstore: session %d: %w", id, ErrNotFound)
 	}
@@ -477,8 +315,10 @@ func (s *Store) Verify(ctx context.Context, cookie string) (Verified, error) {
 		expiresAt time.Time
 		revokedAt *time.Time
 	)
-	err = s.pool.QueryRow(ctx, `SELECT "hashedSecret", username, "expiresAt", "revokedAt", "lastUsedAt"
+	err = pgdb.Retry(ctx, func() error {
+		return s.pool.QueryRow(ctx, `SELECT "hashedSecret", username, "expiresAt", "revokedAt", "lastUsedAt"
 		FROM `+s.table+` WHERE id = $1`, c.ID).Scan(&hashed, &v.Username, &expiresAt, &revokedAt, &v.LastUsedAt)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return Verified{}, &InvalidSessionError{Reason: ReasonNoSuchSession}
@@ -549,8 +389,11 @@ func (s *Store) WriteUsed(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE `+s.table+` SET "lastUsedAt" = now() AT TIME ZONE 'UTC'
+	err := pgdb.Retry(ctx, func() error { // setting a timestamp twice sets it once
+		_, err := s.pool.Exec(ctx, `UPDATE `+s.table+` SET "lastUsedAt" = now() AT TIME ZONE 'UTC'
 		WHERE id = ANY($1) AND "lastUsedAt" < (now() AT TIME ZONE 'UTC') - INTERVAL '1 minute'`, ids)
+		return err
+	})
 	return s.dbErr("mark used", err)
 }
 
@@ -572,11 +415,15 @@ func (s *Store) Users(ctx context.Context, prefix string, limit int) ([]string, 
 	}
 	args = append(args, limit)
 	sql += " ORDER BY 1 LIMIT $" + strconv.Itoa(len(args))
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, s.dbErr("users", err)
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var names []string
+	err := pgdb.Retry(ctx, func() error {
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
 	return names, s.dbErr("users", err)
 }
 

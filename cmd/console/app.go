@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/connflags"
@@ -26,6 +28,8 @@ type globalFlags struct {
 	dataDir string
 	dialect string
 	maxTTL  time.Duration
+	// refuseFullScans: answer a message instead of reading all of system.web_sessions.
+	refuseFullScans bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -50,6 +54,8 @@ is given, on an embedded local PostgreSQL kept in --data-dir.`,
 		"session table dialect: auto (from SELECT version()), cockroach (system.web_sessions) or postgres (console.web_sessions) [env CONSOLE_DIALECT]")
 	pf.DurationVar(&g.maxTTL, "max-expire-after", sessionstore.DefaultMaxTTL,
 		"longest session expiry that login --expire-after and the web console grant; raise it for longer sessions")
+	pf.BoolVar(&g.refuseFullScans, "refuse-full-scans", false,
+		"CockroachDB: refuse, with a message, what must read all of system.web_sessions (username filters, counts, revoke-all, listing every session) instead of running it with disallow_full_table_scans off")
 	root.SetFlagErrorFunc(flagErrorFunc)
 	root.AddCommand(newAuthSessionCmd(g), newAdminCmd(g), newSQLCmd(g), newServeCmd(g))
 	return root
@@ -69,6 +75,7 @@ type app struct {
 	sessions *sessionstore.Store
 	admins   *admins.Store
 	audit    *audit.Store
+	actions  *actions.Service // every audited action, with its audit row in the same transaction
 	cluster  *pgembed.Cluster // nil when connection flags name a database
 }
 
@@ -112,7 +119,7 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 		return nil, errors.New("--dialect postgres needs a PostgreSQL server, and this is CockroachDB (use --dialect auto or cockroach)")
 	}
 	a.flavor = flavor
-	if a.sessions, err = sessionstore.Open(ctx, a.pool, sessionstore.Options{Flavor: flavor, MaxTTL: g.maxTTL}); err != nil {
+	if a.sessions, err = sessionstore.Open(ctx, a.pool, sessionstore.Options{Flavor: flavor, MaxTTL: g.maxTTL, RefuseFullScans: g.refuseFullScans}); err != nil {
 		return nil, err
 	}
 	// Console tables use the server's real flavor, whatever the session dialect.
@@ -122,6 +129,7 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 	if a.audit, err = audit.Open(ctx, a.pool, detected); err != nil {
 		return nil, err
 	}
+	a.actions = actions.New(a.sessions, a.audit)
 	ok = true
 	return a, nil
 }
@@ -138,6 +146,11 @@ func (a *app) Close() error {
 		return a.cluster.Stop()
 	}
 	return nil
+}
+
+// cliBy is the command line as audited actions name it (cliActor without its "cli:").
+func cliBy() actions.Actor {
+	return actions.Actor{Kind: actions.CLI, Name: strings.TrimPrefix(cliActor(), "cli:")}
 }
 
 // cliActor names the command line in the audit log: cli:<os account>, the account of the

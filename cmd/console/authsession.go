@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/output"
 	"github.com/sessionconsole/console/sessionstore"
 )
@@ -150,20 +150,10 @@ log (without the cookie).`,
 						hint: "--max-expire-after (now " + sessionstore.FormatDuration(g.maxTTL) + ") is the longest expiry login grants; raise it for longer sessions",
 					}
 				}
-				iss, err := a.sessions.Issue(ctx, args[0], ttl)
+				iss, err := a.actions.Issue(ctx, cliBy(), actions.IssueRequest{User: args[0], TTL: ttl,
+					Note: actions.Note{Detail: "auth-session login --expire-after=" + sessionstore.FormatDuration(ttl)}})
 				if err != nil {
 					return err
-				}
-				expires := iss.ExpiresAt
-				if err := a.audit.Record(ctx, audit.Entry{
-					Admin: cliActor(), Action: audit.Issue, Target: iss.Username, SessionID: iss.ID,
-					ExpiresAt: &expires, Detail: "auth-session login --expire-after=" + sessionstore.FormatDuration(ttl),
-				}); err != nil {
-					// A session nobody can account for is not handed out.
-					if _, rerr := a.sessions.RevokeSession(ctx, iss.ID); rerr != nil {
-						return fmt.Errorf("the audit log could not record session %d, which could not be revoked either: %w (revoke: %v)", iss.ID, err, rerr)
-					}
-					return fmt.Errorf("the audit log could not record session %d, so it was revoked at once: %w", iss.ID, err)
 				}
 				cookie := iss.Cookie.SetCookie()
 				out := cmd.OutOrStdout()
@@ -262,21 +252,11 @@ Each logout is recorded in the console's audit log with the number of sessions i
 				return err
 			}
 			return g.withApp(cmd, func(ctx context.Context, a *app) error {
-				revs, err := a.sessions.RevokeUser(ctx, args[0])
+				revs, err := a.actions.RevokeUser(ctx, cliBy(), args[0], actions.Note{Detail: "auth-session logout"})
 				if err != nil {
 					return err
 				}
 				slices.SortFunc(revs, func(x, y sessionstore.Revocation) int { return cmp.Compare(x.ID, y.ID) })
-				var newly int64
-				for _, r := range revs {
-					if r.Newly {
-						newly++
-					}
-				}
-				auditErr := a.audit.Record(ctx, audit.Entry{
-					Admin: cliActor(), Action: audit.RevokeAll, Target: a.sessions.Username(args[0]),
-					Count: newly, Detail: "auth-session logout",
-				})
 				w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
 					{Name: "username", Align: output.AlignLeft},
 					{Name: "session ID", Align: output.AlignRight},
@@ -291,13 +271,7 @@ Each logout is recorded in the console's audit log with the number of sessions i
 					}
 				}
 				// An UPDATE that returned no rows prints its tag, as in cockroach.
-				if err := w.CloseTag(fmt.Sprintf("UPDATE %d", len(revs))); err != nil {
-					return outputErr(err)
-				}
-				if auditErr != nil {
-					return fmt.Errorf("the sessions were revoked, but the audit log entry failed: %w", auditErr)
-				}
-				return nil
+				return outputErr(w.CloseTag(fmt.Sprintf("UPDATE %d", len(revs))))
 			})
 		},
 	}

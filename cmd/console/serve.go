@@ -89,7 +89,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	h := handlers.New(a.sessions, a.admins, a.audit, handlers.Config{
+	h := handlers.New(a.sessions, a.admins, a.audit, a.actions, handlers.Config{
 		Secure: f.tlsCert != "", IdleTimeout: f.idle, AbsoluteTimeout: f.absolute, Keys: keys,
 		ClusterURL: f.clusterURL, BehindProxy: f.behindProxy, Logger: log,
 	})

@@ -64,8 +64,9 @@ CREATE INDEX IF NOT EXISTS admin_sessions_admin_idx ON console.admin_sessions (a
 
 // Store manages admin accounts and sessions. Safe for concurrent use.
 type Store struct {
-	pool  *pgxpool.Pool
-	dummy []byte // a hash to compare against for unknown names, so they take as long
+	pool   *pgxpool.Pool
+	flavor pgdb.Flavor // the server's
+	dummy  []byte // a hash to compare against for unknown names, so they take as long
 
 	mu    sync.Mutex
 	seen  map[string]seenEntry // session ID -> recently confirmed
@@ -89,7 +90,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor, cacheFor 
 	if err != nil {
 		return nil, fmt.Errorf("admins: %w", err)
 	}
-	return &Store{pool: pool, dummy: dummy, seen: map[string]seenEntry{}, cache: cacheFor}, nil
+	return &Store{pool: pool, flavor: flavor, dummy: dummy, seen: map[string]seenEntry{}, cache: cacheFor}, nil
 }
 
 // CheckName reports whether name is a valid admin name.
@@ -143,7 +144,7 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return fmt.Errorf("admins: %w", err)
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgdb.RunTx(ctx, s.pool, s.flavor, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE console.admins SET password_hash = $2, updated_at = now() WHERE name = $1`, name, string(hash))
 		if err != nil {
 			return err
@@ -176,15 +177,19 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 
 // List returns every admin, by name.
 func (s *Store) List(ctx context.Context) ([]Admin, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, created_at, updated_at FROM console.admins ORDER BY name`)
-	if err != nil {
-		return nil, dbErr("list", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Admin, error) {
-		var a Admin
-		err := r.Scan(&a.Name, &a.CreatedAt, &a.UpdatedAt)
-		a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
-		return a, err
+	var out []Admin
+	err := pgdb.WithFullScan(ctx, s.pool, s.flavor, func(q pgdb.DBTX) error { // every row
+		rows, err := q.Query(ctx, `SELECT name, created_at, updated_at FROM console.admins ORDER BY name`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Admin, error) {
+			var a Admin
+			err := r.Scan(&a.Name, &a.CreatedAt, &a.UpdatedAt)
+			a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
+			return a, err
+		})
+		return err
 	})
 	return out, dbErr("list", err)
 }
@@ -192,7 +197,9 @@ func (s *Store) List(ctx context.Context) ([]Admin, error) {
 // Count returns the number of admins.
 func (s *Store) Count(ctx context.Context) (int, error) {
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM console.admins`).Scan(&n)
+	err := pgdb.WithFullScan(ctx, s.pool, s.flavor, func(q pgdb.DBTX) error { // a count reads every row
+		return q.QueryRow(ctx, `SELECT count(*) FROM console.admins`).Scan(&n)
+	})
 	return n, dbErr("count", err)
 }
 

@@ -46,6 +46,8 @@ type Entry struct {
 	Count      int64
 	RemoteAddr string
 	Detail     string
+	// Reason is why the actor acted, in their words ("" when none was given).
+	Reason string
 }
 
 // Migrations create the audit table (both dialects).
@@ -65,29 +67,38 @@ CREATE TABLE IF NOT EXISTS console.audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_admin_idx ON console.audit_log (admin, id);
 CREATE INDEX IF NOT EXISTS audit_log_target_idx ON console.audit_log (target, id);
 CREATE INDEX IF NOT EXISTS audit_log_action_idx ON console.audit_log (action, id);
-`}}
+`}, {Version: 2, SQL: `ALTER TABLE console.audit_log ADD COLUMN IF NOT EXISTS reason TEXT NOT NULL DEFAULT ''`}}
 
 // Store reads and writes the audit log.
-type Store struct{ pool *pgxpool.Pool }
+type Store struct {
+	pool   *pgxpool.Pool
+	flavor pgdb.Flavor // the server's
+}
 
-// Open migrates the audit table and returns the store.
+// Open migrates the audit table and returns the store. flavor is the server's.
 func Open(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor) (*Store, error) {
 	if err := pgdb.Migrate(ctx, pool, flavor, "audit", Migrations); err != nil {
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, flavor: flavor}, nil
 }
 
-// Record appends an entry (ID and At are set by the database).
-func (s *Store) Record(ctx context.Context, e Entry) error {
+// Record appends an entry on its own (ID and At are set by the database): for events whose
+// only effect is their audit row. An action that changes something records its row in the same
+// transaction with RecordIn (internal/actions does).
+func (s *Store) Record(ctx context.Context, e Entry) error { return s.RecordIn(ctx, s.pool, e) }
+
+// RecordIn appends an entry through q, usually the transaction of the action it records.
+// Errors wrap the database's with %w.
+func (s *Store) RecordIn(ctx context.Context, q pgdb.DBTX, e Entry) error {
 	var exp any
 	if e.ExpiresAt != nil {
 		exp = e.ExpiresAt.UTC()
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO console.audit_log
-		(admin, action, target, session_id, expires_at, count, remote_addr, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		e.Admin, string(e.Action), e.Target, e.SessionID, exp, e.Count, e.RemoteAddr, e.Detail)
+	_, err := q.Exec(ctx, `INSERT INTO console.audit_log
+		(admin, action, target, session_id, expires_at, count, remote_addr, detail, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.Admin, string(e.Action), e.Target, e.SessionID, exp, e.Count, e.RemoteAddr, e.Detail, e.Reason)
 	if err != nil {
 		return fmt.Errorf("audit: record: %w", pgdb.Unavailable(err))
 	}
@@ -141,12 +152,12 @@ func (f Filter) where() (string, []any) {
 	return " WHERE " + strings.Join(w, " AND "), args
 }
 
-const columns = `id, at, admin, action, target, session_id, expires_at, count, remote_addr, detail`
+const columns = `id, at, admin, action, target, session_id, expires_at, count, remote_addr, detail, reason`
 
 func scan(r pgx.CollectableRow) (Entry, error) {
 	var e Entry
 	var action string
-	err := r.Scan(&e.ID, &e.At, &e.Admin, &action, &e.Target, &e.SessionID, &e.ExpiresAt, &e.Count, &e.RemoteAddr, &e.Detail)
+	err := r.Scan(&e.ID, &e.At, &e.Admin, &action, &e.Target, &e.SessionID, &e.ExpiresAt, &e.Count, &e.RemoteAddr, &e.Detail, &e.Reason)
 	e.Action, e.At = Action(action), e.At.UTC()
 	if e.ExpiresAt != nil {
 		t := e.ExpiresAt.UTC()
@@ -166,12 +177,16 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 		order = "ASC" // walk up from the cursor, then reverse
 	}
 	args = append(args, f.Limit+1)
-	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM console.audit_log`+where+
-		` ORDER BY id `+order+` LIMIT $`+strconv.Itoa(len(args)), args...)
-	if err != nil {
-		return Page{}, fmt.Errorf("audit: list: %w", pgdb.Unavailable(err))
-	}
-	entries, err := pgx.CollectRows(rows, scan)
+	var entries []Entry
+	err := pgdb.Retry(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM console.audit_log`+where+
+			` ORDER BY id `+order+` LIMIT $`+strconv.Itoa(len(args)), args...)
+		if err != nil {
+			return err
+		}
+		entries, err = pgx.CollectRows(rows, scan)
+		return err
+	})
 	if err != nil {
 		return Page{}, fmt.Errorf("audit: list: %w", pgdb.Unavailable(err))
 	}
@@ -206,25 +221,32 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	return p, nil
 }
 
-// Each streams every entry matching f (ignoring paging), newest first.
+// Each streams every entry matching f (ignoring paging), newest first. On CockroachDB it
+// reads at one AS OF SYSTEM TIME and resumes after the last entry if the read is cut off
+// (pgdb.Stream); without a filter it reads the whole table, with full scans allowed for it.
 func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error {
 	f.Before, f.After = 0, 0
-	where, args := f.where()
-	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM console.audit_log`+where+` ORDER BY id DESC`, args...)
-	if err != nil {
-		return fmt.Errorf("audit: list: %w", pgdb.Unavailable(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
+	whole := f.Admin == "" && f.Action == "" && f.Target == ""
+	var fnErr error
+	err := pgdb.Stream(ctx, s.pool, s.flavor, pgdb.StreamOptions{FullScan: whole}, func(asOf string) (string, []any) {
+		where, args := f.where()
+		return `SELECT ` + columns + ` FROM console.audit_log ` + asOf + where + ` ORDER BY id DESC`, args
+	}, func(rows pgx.Rows) error {
 		e, err := scan(rows)
 		if err != nil {
-			return fmt.Errorf("audit: list: %w", err)
-		}
-		if err := fn(e); err != nil {
 			return err
 		}
+		if err := fn(e); err != nil {
+			fnErr = err
+			return err
+		}
+		f.Before = e.ID // a resumed read continues after this entry
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("audit: list: %w", pgdb.Unavailable(err))
 	}
 	return nil

@@ -211,7 +211,7 @@ func TestCookieKeyRotation(t *testing.T) {
 	s := newServer(t)
 	c := s.signIn(t)
 	oldKeys := s.handler.cfg.Keys
-	rotated := New(s.sessions, s.admins, s.audit, Config{Keys: append(testKeys(), oldKeys...), Logger: s.handler.log})
+	rotated := New(s.sessions, s.admins, s.audit, s.actions, Config{Keys: append(testKeys(), oldKeys...), Logger: s.handler.log})
 	if sid, err := securecookieDecode(rotated, adminCookie, c.cookie(adminCookie).Value); err != nil || sid == "" {
 		t.Fatalf("old cookie under rotated keys: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
@@ -20,6 +21,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	}
 	status, msg := http.StatusInternalServerError, "Something went wrong on our side. It has been logged."
 	var he *echo.HTTPError
+	var fse *sessionstore.FullScanError
 	switch {
 	case errors.As(err, &he):
 		status = he.Code
@@ -31,6 +33,10 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		if status == http.StatusNotFound && msg == "Not Found" {
 			msg = "There is no such page."
 		}
+	case errors.Is(err, actions.ErrNotRecorded):
+		msg = "Nothing was changed: the audit log could not record this action. It has been logged; try again in a moment."
+	case errors.As(err, &fse):
+		status, msg = http.StatusConflict, "Refused: "+fse.Error()+"."
 	case errors.Is(err, pgdb.ErrUnavailable):
 		status, msg = http.StatusServiceUnavailable, "The database is unavailable right now. The console keeps trying: reload in a moment."
 	case errors.Is(err, sessionstore.ErrNotFound):

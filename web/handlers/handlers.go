@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/securecookie"
 
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/sessionstore"
@@ -24,9 +25,6 @@ type SessionStore interface {
 	CountNow(ctx context.Context, f sessionstore.Filter) (sessionstore.Counts, error)
 	Each(ctx context.Context, f sessionstore.Filter, fn func(sessionstore.Session) error) error
 	Get(ctx context.Context, id int64) (sessionstore.Session, error)
-	Issue(ctx context.Context, user string, ttl time.Duration) (sessionstore.Issued, error)
-	EndUserSessions(ctx context.Context, user string) (revoked, active int64, err error)
-	RevokeSession(ctx context.Context, id int64) (sessionstore.Revocation, error)
 	Verify(ctx context.Context, cookie string) (sessionstore.Verified, error)
 	NoteUsed(id int64)
 	Users(ctx context.Context, prefix string, limit int) ([]string, error)
@@ -34,6 +32,13 @@ type SessionStore interface {
 	CheckTTL(ttl time.Duration) error
 	MaxTTL() time.Duration
 	Ping(ctx context.Context) error
+}
+
+// Actions are the audited actions (actions.Service): each change commits with its audit row.
+type Actions interface {
+	Issue(ctx context.Context, by actions.Actor, r actions.IssueRequest) (sessionstore.Issued, error)
+	EndUserSessions(ctx context.Context, by actions.Actor, user string, n actions.Note) (revoked, active int64, err error)
+	RevokeSession(ctx context.Context, by actions.Actor, id int64, n actions.Note) (sessionstore.Revocation, error)
 }
 
 // AdminStore is what the handlers need of admins.Store.
@@ -55,6 +60,7 @@ var (
 	_ SessionStore = (*sessionstore.Store)(nil)
 	_ AdminStore   = (*admins.Store)(nil)
 	_ AuditLog     = (*audit.Store)(nil)
+	_ Actions      = (*actions.Service)(nil)
 )
 
 // Config holds the settings of the HTTP layer.
@@ -85,6 +91,7 @@ type Handler struct {
 	sessions SessionStore
 	admins   AdminStore
 	audit    AuditLog
+	actions  Actions
 	assets   *static.Assets
 	cfg      Config
 	codecs   []securecookie.Codec
@@ -96,7 +103,7 @@ type Handler struct {
 }
 
 // New returns the console's handler.
-func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, cfg Config) *Handler {
+func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts Actions, cfg Config) *Handler {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Minute
 	}
@@ -131,6 +138,7 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, cfg Co
 		sessions: sessions,
 		admins:   adminStore,
 		audit:    auditLog,
+		actions:  acts,
 		assets:   static.New(),
 		cfg:      cfg,
 		codecs:   codecs,

@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/pgdb"
@@ -42,6 +43,7 @@ type server struct {
 	sessions *sessionstore.Store
 	admins   *admins.Store
 	audit    *audit.Store
+	actions  *actions.Service
 	handler  *Handler
 }
 
@@ -76,12 +78,14 @@ func newServerDialect(t *testing.T, dbURL string, cfg Config, flavor pgdb.Flavor
 		t.Fatal(err)
 	}
 	t.Cleanup(s.sessions.Close)
-	if s.admins, err = admins.Open(ctx, pool, pgdb.Postgres, 0); err != nil {
+	// Console tables follow the server, whatever the session dialect (as cmd/console does).
+	if s.admins, err = admins.Open(ctx, pool, s.sessions.Server(), 0); err != nil {
 		t.Fatal(err)
 	}
-	if s.audit, err = audit.Open(ctx, pool, pgdb.Postgres); err != nil {
+	if s.audit, err = audit.Open(ctx, pool, s.sessions.Server()); err != nil {
 		t.Fatal(err)
 	}
+	s.actions = actions.New(s.sessions, s.audit)
 	if err := s.admins.Add(ctx, "admin", adminPassword); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +93,7 @@ func newServerDialect(t *testing.T, dbURL string, cfg Config, flavor pgdb.Flavor
 		cfg.Keys = testKeys()
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s.handler = New(s.sessions, s.admins, s.audit, cfg)
+	s.handler = New(s.sessions, s.admins, s.audit, s.actions, cfg)
 	e := echo.New()
 	s.handler.Register(e)
 	hs := httptest.NewServer(e)

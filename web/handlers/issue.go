@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
@@ -108,7 +108,7 @@ func (h *Handler) issueSession(c echo.Context) error {
 		form.UsernameError = "Enter the username to issue a session for."
 	}
 	if form.ExpireError == "" && form.UsernameError == "" {
-		issued, err := h.sessions.Issue(c.Request().Context(), form.Username, ttl)
+		issued, err := h.actions.Issue(c.Request().Context(), h.actor(c), actions.IssueRequest{User: form.Username, TTL: ttl})
 		var nsu *sessionstore.NoSuchUserError
 		switch {
 		case errors.As(err, &nsu):
@@ -118,7 +118,6 @@ func (h *Handler) issueSession(c echo.Context) error {
 		case err != nil:
 			return err
 		default:
-			h.record(c, audit.Entry{Action: audit.Issue, Target: issued.Username, SessionID: issued.ID, ExpiresAt: &issued.ExpiresAt})
 			form.Result = h.issuedView(issued)
 			form.Username, form.Custom, form.Presets = "", "", presets(defaultPreset)
 		}

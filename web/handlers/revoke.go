@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
@@ -102,12 +102,11 @@ func (h *Handler) revokeUserSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	revoked, active, err := h.sessions.EndUserSessions(c.Request().Context(), name)
+	revoked, active, err := h.actions.EndUserSessions(c.Request().Context(), h.actor(c), name, actions.Note{})
 	if err != nil {
 		return err
 	}
 	user := h.sessions.Username(name)
-	h.record(c, audit.Entry{Action: audit.RevokeAll, Target: user, Count: revoked})
 	notice := fmt.Sprintf("Revoked %s of %s (%d were active).", plural(revoked, "session"), user, active)
 	if revoked == 0 {
 		notice = fmt.Sprintf("%s had no session left to revoke.", user)
@@ -120,14 +119,12 @@ func (h *Handler) revokeSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := h.sessions.RevokeSession(c.Request().Context(), id)
+	r, err := h.actions.RevokeSession(c.Request().Context(), h.actor(c), id, actions.Note{})
 	if err != nil {
 		return err
 	}
 	notice := fmt.Sprintf("Revoked session %d of %s.", r.ID, r.Username)
-	if r.Newly {
-		h.record(c, audit.Entry{Action: audit.Revoke, Target: r.Username, SessionID: r.ID, Count: 1})
-	} else {
+	if !r.Newly {
 		notice = fmt.Sprintf("Session %d of %s was already revoked at %s UTC.", r.ID, r.Username, r.RevokedAt.Format("2006-01-02 15:04:05"))
 	}
 	return h.afterChange(c, notice)
@@ -147,6 +144,11 @@ func (h *Handler) afterChange(c echo.Context, notice string) error {
 	}
 	h.setFlash(c, notice)
 	return c.Redirect(http.StatusSeeOther, q.url("/sessions"))
+}
+
+// actor is the signed-in admin of the request, as audited actions name them.
+func (h *Handler) actor(c echo.Context) actions.Actor {
+	return actions.Actor{Kind: actions.Admin, Name: adminFrom(c), RemoteAddr: c.RealIP()}
 }
 
 func plural(n int64, noun string) string {
