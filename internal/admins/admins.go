@@ -66,7 +66,7 @@ CREATE INDEX IF NOT EXISTS admin_sessions_admin_idx ON console.admin_sessions (a
 type Store struct {
 	pool   *pgxpool.Pool
 	flavor pgdb.Flavor // the server's
-	dummy  []byte // a hash to compare against for unknown names, so they take as long
+	dummy  []byte      // a hash to compare against for unknown names, so they take as long
 
 	mu    sync.Mutex
 	seen  map[string]seenEntry // session ID -> recently confirmed
