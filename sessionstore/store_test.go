@@ -26,14 +26,24 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type env struct {
 	dialect string
 	s       *Store
-	pool    *pgxpool.Pool
+	pool    *pgxpool.Pool // direct to the database, for the test's own statements
+	proxy   *pgtest.Proxy // the CockroachDB personality in front of the store (cockroach dialects)
+	url     string        // what the store connects to
 	nextOID atomic.Int64
 }
 
 var dialectNames = []string{"postgres", "cockroach-v23", "cockroach-v22"}
 
+// Releases the CockroachDB fixtures stand for: v23.1+ tables (user_id) behind a v26.1 server,
+// and v22.2 tables behind a v22.2 server (no allow_unsafe_internals, no gate).
+var fixtureVersions = map[string]string{
+	"cockroach-v23": pgtest.CockroachV26,
+	"cockroach-v22": "CockroachDB CCL v22.2.19 (x86_64-pc-linux-gnu, built 2024/02/21 17:29:09, go1.21.5)",
+}
+
 // eachDialect runs fn on PostgreSQL and on the CockroachDB fixture schemas (with and without
-// user_id), each on its own fresh database.
+// user_id), each on its own fresh database; the CockroachDB ones through the CockroachDB
+// personality proxy, which refuses unguarded full scans of system.web_sessions.
 func eachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
 	for _, d := range dialectNames {
 		t.Run(d, func(t *testing.T) {
@@ -44,16 +54,21 @@ func eachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
 }
 
 func newEnv(t testing.TB, dialect string) *env {
+	return newEnvWith(t, dialect, Options{MaxTTL: 400 * time.Hour})
+}
+
+func newEnvWith(t testing.TB, dialect string, opts Options) *env {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := pgdb.Connect(ctx, pgtest.NewDB(t), pgdb.Config{})
+	db := pgtest.NewDB(t)
+	pool, err := pgdb.Connect(ctx, db, pgdb.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	e := &env{dialect: dialect, pool: pool}
+	e := &env{dialect: dialect, pool: pool, url: db}
 	e.nextOID.Store(100)
-	opts := Options{MaxTTL: 400 * time.Hour}
+	store := pool
 	if strings.HasPrefix(dialect, "cockroach") {
 		fixture := "testdata/crdb_v23.sql"
 		if dialect == "cockroach-v22" {
@@ -66,13 +81,21 @@ func newEnv(t testing.TB, dialect string) *env {
 		if _, err := pool.Exec(ctx, string(sql)); err != nil {
 			t.Fatalf("fixture: %v", err)
 		}
-		opts.Flavor = pgdb.Cockroach
+		e.proxy = pgtest.StartProxy(t, pgtest.ProxyOptions{Version: fixtureVersions[dialect], RefuseFullScans: true})
+		e.url = e.proxy.URL(db)
+		if store, err = pgdb.Connect(ctx, e.url, pgdb.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(store.Close)
 	}
-	s, err := Open(ctx, pool, opts)
+	s, err := Open(ctx, store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
+	if want := map[bool]pgdb.Flavor{true: pgdb.Cockroach, false: pgdb.Postgres}[e.proxy != nil]; s.Flavor() != want || s.Server() != want {
+		t.Fatalf("dialect %v on server %v, want %v", s.Flavor(), s.Server(), want)
+	}
 	e.s = s
 	return e
 }

@@ -116,7 +116,7 @@ func migrateCockroach(ctx context.Context, pool *pgxpool.Pool, component string,
 		err := Retry(ctx, func() error {
 			_, err := pool.Exec(ctx, sql)
 			switch sqlState(err) {
-			case "23505", "42P06", "42P07": // unique violation, duplicate schema, duplicate table
+			case "23505", "42P06", "42P07", "42710": // unique violation; duplicate schema, table, object
 				return &pgconn.PgError{Code: "40001", Message: "created concurrently: " + err.Error()}
 			}
 			return err
