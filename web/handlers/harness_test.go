@@ -67,6 +67,12 @@ func newServerOn(t *testing.T, dbURL string, cfg Config) *server {
 // newServerDialect is newServerOn with the session dialect forced (0: detected).
 func newServerDialect(t *testing.T, dbURL string, cfg Config, flavor pgdb.Flavor) *server {
 	t.Helper()
+	return newServerStore(t, dbURL, cfg, sessionstore.Options{Flavor: flavor})
+}
+
+// newServerStore is newServerOn with the session store's options (MaxTTL defaults to 31 days).
+func newServerStore(t *testing.T, dbURL string, cfg Config, opts sessionstore.Options) *server {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pgdb.Connect(ctx, dbURL, pgdb.Config{ConnectTimeout: 2 * time.Second})
 	if err != nil {
@@ -74,7 +80,10 @@ func newServerDialect(t *testing.T, dbURL string, cfg Config, flavor pgdb.Flavor
 	}
 	t.Cleanup(pool.Close)
 	s := &server{pool: pool}
-	if s.sessions, err = sessionstore.Open(ctx, pool, sessionstore.Options{MaxTTL: 31 * 24 * time.Hour, Flavor: flavor}); err != nil {
+	if opts.MaxTTL == 0 {
+		opts.MaxTTL = 31 * 24 * time.Hour
+	}
+	if s.sessions, err = sessionstore.Open(ctx, pool, opts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.sessions.Close)
