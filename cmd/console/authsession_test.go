@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/pgtest"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -241,19 +244,29 @@ func isReason(err error, r sessionstore.Reason) bool {
 	return errors.As(err, &ie) && ie.Reason == r
 }
 
-// TestAuthSessionCockroach runs the binary in the CockroachDB dialect on a database holding
-// CockroachDB's system.users and system.web_sessions (v23.1+ shape).
-func TestAuthSessionCockroach(t *testing.T) {
-	t.Parallel()
-	tg := urlTarget(t)
+// cockroachTarget is a database holding CockroachDB's system.users and system.web_sessions
+// (v23.1+ shape) behind a proxy with CockroachDB v26.1's personality that refuses unguarded full
+// scans of system.web_sessions: the console detects CockroachDB there. direct is the database
+// itself, for the test's own queries.
+func cockroachTarget(t *testing.T) (crdb, direct *target, p *pgtest.Proxy) {
+	t.Helper()
+	direct = urlTarget(t)
 	fixture, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg.exec(t, string(fixture))
-	crdb := func(args ...string) []string { return append([]string{"--dialect", "cockroach"}, args...) }
+	direct.exec(t, string(fixture))
+	p = pgtest.StartProxy(t, pgtest.ProxyOptions{Version: pgtest.CockroachV26, RefuseFullScans: true})
+	return &target{name: "cockroach", url: p.URL(direct.url)}, direct, p
+}
 
-	rows := jsonRows(t, tg.ok(t, crdb("auth-session", "login", "root", "--format=json")...))
+// TestAuthSessionCockroach runs the binary on CockroachDB (through the proxy): login, list and
+// logout on system.web_sessions, names normalized as CockroachDB does.
+func TestAuthSessionCockroach(t *testing.T) {
+	t.Parallel()
+	tg, direct, p := cockroachTarget(t)
+
+	rows := jsonRows(t, tg.ok(t, "auth-session", "login", "root", "--format=json"))
 	if len(rows) != 1 || rows[0]["username"] != "root" {
 		t.Fatalf("login root: %v", rows)
 	}
@@ -262,44 +275,123 @@ func TestAuthSessionCockroach(t *testing.T) {
 	if err != nil || c.ID != id {
 		t.Fatalf("cookie %q: %+v, %v; want session %d", rows[0]["authentication cookie"], c, err, id)
 	}
-	if n := tg.queryInt(t, `SELECT count(*) FROM system.web_sessions WHERE id = $1 AND username = 'root' AND user_id = 1`, id); n != 1 {
+	if n := direct.queryInt(t, `SELECT count(*) FROM system.web_sessions WHERE id = $1 AND username = 'root' AND user_id = 1`, id); n != 1 {
 		t.Errorf("system.web_sessions has %d rows for session %d of root with user_id 1, want 1", n, id)
 	}
-	store := tg.store(t, sessionstore.Options{Flavor: pgdb.Cockroach})
+	store := direct.store(t, sessionstore.Options{Flavor: pgdb.Cockroach})
 	if v, err := store.Verify(context.Background(), rows[0]["authentication cookie"]); err != nil || v.Username != "root" {
 		t.Errorf("Verify: %+v, %v", v, err)
 	}
 	// Names are normalized as CockroachDB does.
-	rows = jsonRows(t, tg.ok(t, crdb("auth-session", "login", "ROOT", "--format=json")...))
+	rows = jsonRows(t, tg.ok(t, "auth-session", "login", "ROOT", "--format=json"))
 	if len(rows) != 1 || rows[0]["username"] != "root" {
 		t.Errorf("login ROOT: %v", rows)
 	}
 
-	before := tg.queryInt(t, `SELECT count(*) FROM system.web_sessions`)
-	tg.fails(t, crdbErr("auth-session login", `user "admin" does not exist`), crdb("auth-session", "login", "admin")...)
-	tg.fails(t, crdbErr("auth-session login", `user "nobody" does not exist`), crdb("auth-session", "login", "nobody")...)
-	if after := tg.queryInt(t, `SELECT count(*) FROM system.web_sessions`); after != before {
+	before := direct.queryInt(t, `SELECT count(*) FROM system.web_sessions`)
+	tg.fails(t, crdbErr("auth-session login", `user "admin" does not exist`), "auth-session", "login", "admin")
+	tg.fails(t, crdbErr("auth-session login", `user "nobody" does not exist`), "auth-session", "login", "nobody")
+	if after := direct.queryInt(t, `SELECT count(*) FROM system.web_sessions`); after != before {
 		t.Errorf("sessions: %d before the failed logins, %d after", before, after)
 	}
 
-	list := jsonRows(t, tg.ok(t, crdb("auth-session", "list", "--format=json")...))
-	if len(list) != 2 || list[0]["session ID"] != strconv.FormatInt(id, 10) || list[0]["revoked"] != "NULL" {
+	// list reads at one AS OF SYSTEM TIME; cut off by a 40001 after a row, it resumes.
+	p.ResetRecords()
+	f := p.Inject(pgtest.Fault{Point: pgtest.MidStream, Match: "AS OF SYSTEM TIME", Rows: 1})
+	list := jsonRows(t, tg.ok(t, "auth-session", "list", "--format=json"))
+	if len(list) != 2 || list[0]["session ID"] != strconv.FormatInt(id, 10) || list[0]["revoked"] != "NULL" || list[1]["session ID"] == list[0]["session ID"] {
 		t.Errorf("list: %v", list)
 	}
-	logout := jsonRows(t, tg.ok(t, crdb("auth-session", "logout", "Root", "--format=json")...))
-	if len(logout) != 2 || logout[0]["username"] != "root" || logout[0]["revoked"] == "NULL" {
-		t.Errorf("logout Root: %v", logout)
+	if asOf := p.AsOf(); p.Fired(f) != 1 || len(asOf) != 2 || asOf[0] != asOf[1] {
+		t.Errorf("list: fault fired %d times, AS OF SYSTEM TIME %q", p.Fired(f), asOf)
 	}
-	if n := tg.queryInt(t, `SELECT count(*) FROM system.web_sessions WHERE "revokedAt" IS NULL`); n != 0 {
+	// logout retried after a 40001 at its commit revokes once, audited once.
+	f = p.Inject(pgtest.Fault{Point: pgtest.AtCommit, Match: "UPDATE system.web_sessions"})
+	logout := jsonRows(t, tg.ok(t, "auth-session", "logout", "Root", "--format=json"))
+	if len(logout) != 2 || logout[0]["username"] != "root" || logout[0]["revoked"] == "NULL" || p.Fired(f) != 1 {
+		t.Errorf("logout Root: %v (fault fired %d times)", logout, p.Fired(f))
+	}
+	if n := direct.queryInt(t, `SELECT count(*) FROM system.web_sessions WHERE "revokedAt" IS NULL`); n != 0 {
 		t.Errorf("%d sessions not revoked after logout", n)
 	}
+	if n := direct.queryInt(t, `SELECT count(*) FROM console.audit_log WHERE action = 'revoke-all' AND admin LIKE 'cli:%' AND count = 2`); n != 1 {
+		t.Errorf("%d audit rows for the logout, want 1", n)
+	}
 	// The console's own tables never go into system.
-	if n := tg.queryInt(t, `SELECT count(*) FROM pg_tables WHERE schemaname = 'system'`); n != 2 {
+	if n := direct.queryInt(t, `SELECT count(*) FROM pg_tables WHERE schemaname = 'system'`); n != 2 {
 		t.Errorf("%d tables in schema system, want the fixture's 2", n)
 	}
 }
 
-// TestBadInput: every bad username or duration fails with one clear line and changes nothing.
+// With --refuse-full-scans, list and logout (which read all of system.web_sessions) refuse with
+// the reason; login works.
+func TestAuthSessionRefuseFullScans(t *testing.T) {
+	t.Parallel()
+	tg, direct, _ := cockroachTarget(t)
+	tg.ok(t, "--refuse-full-scans", "auth-session", "login", "root", "--only-cookie")
+	tg.fails(t, crdbErr("auth-session list", "listing every session reads the whole system.web_sessions table (the list has every row), and the console runs with --refuse-full-scans"),
+		"--refuse-full-scans", "auth-session", "list")
+	tg.fails(t, crdbErr("auth-session logout", "revoking every session of a user reads the whole system.web_sessions table (it has no index on username), and the console runs with --refuse-full-scans"),
+		"--refuse-full-scans", "auth-session", "logout", "root")
+	if n := direct.queryInt(t, `SELECT count(*) FROM system.web_sessions WHERE "revokedAt" IS NULL`); n != 1 {
+		t.Errorf("%d active sessions after a refused logout, want 1", n)
+	}
+}
+
+// --dialect cockroach forced on plain PostgreSQL (the fixture, no personality): the console
+// uses system.web_sessions but sends none of its CockroachDB-only statements, which PostgreSQL
+// would refuse anyway.
+func TestCockroachDialectOnPostgres(t *testing.T) {
+	t.Parallel()
+	direct := urlTarget(t)
+	fixture, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct.exec(t, string(fixture))
+	p := pgtest.StartProxy(t, pgtest.ProxyOptions{}) // records only
+	tg := &target{name: "recorded", url: p.URL(direct.url)}
+	crdb := func(args ...string) []string { return append([]string{"--dialect", "cockroach"}, args...) }
+	tg.ok(t, crdb("auth-session", "login", "root", "--only-cookie")...)
+	if rows := jsonRows(t, tg.ok(t, crdb("auth-session", "list", "--format=json")...)); len(rows) != 1 {
+		t.Errorf("list: %v", rows)
+	}
+	tg.ok(t, crdb("auth-session", "logout", "root")...)
+	stmts := p.Statements()
+	cockroachOnly := regexp.MustCompile(`(?i)allow_unsafe_internals|disallow_full_table_scans|as of system time|cockroach_restart|schema_locked|migration_lock|isolation level serializable`)
+	sawSystem := false
+	for _, s := range stmts {
+		if cockroachOnly.MatchString(s) {
+			t.Errorf("sent to PostgreSQL: %q", s)
+		}
+		sawSystem = sawSystem || strings.Contains(s, "system.web_sessions")
+	}
+	if !sawSystem {
+		t.Errorf("the statements never named system.web_sessions: %q", stmts)
+	}
+}
+
+// A CockroachDB URL naming the system database is refused at start, with what to do instead.
+func TestSystemDatabaseRefused(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.Cluster(t)
+	admin, err := pgx.Connect(ctx, c.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE system"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), "DROP DATABASE system WITH (FORCE)") })
+	u, _ := url.Parse(c.URL())
+	u.Path = "/system"
+	p := pgtest.StartProxy(t, pgtest.ProxyOptions{Version: pgtest.CockroachV26})
+	tg := &target{name: "system", url: p.URL(u.String())}
+	tg.fails(t, crdbErr("auth-session list", `the database URL names the database "system", which holds CockroachDB's own tables; the console cannot keep its own schema there: connect to defaultdb or another database (for example postgresql://user@host:26257/defaultdb)`),
+		"auth-session", "list")
+}
+
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	tg := urlTarget(t)
