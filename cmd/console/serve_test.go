@@ -235,3 +235,23 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	// embeddedTarget's cleanup checks that no PostgreSQL is left in the data dir.
 }
+
+// serve starts on CockroachDB v26.1 (through the proxy, full scans refused by default): the
+// first admin is created, the console's tables are migrated (the audit table's later ALTER
+// unlocking and locking it again) and the console is ready.
+func TestServeCockroach(t *testing.T) {
+	t.Parallel()
+	tg, _, p := cockroachTarget(t)
+	s := startServe(t, "--url", tg.url, "--data-dir", t.TempDir())
+	if s.password == "" {
+		t.Fatal("no first admin")
+	}
+	resp, err := http.Get(s.url + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if !p.SchemaLocked("audit_log") {
+		t.Error("console.audit_log is not schema_locked again after its ALTER")
+	}
+}
