@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -373,21 +372,9 @@ func TestCockroachDialectOnPostgres(t *testing.T) {
 
 // A CockroachDB URL naming the system database is refused at start, with what to do instead.
 func TestSystemDatabaseRefused(t *testing.T) {
-	ctx := context.Background()
-	c := pgtest.Cluster(t)
-	admin, err := pgx.Connect(ctx, c.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE system"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec(context.Background(), "DROP DATABASE system WITH (FORCE)") })
-	u, _ := url.Parse(c.URL())
-	u.Path = "/system"
+	system := pgtest.NamedDB(t, "system")
 	p := pgtest.StartProxy(t, pgtest.ProxyOptions{Version: pgtest.CockroachV26})
-	tg := &target{name: "system", url: p.URL(u.String())}
+	tg := &target{name: "system", url: p.URL(system)}
 	tg.fails(t, crdbErr("auth-session list", `the database URL names the database "system", which holds CockroachDB's own tables; the console cannot keep its own schema there: connect to defaultdb or another database (for example postgresql://user@host:26257/defaultdb)`),
 		"auth-session", "list")
 }

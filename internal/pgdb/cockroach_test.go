@@ -136,25 +136,14 @@ var roleSeq atomic.Int64
 // CockroachDB's system database cannot hold the console's schema: refused at start.
 func TestSystemDatabaseRefused(t *testing.T) {
 	ctx := context.Background()
-	c := pgtest.Cluster(t)
-	admin, err := pgx.Connect(ctx, c.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE system"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec(context.Background(), "DROP DATABASE system WITH (FORCE)") })
-	u, _ := url.Parse(c.URL())
-	u.Path = "/system"
+	system := pgtest.NamedDB(t, "system")
 	p := pgtest.StartProxy(t, pgtest.ProxyOptions{Version: pgtest.CockroachV26})
-	_, err = Connect(ctx, p.URL(u.String()), Config{})
+	_, err := Connect(ctx, p.URL(system), Config{})
 	if !errors.Is(err, ErrSystemDatabase) || !strings.Contains(err.Error(), "connect to defaultdb or another database") {
 		t.Errorf("Connect to system: %v", err)
 	}
 	// Plain PostgreSQL may have a database called system like any other.
-	pool, err := Connect(ctx, u.String(), Config{})
+	pool, err := Connect(ctx, system, Config{})
 	if err != nil {
 		t.Fatalf("PostgreSQL database system: %v", err)
 	}

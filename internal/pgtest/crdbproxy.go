@@ -587,7 +587,7 @@ func (c *proxyConn) fromServer() {
 		case *pgproto3.CopyInResponse, *pgproto3.CopyBothResponse:
 			flush = true
 		}
-		c.be.Send(msg.(pgproto3.BackendMessage))
+		c.be.Send(msg)
 		if flush || c.fe.ReadBufferLen() == 0 {
 			if c.be.Flush() != nil {
 				return

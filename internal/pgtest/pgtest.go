@@ -98,6 +98,38 @@ func NewDB(t testing.TB) string {
 	return u.String()
 }
 
+// NamedDB creates a database called name on the test cluster (for names that matter, such as
+// CockroachDB's "system") and returns its URL; it is dropped when the test ends. Only one test
+// of a binary may hold a name at a time.
+func NamedDB(t testing.TB, name string) string {
+	t.Helper()
+	c := Cluster(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, c.AdminURL())
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer admin.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, c.AdminURL())
+		if err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+ident+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+		}
+	})
+	u, _ := url.Parse(c.URL())
+	u.Path = "/" + name
+	return u.String()
+}
+
 // TempDir returns a new directory the embedded server's user can pass through (t.TempDir's
 // parents are private to the test user, which keeps out the `postgres` user when we are root),
 // removed when the test ends.
