@@ -222,7 +222,7 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 	}
 	if refused { // the rows still show; the counts would read the whole table
 		t.Counts.Active, t.Counts.Expired, t.Counts.Revoked, t.Counts.Total = "–", "–", "–", "–"
-		t.Counts.At = "never: counting reads the whole session table, and the console runs with --refuse-full-scans"
+		t.Counts.Off = "Not counted: counting reads the whole session table, and the console runs with --refuse-full-scans."
 	}
 	if page.Next != nil {
 		n := first

@@ -68,6 +68,7 @@ type Counts struct {
 	Active, Expired, Revoked, Total           string
 	ActiveURL, ExpiredURL, RevokedURL, AllURL string
 	At                                        string // when they were counted
+	Off                                       string // why there are no counts, shown instead of At
 }
 
 // SessionsTable is the part of the sessions page that htmx swaps: counts, table, pager.
