@@ -71,31 +71,7 @@ func Cluster(t testing.TB) *pgembed.Cluster {
 // dropped when the test ends.
 func NewDB(t testing.TB) string {
 	t.Helper()
-	c := Cluster(t)
-	name := fmt.Sprintf("test_%d_%d", os.Getpid(), dbSeq.Add(1))
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, c.AdminURL())
-	if err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-	u, _ := url.Parse(c.URL())
-	u.Path = "/" + name
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, c.AdminURL())
-		if err != nil {
-			t.Errorf("pgtest: drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("pgtest: drop %s: %v", name, err)
-		}
-	})
-	return u.String()
+	return NamedDB(t, fmt.Sprintf("test_%d_%d", os.Getpid(), dbSeq.Add(1)))
 }
 
 // NamedDB creates a database called name on the test cluster (for names that matter, such as
