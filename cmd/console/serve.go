@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/spf13/cobra"
 
+	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/web/handlers"
 )
 
@@ -27,6 +28,8 @@ type serveFlags struct {
 	idle, absolute  time.Duration
 	clusterURL      string
 	behindProxy     bool
+	trustedProxies  []string
+	throttle        admins.ThrottlePolicy
 	maxConns        int32
 	adminCache      time.Duration
 	debugListen     string
@@ -59,7 +62,20 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 	fl.DurationVar(&f.absolute, "absolute-timeout", 12*time.Hour, "sign an admin out this long after sign-in, busy or not")
 	fl.StringVar(&f.clusterURL, "cluster-url", envOr("CONSOLE_CLUSTER_URL", "https://localhost:8080"),
 		"the cluster's HTTP address, shown in the curl lines of issued cookies [env CONSOLE_CLUSTER_URL]")
-	fl.BoolVar(&f.behindProxy, "behind-proxy", false, "take client addresses from X-Forwarded-For (only behind a proxy that sets it)")
+	fl.StringArrayVar(&f.trustedProxies, "trusted-proxy", nil,
+		"a reverse proxy (CIDR range or address, repeatable) whose X-Forwarded-For is believed: the client is the right-most address that is not a trusted proxy; none: the connection's peer")
+	fl.BoolVar(&f.behindProxy, "behind-proxy", false, "replaced by --trusted-proxy")
+	fl.MarkHidden("behind-proxy")
+	fl.IntVar(&f.throttle.FreeTries, "signin-free-tries", admins.DefaultFreeTries,
+		"failed sign-ins of one account from one address before each further attempt from there is delayed")
+	fl.IntVar(&f.throttle.AddressFreeTries, "signin-address-free-tries", admins.DefaultAddressFreeTries,
+		"failed sign-ins from one address, for any accounts, before each further attempt from there is delayed")
+	fl.IntVar(&f.throttle.AccountFreeTries, "signin-account-free-tries", admins.DefaultAccountFreeTries,
+		"failed sign-ins of one account from all addresses before addresses that failed for it are delayed (never one that has not)")
+	fl.DurationVar(&f.throttle.Window, "signin-window", admins.DefaultThrottleWindow,
+		"failed sign-ins are forgotten this long after the last one")
+	fl.DurationVar(&f.throttle.MaxDelay, "signin-max-delay", admins.DefaultMaxDelay,
+		"longest delay of a throttled sign-in (delays start at 1s and double with each further failure)")
 	fl.Int32Var(&f.maxConns, "db-max-conns", 8, "most database connections at once")
 	fl.StringVar(&f.debugListen, "debug-listen", os.Getenv("CONSOLE_DEBUG_LISTEN"), "serve Go's net/http/pprof profiles on this address (keep it on loopback); off by default [env CONSOLE_DEBUG_LISTEN]")
 	fl.DurationVar(&f.adminCache, "admin-session-cache", 2*time.Second,
@@ -70,6 +86,13 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.behindProxy {
+		return errors.New("--behind-proxy is gone: name the proxies whose X-Forwarded-For to believe with --trusted-proxy CIDR (for example --trusted-proxy 127.0.0.1)")
+	}
+	trusted, err := handlers.ParseTrustedProxies(f.trustedProxies)
+	if err != nil {
+		return err
 	}
 	logOut := newFlushingWriter(os.Stderr, 250*time.Millisecond)
 	defer logOut.Close()
@@ -91,7 +114,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	e.HideBanner, e.HidePort = true, true
 	h := handlers.New(a.sessions, a.admins, a.audit, a.actions, handlers.Config{
 		Secure: f.tlsCert != "", IdleTimeout: f.idle, AbsoluteTimeout: f.absolute, Keys: keys,
-		ClusterURL: f.clusterURL, BehindProxy: f.behindProxy, Logger: log,
+		ClusterURL: f.clusterURL, TrustedProxies: trusted, Throttle: f.throttle, Logger: log,
 	})
 	h.Register(e)
 

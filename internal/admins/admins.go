@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS console.admin_sessions (
 	last_seen TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS admin_sessions_admin_idx ON console.admin_sessions (admin);
-`}}
+`}, throttleMigration}
 
 // Store manages admin accounts and sessions. Safe for concurrent use.
 type Store struct {
@@ -68,9 +68,10 @@ type Store struct {
 	flavor pgdb.Flavor // the server's
 	dummy  []byte      // a hash to compare against for unknown names, so they take as long
 
-	mu    sync.Mutex
-	seen  map[string]seenEntry // session ID -> recently confirmed
-	cache time.Duration
+	mu     sync.Mutex
+	seen   map[string]seenEntry // session ID -> recently confirmed
+	cache  time.Duration
+	purged time.Time // when this process last purged the sign-in throttle
 }
 
 type seenEntry struct {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -54,31 +54,32 @@ func (h *Handler) login(c echo.Context) error {
 	ctx := c.Request().Context()
 	f.Username = strings.TrimSpace(f.Username)
 	view := templates.Login{Page: h.page(c, "Sign in", ""), Username: f.Username, Next: localPath(f.Next)}
-	account := "admin:" + f.Username
+	account := f.Username
 	if admins.CheckName(f.Username) != nil {
-		account = "admin:?" // names that cannot exist share one key (and keep the map small)
+		account = admins.UnknownAccount // names that cannot exist share one counter
 	}
-	// Each attempt is counted before the password is checked, so that parallel attempts
-	// cannot all slip through the same free slot; a success takes its count back.
-	now := time.Now()
-	keys := []string{account, "addr:" + c.RealIP()}
-	if wait := h.throttle.attempt(now, keys...); wait > 0 {
-		minutes := int(math.Ceil(wait.Minutes()))
-		view.Error = fmt.Sprintf("Too many failed sign-ins for this account or from this address. Try again in %d minutes.", minutes)
-		c.Response().Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
-		return h.render(c, http.StatusTooManyRequests, templates.LoginView(view))
-	}
-	err := h.admins.Authenticate(ctx, f.Username, f.Password)
-	if errors.Is(err, admins.ErrBadCredentials) {
-		h.record(c, audit.Entry{Admin: f.Username, Action: audit.SignInFailed})
-		view.Error = "Wrong admin name or password."
-		return h.render(c, http.StatusUnauthorized, templates.LoginView(view))
-	}
-	h.throttle.undo(now, keys...)
+	addr := c.RealIP()
+	att, err := h.admins.StartSignIn(ctx, h.cfg.Throttle, account, addr)
 	if err != nil {
 		return err
 	}
-	h.throttle.reset(account)
+	if att.Wait > 0 {
+		view.Error = "Too many failed sign-ins from this address. Try again in " + waitText(att.Wait) + "."
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(att.Wait.Seconds()))))
+		return h.render(c, http.StatusTooManyRequests, templates.LoginView(view))
+	}
+	err = h.admins.Authenticate(ctx, f.Username, f.Password)
+	if errors.Is(err, admins.ErrBadCredentials) {
+		h.record(c, audit.Entry{Admin: f.Username, Action: audit.SignInFailed})
+		view.Error = "Wrong admin name or password. " + triesLeftText(att)
+		return h.render(c, http.StatusUnauthorized, templates.LoginView(view))
+	}
+	if err != nil {
+		return err
+	}
+	if err := h.admins.SignInSucceeded(ctx, account, addr); err != nil {
+		return err
+	}
 	sid, err := h.admins.StartSession(ctx, f.Username)
 	if err != nil {
 		return err
@@ -131,89 +132,24 @@ func (h *Handler) record(c echo.Context, e audit.Entry) {
 	}
 }
 
-// throttle counts failed sign-ins per key (an account, an address) in a sliding window.
-type throttle struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	fails  map[string][]time.Time
-}
-
-func newThrottle(max int, window time.Duration) *throttle {
-	return &throttle{max: max, window: window, fails: map[string][]time.Time{}}
-}
-
-// attempt counts one attempt for every key, unless a key is blocked already: then it counts
-// nothing and returns how long until that key frees up.
-func (t *throttle) attempt(now time.Time, keys ...string) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if wait := t.blockedLocked(now, keys...); wait > 0 {
-		return wait
+// triesLeftText says what a failed sign-in leaves: tries before the delay, or the delay.
+func triesLeftText(a admins.Attempt) string {
+	switch {
+	case a.TriesLeft == 1:
+		return "1 try left before further sign-ins from this address are delayed."
+	case a.TriesLeft > 1:
+		return fmt.Sprintf("%d tries left before further sign-ins from this address are delayed.", a.TriesLeft)
 	}
-	t.addLocked(now, keys...)
-	return 0
+	return "The next sign-in from this address must wait " + waitText(a.NextWait) + "."
 }
 
-// undo takes back the attempt counted at now (a successful sign-in).
-func (t *throttle) undo(now time.Time, keys ...string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, k := range keys {
-		list := t.fails[k]
-		for i := len(list) - 1; i >= 0; i-- {
-			if list[i].Equal(now) {
-				t.fails[k] = append(list[:i:i], list[i+1:]...)
-				break
-			}
+// waitText says a wait in whole seconds (under two minutes) or minutes, rounded up.
+func waitText(d time.Duration) string {
+	if s := int(math.Ceil(d.Seconds())); s < 120 {
+		if s <= 1 {
+			return "1 second"
 		}
+		return strconv.Itoa(s) + " seconds"
 	}
-}
-
-// blockedLocked returns how long until the first blocked key frees up (0: none is blocked).
-func (t *throttle) blockedLocked(now time.Time, keys ...string) time.Duration {
-	var wait time.Duration
-	for _, k := range keys {
-		recent := t.prune(now, k)
-		if len(recent) >= t.max {
-			if w := recent[len(recent)-t.max].Add(t.window).Sub(now); w > wait {
-				wait = w
-			}
-		}
-	}
-	return wait
-}
-
-func (t *throttle) addLocked(now time.Time, keys ...string) {
-	if len(t.fails) > 100000 { // bound memory under a flood of distinct names
-		for k := range t.fails {
-			if len(t.prune(now, k)) == 0 {
-				delete(t.fails, k)
-			}
-		}
-	}
-	for _, k := range keys {
-		t.fails[k] = append(t.prune(now, k), now)
-	}
-}
-
-func (t *throttle) reset(key string) {
-	t.mu.Lock()
-	delete(t.fails, key)
-	t.mu.Unlock()
-}
-
-func (t *throttle) prune(now time.Time, key string) []time.Time {
-	list := t.fails[key]
-	i := 0
-	for i < len(list) && now.Sub(list[i]) >= t.window {
-		i++
-	}
-	list = list[i:]
-	if len(list) == 0 {
-		delete(t.fails, key)
-		return nil
-	}
-	t.fails[key] = list
-	return list
+	return strconv.Itoa(int(math.Ceil(d.Minutes()))) + " minutes"
 }

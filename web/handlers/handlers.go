@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/url"
 	"time"
 
@@ -44,6 +45,8 @@ type Actions interface {
 // AdminStore is what the handlers need of admins.Store.
 type AdminStore interface {
 	Authenticate(ctx context.Context, name, password string) error
+	StartSignIn(ctx context.Context, p admins.ThrottlePolicy, account, address string) (admins.Attempt, error)
+	SignInSucceeded(ctx context.Context, account, address string) error
 	StartSession(ctx context.Context, admin string) (string, error)
 	CheckSession(ctx context.Context, id string, idle, absolute time.Duration) (string, error)
 	EndSession(ctx context.Context, id string) error
@@ -74,13 +77,12 @@ type Config struct {
 	Keys [][]byte
 	// ClusterURL is the HTTP address of the cluster, used in the curl lines of issued cookies.
 	ClusterURL string
-	// BehindProxy takes the client address from X-Forwarded-For (set only behind a proxy that
-	// sets it); otherwise the connection's address is used.
-	BehindProxy bool
-	// MaxFailures sign-in failures per account and per address within FailureWindow lock
-	// further attempts until the window passes.
-	MaxFailures   int
-	FailureWindow time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed: the client
+	// address is the right-most address of the chain that is not in one of them. With none,
+	// the connection's peer is the client.
+	TrustedProxies []*net.IPNet
+	// Throttle slows down failed sign-ins (zero fields: admins' defaults).
+	Throttle admins.ThrottlePolicy
 	// RefreshEvery is the period of the sessions table's auto-refresh.
 	RefreshEvery time.Duration
 	Logger       *slog.Logger
@@ -96,7 +98,6 @@ type Handler struct {
 	cfg      Config
 	codecs   []securecookie.Codec
 	csrfKey  []byte
-	throttle *throttle
 	log      *slog.Logger
 	cluster  *url.URL
 	now      func() time.Time
@@ -110,12 +111,7 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 	if cfg.AbsoluteTimeout <= 0 {
 		cfg.AbsoluteTimeout = 12 * time.Hour
 	}
-	if cfg.MaxFailures <= 0 {
-		cfg.MaxFailures = 5
-	}
-	if cfg.FailureWindow <= 0 {
-		cfg.FailureWindow = 15 * time.Minute
-	}
+	cfg.Throttle = cfg.Throttle.WithDefaults()
 	if cfg.RefreshEvery <= 0 {
 		cfg.RefreshEvery = 10 * time.Second
 	}
@@ -143,7 +139,6 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		cfg:      cfg,
 		codecs:   codecs,
 		csrfKey:  deriveKey(cfg.Keys[0], "csrf"),
-		throttle: newThrottle(cfg.MaxFailures, cfg.FailureWindow),
 		log:      cfg.Logger,
 		cluster:  cluster,
 		now:      time.Now,

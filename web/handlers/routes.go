@@ -16,11 +16,7 @@ import (
 // (every route but the open ones, whose GETs change nothing) -> admin sign-in (the admin group).
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.handleError
-	if h.cfg.BehindProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
-	} else {
-		e.IPExtractor = echo.ExtractIPDirect()
-	}
+	e.IPExtractor = clientAddress(h.cfg.TrustedProxies)
 	e.Use(middleware.Recover(), h.logRequests, h.securityHeaders, middleware.BodyLimit("64K"))
 
 	// Open: no admin, no CSRF (nothing here changes state).
