@@ -12,7 +12,7 @@ import (
 )
 
 // throttleMigration creates the sign-in throttle's table: failed sign-ins counted per
-// (account, address), per account (address '') and per address (account ''), kept in the
+// (account, address), per account (address ”) and per address (account ”), kept in the
 // database so that restarts and replicas share them.
 var throttleMigration = pgdb.Migration{Version: 2, SQL: `
 CREATE TABLE IF NOT EXISTS console.signin_failures (
@@ -105,8 +105,8 @@ type Attempt struct {
 // flood of distinct junk names shares one account row.
 const UnknownAccount = "?"
 
-// throttleRow is one counter: a (account, address) pair, an account (address '') or an
-// address (account '').
+// throttleRow is one counter: a (account, address) pair, an account (address ”) or an
+// address (account ”).
 type throttleRow struct {
 	failures int64
 	last     time.Time
