@@ -12,7 +12,7 @@ import (
 )
 
 // throttleMigration creates the sign-in throttle's table: failed sign-ins counted per
-// (account, address), per account (address ”) and per address (account ”), kept in the
+// (account, address), per account (empty address) and per address (empty account), kept in the
 // database so that restarts and replicas share them.
 var throttleMigration = pgdb.Migration{Version: 2, SQL: `
 CREATE TABLE IF NOT EXISTS console.signin_failures (
