@@ -105,8 +105,8 @@ type Attempt struct {
 // flood of distinct junk names shares one account row.
 const UnknownAccount = "?"
 
-// throttleRow is one counter: a (account, address) pair, an account (address ”) or an
-// address (account ”).
+// throttleRow is one counter: an (account, address) pair, an account (empty address) or an
+// address (empty account).
 type throttleRow struct {
 	failures int64
 	last     time.Time
