@@ -87,6 +87,7 @@ func (h *Handler) login(c echo.Context) error {
 	if err := h.setAdminCookie(c, sid); err != nil {
 		return err
 	}
+	h.clearCookie(c, csrfCookie) // the pre-session ends: pages now carry the session's token
 	h.record(c, audit.Entry{Admin: f.Username, Action: audit.SignIn})
 	next := view.Next
 	if next == "" {
@@ -101,6 +102,7 @@ func (h *Handler) logout(c echo.Context) error {
 		return err
 	}
 	h.clearCookie(c, adminCookie)
+	h.clearCookie(c, csrfCookie)
 	h.record(c, audit.Entry{Admin: a.name, Action: audit.SignOut})
 	if c.Request().Header.Get("HX-Request") == "true" {
 		c.Response().Header().Set("HX-Redirect", "/login")

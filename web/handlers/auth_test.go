@@ -87,7 +87,8 @@ func TestOpenRedirectRefused(t *testing.T) {
 		if loc := r.Header.Get("Location"); loc != "/sessions" {
 			t.Errorf("next=%q sent to %q", next, loc)
 		}
-		c.post("/logout", nil)
+		c.get("/sessions") // the signed-in page's token signs out
+		wantStatus(t, c.post("/logout", nil), http.StatusSeeOther)
 	}
 }
 

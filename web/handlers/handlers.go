@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -98,9 +99,11 @@ type Handler struct {
 	cfg      Config
 	codecs   []securecookie.Codec
 	csrfKey  []byte
-	log      *slog.Logger
-	cluster  *url.URL
-	now      func() time.Time
+	// crossOrigin refuses state changes that browsers mark as cross-origin.
+	crossOrigin *http.CrossOriginProtection
+	log         *slog.Logger
+	cluster     *url.URL
+	now         func() time.Time
 }
 
 // New returns the console's handler.
@@ -131,16 +134,17 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		}
 	}
 	return &Handler{
-		sessions: sessions,
-		admins:   adminStore,
-		audit:    auditLog,
-		actions:  acts,
-		assets:   static.New(),
-		cfg:      cfg,
-		codecs:   codecs,
-		csrfKey:  deriveKey(cfg.Keys[0], "csrf"),
-		log:      cfg.Logger,
-		cluster:  cluster,
-		now:      time.Now,
+		sessions:    sessions,
+		admins:      adminStore,
+		audit:       auditLog,
+		actions:     acts,
+		assets:      static.New(),
+		cfg:         cfg,
+		codecs:      codecs,
+		csrfKey:     deriveKey(cfg.Keys[0], "csrf"),
+		crossOrigin: http.NewCrossOriginProtection(),
+		log:         cfg.Logger,
+		cluster:     cluster,
+		now:         time.Now,
 	}
 }

@@ -46,6 +46,9 @@ type server struct {
 	audit    *audit.Store
 	actions  *actions.Service
 	handler  *Handler
+	// transport reaches the server (nil: the default; with Config.Secure, one that trusts the
+	// test server's certificate).
+	transport http.RoundTripper
 }
 
 func testKeys() [][]byte {
@@ -106,7 +109,13 @@ func newServerStore(t *testing.T, dbURL string, cfg Config, opts sessionstore.Op
 	s.handler = New(s.sessions, s.admins, s.audit, s.actions, cfg)
 	e := echo.New()
 	s.handler.Register(e)
-	hs := httptest.NewServer(e)
+	hs := httptest.NewUnstartedServer(e)
+	if cfg.Secure {
+		hs.StartTLS()
+		s.transport = hs.Client().Transport
+	} else {
+		hs.Start()
+	}
 	t.Cleanup(hs.Close)
 	s.url = hs.URL
 	return s
@@ -164,6 +173,7 @@ func (s *server) client(t *testing.T) *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{t: t, base: s.url, http: &http.Client{
 		Jar:           jar,
+		Transport:     s.transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }

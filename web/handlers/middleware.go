@@ -84,46 +84,102 @@ func deriveKey(master []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-// csrf keeps a random per-browser cookie and requires every state-changing request to carry
-// the token derived from it (HMAC under a server key), in the form field _csrf or the header
-// X-CSRF-Token. Written here rather than taken from echo's middleware, which lets a same-origin
-// request through on its Sec-Fetch-Site header alone, without any token.
-func (h *Handler) csrf(next echo.HandlerFunc) echo.HandlerFunc {
+// The CSRF tokens. After sign-in a page's token is bound to the server-side admin session (an
+// HMAC of its ID under a server key): it changes at every sign-in, dies at sign-out and is
+// worth nothing in another session. Before sign-in only the login form has a token, bound to
+// a pre-session: a random seed in a cookie that the console signs itself (so a client cannot
+// choose it), cleared at sign-in and at sign-out. Tokens come only in the X-CSRF-Token header
+// (htmx) or the _csrf field of a form body, never from the query string. Before any token is
+// looked at, Go's net/http.CrossOriginProtection refuses state changes that a browser marks as
+// cross-origin (Sec-Fetch-Site other than same-origin or none, so same-site too) or whose
+// Origin is not this host. Written here rather than taken from echo's middleware, which lets a
+// same-origin request through on its Sec-Fetch-Site header alone, without any token.
+
+const (
+	tokenPreSession = "login\x00"
+	tokenSession    = "session\x00"
+)
+
+func safeMethod(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// checkToken refuses a state change that is cross-origin or lacks the token want.
+func (h *Handler) checkToken(c echo.Context, want string) error {
+	r := c.Request()
+	if safeMethod(r) {
+		return nil
+	}
+	if err := h.crossOrigin.Check(r); err != nil {
+		return echo.NewHTTPError(http.StatusForbidden, "Cross-site request refused.")
+	}
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("_csrf")
+	}
+	if got == "" || want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return echo.NewHTTPError(http.StatusForbidden, "Missing or invalid CSRF token: reload the page and try again.")
+	}
+	return nil
+}
+
+// loginCSRF guards the sign-in form with the pre-session token, making a pre-session when the
+// browser has none (or one the console did not sign).
+func (h *Handler) loginCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r := c.Request()
 		seed := ""
-		if ck, err := r.Cookie(csrfCookie); err == nil && len(ck.Value) >= 32 {
-			seed = ck.Value
-		} else {
+		if ck, err := c.Cookie(h.cookieName(csrfCookie)); err == nil {
+			seed, _ = securecookieDecode(h, csrfCookie, ck.Value)
+		}
+		if seed == "" {
 			b := make([]byte, 32)
 			rand.Read(b)
 			seed = base64.RawURLEncoding.EncodeToString(b)
-			c.SetCookie(&http.Cookie{Name: csrfCookie, Value: seed, Path: "/", HttpOnly: true,
-				Secure: h.cfg.Secure, SameSite: http.SameSiteStrictMode})
+			enc, err := securecookieEncode(h, csrfCookie, seed)
+			if err != nil {
+				return err
+			}
+			c.SetCookie(h.cookie(csrfCookie, enc, 0))
 		}
-		token := h.tokenFor(seed)
-		c.SetRequest(r.WithContext(context.WithValue(r.Context(), csrfKey{}, token)))
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
-			return next(c)
-		}
-		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			return echo.NewHTTPError(http.StatusForbidden, "Cross-site request refused.")
-		}
-		got := r.Header.Get("X-CSRF-Token")
-		if got == "" {
-			got = c.FormValue("_csrf")
-		}
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			return echo.NewHTTPError(http.StatusForbidden, "Missing or invalid CSRF token: reload the page and try again.")
+		// The token goes on every page, an error page too; a new seed cannot match any.
+		want := h.tokenFor(tokenPreSession + seed)
+		h.setCSRFToken(c, want)
+		if err := h.checkToken(c, want); err != nil {
+			return err
 		}
 		return next(c)
 	}
 }
 
-func (h *Handler) tokenFor(seed string) string {
+// sessionCSRF guards the signed-in routes with the token of the admin session (it runs after
+// requireAdmin).
+func (h *Handler) sessionCSRF(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		a, _ := c.Request().Context().Value(adminKey{}).(signedIn)
+		want := ""
+		if a.sessionID != "" {
+			want = h.tokenFor(tokenSession + a.sessionID)
+		}
+		h.setCSRFToken(c, want)
+		if err := h.checkToken(c, want); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+func (h *Handler) setCSRFToken(c echo.Context, token string) {
+	r := c.Request()
+	c.SetRequest(r.WithContext(context.WithValue(r.Context(), csrfKey{}, token)))
+}
+
+func (h *Handler) tokenFor(binding string) string {
 	m := hmac.New(sha256.New, h.csrfKey)
-	m.Write([]byte(seed))
+	m.Write([]byte(binding))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
@@ -178,7 +234,7 @@ func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func (h *Handler) readAdminCookie(c echo.Context) (string, bool) {
-	ck, err := c.Cookie(adminCookie)
+	ck, err := c.Cookie(h.cookieName(adminCookie))
 	if err != nil {
 		return "", false
 	}
@@ -194,27 +250,41 @@ func (h *Handler) setAdminCookie(c echo.Context, sid string) error {
 	if err != nil {
 		return err
 	}
-	c.SetCookie(&http.Cookie{Name: adminCookie, Value: enc, Path: "/", HttpOnly: true,
-		Secure: h.cfg.Secure, SameSite: http.SameSiteStrictMode})
+	c.SetCookie(h.cookie(adminCookie, enc, 0))
 	return nil
 }
 
+// cookieName is the name of one of the console's cookies: under TLS with the __Host- prefix,
+// which browsers accept only from a secure origin, for the whole host (Path=/, no Domain), so
+// that no other site of the domain can set or replace it.
+func (h *Handler) cookieName(name string) string {
+	if h.cfg.Secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// cookie is one of the console's cookies: HttpOnly, SameSite=Strict, Path=/, Secure under TLS.
+// maxAge as in http.Cookie (0: until the browser closes; negative: delete).
+func (h *Handler) cookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: h.cookieName(name), Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true,
+		Secure: h.cfg.Secure, SameSite: http.SameSiteStrictMode}
+}
+
 func (h *Handler) clearCookie(c echo.Context, name string) {
-	c.SetCookie(&http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		Secure: h.cfg.Secure, SameSite: http.SameSiteStrictMode})
+	c.SetCookie(h.cookie(name, "", -1))
 }
 
 // setFlash keeps a notice for the next page (after a redirect without JavaScript).
 func (h *Handler) setFlash(c echo.Context, msg string) {
 	if enc, err := securecookieEncode(h, flashCookie, msg); err == nil {
-		c.SetCookie(&http.Cookie{Name: flashCookie, Value: enc, Path: "/", HttpOnly: true,
-			Secure: h.cfg.Secure, SameSite: http.SameSiteStrictMode, MaxAge: 60})
+		c.SetCookie(h.cookie(flashCookie, enc, 60))
 	}
 }
 
 // takeFlash returns and clears the pending notice.
 func (h *Handler) takeFlash(c echo.Context) string {
-	ck, err := c.Cookie(flashCookie)
+	ck, err := c.Cookie(h.cookieName(flashCookie))
 	if err != nil {
 		return ""
 	}

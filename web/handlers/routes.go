@@ -12,8 +12,9 @@ import (
 // Register installs the error handler, the middleware and every route on e.
 //
 // Middleware order, outermost first: recover -> request log -> security headers -> body limit
-// (64 KB: every form here is small) -> CSRF
-// (every route but the open ones, whose GETs change nothing) -> admin sign-in (the admin group).
+// (64 KB: every form here is small); then per route: the login form's pre-session CSRF token
+// (/login), or admin sign-in -> the admin session's CSRF token (every other page). The open
+// routes change nothing and have no token.
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.handleError
 	e.IPExtractor = clientAddress(h.cfg.TrustedProxies)
@@ -25,12 +26,12 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/auth/verify", h.verifySession)
 	e.GET(static.Prefix+"*", echo.WrapHandler(h.assets))
 
-	// Sign-in: CSRF only.
-	e.GET("/login", h.showLogin, h.csrf)
-	e.POST("/login", h.login, h.csrf)
+	// Sign-in: the pre-session's CSRF token only.
+	e.GET("/login", h.showLogin, h.loginCSRF)
+	e.POST("/login", h.login, h.loginCSRF)
 
-	// Signed-in admins.
-	a := e.Group("", h.csrf, h.requireAdmin)
+	// Signed-in admins: the admin session, then its CSRF token.
+	a := e.Group("", h.requireAdmin, h.sessionCSRF)
 	a.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/sessions") })
 	a.POST("/logout", h.logout)
 	a.GET("/sessions", h.showSessionsPage)

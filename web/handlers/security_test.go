@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessionconsole/console/internal/pgtest"
 )
 
 // A state change without the CSRF token (or with a wrong one) is refused and changes nothing.
@@ -156,5 +158,156 @@ func TestUsernamesAreEscapedEverywhere(t *testing.T) {
 	}
 	if err != nil || !found {
 		t.Errorf("audit CSV: %v %q", err, recs)
+	}
+}
+
+// The CSRF token after sign-in belongs to that admin session: the login form's token, the
+// token of an earlier session of the same browser and that of another admin's session are all
+// refused, and none is taken from the query string.
+func TestCSRFBoundToSession(t *testing.T) {
+	s := newServer(t)
+	user := s.createUser(t, "csrfuser")
+	issue := url.Values{"username": {user}, "expire_after": {"1h"}}
+	issued := func() int { return s.count(t, `SELECT count(*) FROM console.web_sessions`) }
+
+	c := s.client(t)
+	c.get("/login")
+	loginToken := c.csrf
+	wantStatus(t, c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}), http.StatusSeeOther)
+	if ck := c.cookie(csrfCookie); ck != nil {
+		t.Errorf("the pre-session cookie outlived the sign-in: %v", ck)
+	}
+	c.get("/sessions")
+	first := c.csrf
+	if first == "" || first == loginToken {
+		t.Fatalf("the token did not change at sign-in (%q, %q)", loginToken, first)
+	}
+	other := s.signIn(t) // another admin session, in another browser
+	if other.csrf == first {
+		t.Fatal("two admin sessions have the same token")
+	}
+	for name, token := range map[string]string{"login form's": loginToken, "other session's": other.csrf} {
+		r := c.do("POST", "/sessions", url.Values{"_csrf": {token}, "username": {user}, "expire_after": {"1h"}}, nil)
+		if r.StatusCode != http.StatusForbidden {
+			t.Errorf("the %s token: status %d, want 403", name, r.StatusCode)
+		}
+	}
+	// Not from the query string either.
+	r := c.do("POST", "/sessions?"+url.Values{"_csrf": {first}}.Encode(), issue, nil)
+	wantStatus(t, r, http.StatusForbidden)
+	if n := issued(); n != 0 {
+		t.Fatalf("%d sessions issued with a wrong token", n)
+	}
+	// The right one works.
+	wantStatus(t, c.post("/sessions", issue), http.StatusOK)
+
+	// Sign-out ends the token; the next sign-in gets another.
+	wantStatus(t, c.post("/logout", nil), http.StatusSeeOther)
+	c.get("/login")
+	wantStatus(t, c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}}), http.StatusSeeOther)
+	c.get("/sessions")
+	if c.csrf == first {
+		t.Fatal("the token survived sign-out and the next sign-in")
+	}
+	r = c.do("POST", "/sessions", url.Values{"_csrf": {first}, "username": {user}, "expire_after": {"1h"}}, nil)
+	wantStatus(t, r, http.StatusForbidden)
+	if n := issued(); n != 1 {
+		t.Errorf("%d sessions issued, want 1", n)
+	}
+}
+
+// The login form's token is bound to a pre-session the console made and signed: a seed a
+// client chooses (say, one an attacker planted in the victim's browser) gets no token.
+func TestLoginTokenSeedIsTheServers(t *testing.T) {
+	s := newServer(t)
+	u, _ := url.Parse(s.url)
+	planted := strings.Repeat("A", 43)
+	var tokens []string
+	for range 2 {
+		c := s.client(t)
+		c.http.Jar.SetCookies(u, []*http.Cookie{{Name: csrfCookie, Value: planted}})
+		r := c.get("/login")
+		if ck := c.cookie(csrfCookie); ck == nil || ck.Value == planted {
+			t.Errorf("the planted seed was kept (Set-Cookie %q)", r.Header.Values("Set-Cookie"))
+		}
+		tokens = append(tokens, c.csrf)
+		// The planted cookie with any token cannot sign in.
+		forged := s.client(t)
+		forged.http.Jar.SetCookies(u, []*http.Cookie{{Name: csrfCookie, Value: planted}})
+		r = forged.do("POST", "/login", url.Values{"username": {"admin"}, "password": {adminPassword}, "_csrf": {c.csrf}}, nil)
+		wantStatus(t, r, http.StatusForbidden)
+	}
+	if tokens[0] == tokens[1] {
+		t.Error("two browsers with the same planted seed got the same token")
+	}
+}
+
+// Cross-origin state changes are refused before the token is looked at: a browser's
+// Sec-Fetch-Site other than same-origin (cross-site, and same-site too), or an Origin of
+// another host when the browser sends no Sec-Fetch-Site.
+func TestCrossOriginRefused(t *testing.T) {
+	s := newServer(t)
+	user := s.createUser(t, "corsuser")
+	c := s.signIn(t)
+	host := strings.TrimPrefix(s.url, "http://")
+	for _, tc := range []struct {
+		headers map[string]string
+		want    int
+	}{
+		{map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+		{map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		{map[string]string{"Origin": "http://" + host + ".evil.example"}, http.StatusForbidden},
+		{map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": s.url}, http.StatusOK},
+		{map[string]string{"Origin": s.url}, http.StatusOK},
+		{map[string]string{}, http.StatusOK},
+	} {
+		form := url.Values{"_csrf": {c.csrf}, "username": {user}, "expire_after": {"1h"}}
+		r := c.do("POST", "/sessions", form, tc.headers)
+		if r.StatusCode != tc.want {
+			t.Errorf("%v: status %d, want %d", tc.headers, r.StatusCode, tc.want)
+		}
+	}
+	// The sign-in form too.
+	fresh := s.client(t)
+	fresh.get("/login")
+	r := fresh.do("POST", "/login", url.Values{"username": {"admin"}, "password": {adminPassword}, "_csrf": {fresh.csrf}},
+		map[string]string{"Sec-Fetch-Site": "same-site"})
+	wantStatus(t, r, http.StatusForbidden)
+	if n := s.count(t, `SELECT count(*) FROM console.web_sessions`); n != 3 {
+		t.Errorf("%d sessions issued, want the 3 same-origin ones", n)
+	}
+}
+
+// Under TLS every console cookie has the __Host- prefix (Secure, Path=/, no Domain), and
+// signing in, acting and signing out work with them.
+func TestHostCookiesUnderTLS(t *testing.T) {
+	s := newServerOn(t, pgtest.NewDB(t), Config{Secure: true})
+	user := s.createUser(t, "tlsuser")
+	c := s.client(t)
+	r := c.get("/login")
+	checkSet := func(r response) {
+		t.Helper()
+		for _, v := range r.Header.Values("Set-Cookie") {
+			if !strings.HasPrefix(v, "__Host-console_") || !strings.Contains(v, "; Secure") ||
+				!strings.Contains(v, "; Path=/") || strings.Contains(strings.ToLower(v), "domain=") {
+				t.Errorf("cookie %q", v)
+			}
+		}
+	}
+	checkSet(r)
+	if c.cookie("__Host-"+csrfCookie) == nil {
+		t.Fatal("no __Host- pre-session cookie")
+	}
+	r = c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}})
+	wantStatus(t, r, http.StatusSeeOther)
+	checkSet(r)
+	c.get("/sessions")
+	wantStatus(t, c.hxPost("/sessions", url.Values{"username": {user}, "expire_after": {"1h"}}), http.StatusOK)
+	r = c.post("/logout", nil)
+	wantStatus(t, r, http.StatusSeeOther)
+	checkSet(r)
+	if r := c.get("/sessions"); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("after sign-out: %d", r.StatusCode)
 	}
 }
