@@ -124,3 +124,37 @@ func decodeMessage(b []byte) (Cookie, error) {
 	}
 	return c, nil
 }
+
+// DefaultTenant is CockroachDB's system tenant: the segment of an aggregated DB Console cookie
+// that counts when a request names no tenant.
+const DefaultTenant = "system"
+
+// TenantSession picks the session of tenant from a `session` cookie value, as CockroachDB
+// v23.1+ does. A value without a comma is a single session, whatever the tenant. A value with
+// commas is the DB Console's aggregate of every tenant it signed in to,
+// `<b64>,<tenant>[,<b64>,<tenant>...]` (the cookie writer quotes it; quotes are dropped here):
+// the session just before the name tenant counts ("" means DefaultTenant). ok is false for an
+// aggregate of an odd number of parts or without a segment for tenant. The session is not
+// decoded: see DecodeCookie.
+func TenantSession(value, tenant string) (session string, ok bool) {
+	v := value
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if !strings.Contains(v, ",") {
+		return value, true
+	}
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
+	parts := strings.Split(v, ",")
+	if len(parts)%2 != 0 {
+		return "", false
+	}
+	for i := 0; i < len(parts); i += 2 {
+		if parts[i+1] == tenant {
+			return parts[i], true
+		}
+	}
+	return "", false
+}

@@ -17,13 +17,16 @@ import (
 // routes change nothing and have no token.
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.handleError
+	e.Pre(verifyAnyMethod)
 	e.IPExtractor = clientAddress(h.cfg.TrustedProxies)
 	e.Use(middleware.Recover(), h.logRequests, h.securityHeaders, middleware.BodyLimit("64K"))
 
 	// Open: no admin, no CSRF (nothing here changes state).
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
-	e.GET("/auth/verify", h.verifySession)
+	// Every method alike: proxies may forward the original one (Traefik preserveRequestMethod).
+	e.Any("/auth/verify", h.verifySession)
+
 	e.GET(static.Prefix+"*", echo.WrapHandler(h.assets))
 
 	// Sign-in: the pre-session's CSRF token only.
@@ -46,4 +49,22 @@ func (h *Handler) Register(e *echo.Echo) {
 	a.POST("/users/:name/revoke", h.revokeUserSessions)
 	a.GET("/audit", h.showAuditPage)
 	a.GET("/audit.csv", h.exportAuditCSV)
+}
+
+// verifyAnyMethod routes a request for /auth/verify with a method echo's router does not know
+// (echo.Any covers only the standard ones) as a GET, as echo's MethodOverride middleware
+// changes methods, so that it reaches verifySession instead of the admin group's catch-all.
+func verifyAnyMethod(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.URL.Path == "/auth/verify" {
+			switch r.Method {
+			case http.MethodConnect, http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions,
+				http.MethodPatch, http.MethodPost, echo.PROPFIND, http.MethodPut, http.MethodTrace, echo.REPORT:
+			default:
+				r.Method = http.MethodGet
+			}
+		}
+		return next(c)
+	}
 }

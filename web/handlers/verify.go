@@ -12,26 +12,49 @@ import (
 	"github.com/sessionconsole/console/sessionstore"
 )
 
+// MaxVerifyCookies is how many decodable `session` cookies of one request /auth/verify looks
+// up at most, in order; undecodable ones are skipped without a lookup (CockroachDB v23.1+
+// tries every cookie: one request with thousands would cost thousands of queries here).
+const MaxVerifyCookies = 3
+
+// tenantHeader names the tenant of a request, before the `tenant` cookie (as in CockroachDB).
+const tenantHeader = "X-Cockroach-Tenant"
+
 // verifySession answers a reverse proxy's sub-request (nginx auth_request, Traefik ForwardAuth,
-// Caddy forward_auth): 200 with X-Auth-User and X-Auth-Session-Id for a valid session, 401
-// with no detail otherwise, 503 when the database cannot say. The session comes from the
-// X-Cockroach-API-Session header (the value, or "cookie" to mean the cookie) or the `session`
-// cookie.
+// Caddy forward_auth), whatever its method: 200 with X-Auth-User and X-Auth-Session-Id for a
+// valid session, 401 with no detail otherwise, 503 when the database cannot say. The session
+// comes from the X-Cockroach-API-Session header (the value, or "cookie" to mean the cookie) or
+// the `session` cookies; an aggregated DB Console cookie gives the segment of the tenant that
+// X-Cockroach-Tenant or the `tenant` cookie names (else "system").
 func (h *Handler) verifySession(c echo.Context) error {
 	resp := c.Response()
 	resp.Header().Set("Cache-Control", "no-store")
+	r := c.Request()
 	var candidates []string
-	header := strings.TrimSpace(c.Request().Header.Get("X-Cockroach-API-Session"))
+	header := strings.TrimSpace(r.Header.Get("X-Cockroach-API-Session"))
 	if header != "" && header != "cookie" {
-		candidates = append(candidates, header)
+		candidates = append(candidates, header) // the header form is a single session
 	} else {
-		for _, ck := range c.Request().Cookies() {
-			if ck.Name == sessionstore.CookieName {
-				candidates = append(candidates, ck.Value)
+		tenant := r.Header.Get(tenantHeader)
+		if tenant == "" {
+			if ck, err := r.Cookie("tenant"); err == nil {
+				tenant = ck.Value
+			}
+		}
+		for _, ck := range r.CookiesNamed(sessionstore.CookieName) {
+			v, ok := sessionstore.TenantSession(ck.Value, tenant)
+			if !ok {
+				continue
+			}
+			if _, err := sessionstore.DecodeCookie(v); err != nil {
+				continue
+			}
+			if candidates = append(candidates, v); len(candidates) == MaxVerifyCookies {
+				break
 			}
 		}
 	}
-	ctx := c.Request().Context()
+	ctx := r.Context()
 	for _, cand := range candidates {
 		v, err := h.sessions.Verify(ctx, cand)
 		if errors.Is(err, sessionstore.ErrInvalidSession) {
@@ -50,21 +73,29 @@ func (h *Handler) verifySession(c echo.Context) error {
 	return c.String(http.StatusUnauthorized, "unauthorized\n")
 }
 
-// headerSafe keeps a username usable as a header value: printable ASCII as is, anything else
-// percent-encoded.
+// headerSafe keeps a username exact in a header value: printable ASCII as is, but every byte
+// a header cannot carry, or would lose, percent-encoded (%XX, upper-case hex): control bytes,
+// bytes of non-ASCII characters, '%' itself, and spaces at either end (HTTP trims those).
+// Percent-decoding (not form decoding: '+' stays '+') gives the name back.
 func headerSafe(s string) string {
+	lead := len(s) - len(strings.TrimLeft(s, " "))
+	trail := len(strings.TrimRight(s, " "))
+	encode := func(i int) bool {
+		ch := s[i]
+		return ch < 0x20 || ch >= 0x7f || ch == '%' || ch == ' ' && (i < lead || i >= trail)
+	}
 	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] >= 0x7f || s[i] == '%' {
-			var b strings.Builder
+		if encode(i) {
+			const hex = "0123456789ABCDEF"
+			b := make([]byte, 0, len(s)+8)
 			for j := 0; j < len(s); j++ {
-				ch := s[j]
-				if ch < 0x20 || ch >= 0x7f || ch == '%' {
-					b.WriteString("%" + strings.ToUpper(strconv.FormatUint(uint64(ch)|0x100, 16)[1:]))
+				if encode(j) {
+					b = append(b, '%', hex[s[j]>>4], hex[s[j]&15])
 				} else {
-					b.WriteByte(ch)
+					b = append(b, s[j])
 				}
 			}
-			return b.String()
+			return string(b)
 		}
 	}
 	return s
