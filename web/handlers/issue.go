@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -92,7 +93,7 @@ func (h *Handler) issueSession(c echo.Context) error {
 		}
 	}
 	choice, text := req.expiry()
-	form.Username = strings.TrimSpace(req.Username)
+	form.Username = req.Username
 	form.Presets = presets(choice)
 	if choice == "custom" {
 		form.Custom = text
@@ -108,7 +109,7 @@ func (h *Handler) issueSession(c echo.Context) error {
 		form.UsernameError = "Enter the username to issue a session for."
 	}
 	if form.ExpireError == "" && form.UsernameError == "" {
-		issued, err := h.actions.Issue(c.Request().Context(), h.actor(c), actions.IssueRequest{User: form.Username, TTL: ttl})
+		issued, err := h.issueFor(c, form.Username, ttl)
 		var nsu *sessionstore.NoSuchUserError
 		switch {
 		case errors.As(err, &nsu):
@@ -142,6 +143,20 @@ func (h *Handler) issueSession(c echo.Context) error {
 	return h.render(c, status, templates.SessionsView(templates.SessionsPage{
 		Page: h.page(c, "Sessions", "sessions"), Filters: filters(q), Table: table, Issue: form,
 	}))
+}
+
+// issueFor issues a session for the exact name typed; only when no user has that name, for the
+// name without the spaces around it.
+func (h *Handler) issueFor(c echo.Context, name string, ttl time.Duration) (sessionstore.Issued, error) {
+	ctx := c.Request().Context()
+	issued, err := h.actions.Issue(ctx, h.actor(c), actions.IssueRequest{User: name, TTL: ttl})
+	if trimmed := strings.TrimSpace(name); trimmed != name && trimmed != "" && errors.Is(err, sessionstore.ErrNoSuchUser) {
+		is, err2 := h.actions.Issue(ctx, h.actor(c), actions.IssueRequest{User: trimmed, TTL: ttl})
+		if !errors.Is(err2, sessionstore.ErrNoSuchUser) {
+			return is, err2
+		}
+	}
+	return issued, err
 }
 
 func (h *Handler) issuedView(is sessionstore.Issued) *templates.Issued {

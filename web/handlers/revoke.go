@@ -50,13 +50,14 @@ func (h *Handler) confirmRevokeUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	shown := templates.ShowName(h.sessions.Username(name))
 	msg := fmt.Sprintf("This ends %s of %s. Sessions revoked before keep their revocation time.",
-		plural(counts.Active, "active session"), h.sessions.Username(name))
+		plural(counts.Active, "active session"), shown)
 	if counts.Active == 0 {
-		msg = fmt.Sprintf("%s has no active session. Revoking still marks the expired ones as revoked.", h.sessions.Username(name))
+		msg = fmt.Sprintf("%s has no active session. Revoking still marks the expired ones as revoked.", shown)
 	}
 	return h.confirm(c, templates.Confirm{
-		Title:     "Revoke all sessions of " + h.sessions.Username(name) + "?",
+		Title:     "Revoke all sessions of " + shown + "?",
 		Message:   msg,
 		Action:    "/users/" + url.PathEscape(name) + "/revoke",
 		Return:    ret,
@@ -76,7 +77,7 @@ func (h *Handler) confirmRevokeSession(c echo.Context) error {
 	}
 	q, ret := confirmReturn(c)
 	now := h.now()
-	msg := fmt.Sprintf("Session %d of %s (%s, expires %s) stops working at once.", s.ID, s.Username, s.StatusAt(now),
+	msg := fmt.Sprintf("Session %d of %s (%s, expires %s) stops working at once.", s.ID, templates.ShowName(s.Username), s.StatusAt(now),
 		templates.Relative(s.ExpiresAt, now))
 	return h.confirm(c, templates.Confirm{
 		Title:     "Revoke session " + strconv.FormatInt(id, 10) + "?",
@@ -107,9 +108,9 @@ func (h *Handler) revokeUserSessions(c echo.Context) error {
 		return err
 	}
 	user := h.sessions.Username(name)
-	notice := fmt.Sprintf("Revoked %s of %s (%d were active).", plural(revoked, "session"), user, active)
+	notice := fmt.Sprintf("Revoked %s of %s (%d were active).", plural(revoked, "session"), templates.ShowName(user), active)
 	if revoked == 0 {
-		notice = fmt.Sprintf("%s had no session left to revoke.", user)
+		notice = fmt.Sprintf("%s had no session left to revoke.", templates.ShowName(user))
 	}
 	return h.afterChange(c, notice)
 }
@@ -123,9 +124,9 @@ func (h *Handler) revokeSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	notice := fmt.Sprintf("Revoked session %d of %s.", r.ID, r.Username)
+	notice := fmt.Sprintf("Revoked session %d of %s.", r.ID, templates.ShowName(r.Username))
 	if !r.Newly {
-		notice = fmt.Sprintf("Session %d of %s was already revoked at %s UTC.", r.ID, r.Username, r.RevokedAt.Format("2006-01-02 15:04:05"))
+		notice = fmt.Sprintf("Session %d of %s was already revoked at %s UTC.", r.ID, templates.ShowName(r.Username), r.RevokedAt.Format("2006-01-02 15:04:05"))
 	}
 	return h.afterChange(c, notice)
 }

@@ -50,7 +50,7 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 	b = append(b, `" hx-get="`...)
 	b = append(b, b[userURL:userURLEnd]...)
 	b = append(b, `" hx-target="#results" hx-swap="outerHTML" hx-push-url="true" data-testid="row-user">`...)
-	b = appendEscaped(b, r.Username)
+	b = appendShown(b, r.Username)
 	b = append(b, `</a></td><td data-label="Session ID" class="num"><code>`...)
 	b = append(b, id...)
 	b = append(b, `</code></td><td data-label="Created">`...)
@@ -93,7 +93,7 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 	b = append(b, b[revokeAll:revokeAllEnd]...)
 	b = append(b, `" data-testid="revoke-user" title="Revoke all sessions of `...)
 	name := len(b)
-	b = appendEscaped(b, r.Username)
+	b = appendShown(b, r.Username)
 	nameEnd := len(b)
 	b = append(b, `" aria-label="Revoke all sessions of `...)
 	b = append(b, b[name:nameEnd]...)
@@ -168,6 +168,14 @@ func appendFraction(b []byte, n, width int) []byte {
 	}
 	b = append(b, '.')
 	return append(b, buf[:end]...)
+}
+
+// appendShown appends ShowName(s), escaped: a username as people see it.
+func appendShown(b []byte, s string) []byte {
+	if !needsShowing(s) {
+		return appendEscaped(b, s)
+	}
+	return appendEscaped(b, ShowName(s))
 }
 
 // appendEscaped appends s escaped for HTML text and quoted attribute values.
