@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -61,6 +62,16 @@ func (h *Handler) exportAuditCSV(c echo.Context) error {
 	})
 }
 
+// spreadsheetSafe keeps a CSV cell from being read as a formula by a spreadsheet, as OWASP's
+// CSV injection advice says: a cell starting with =, +, -, @, a tab or a carriage return gets a
+// leading '. Only the web exports do this; the CLI's --format=csv stays cockroach's.
+func spreadsheetSafe(v string) string {
+	if v != "" && strings.IndexByte("=+-@\t\r", v[0]) >= 0 {
+		return "'" + v
+	}
+	return v
+}
+
 // stream writes a download in format f. A failure after the first byte cannot change the
 // status any more, so the connection is cut instead: the client sees an incomplete download,
 // never a silently truncated "complete" one.
@@ -76,7 +87,14 @@ func (h *Handler) stream(c echo.Context, f output.Format, name, ext string, cols
 	if err != nil {
 		return err
 	}
-	err = each(func(v ...string) error { return w.Row(v...) })
+	err = each(func(v ...string) error {
+		if f == output.CSV {
+			for i := range v {
+				v[i] = spreadsheetSafe(v[i])
+			}
+		}
+		return w.Row(v...)
+	})
 	if err == nil {
 		err = w.Close()
 	}
