@@ -32,6 +32,10 @@ func NormalizeUsername(s string) string {
 	return norm.NFC.String(lower)
 }
 
+// CheckUsername reports whether s can be a username at all: what Issue, RevokeUser and
+// EndUserSessions refuse with ErrInvalidInput (empty, not UTF-8, control characters, too long).
+func CheckUsername(s string) error { return checkUsername(s) }
+
 // checkUsername rejects what can never be a username: empty, not UTF-8, control characters.
 func checkUsername(s string) error {
 	switch {

@@ -231,6 +231,10 @@ func RandomPassword() string {
 // Authenticate checks a name and password. Wrong either way is ErrBadCredentials, after the
 // same bcrypt work, so that timing does not tell whether a name exists.
 func (s *Store) Authenticate(ctx context.Context, name, password string) error {
+	if CheckName(name) != nil { // no such admin can exist (nor would the database take every name)
+		bcrypt.CompareHashAndPassword(s.dummy, []byte(password))
+		return ErrBadCredentials
+	}
 	var hash string
 	err := s.pool.QueryRow(ctx, `SELECT password_hash FROM console.admins WHERE name = $1`, name).Scan(&hash)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -16,6 +16,12 @@ import (
 // positions before/after (entry IDs).
 func parseAuditQuery(c echo.Context) (audit.Filter, error) {
 	f := audit.Filter{Admin: c.QueryParam("admin"), Target: c.QueryParam("target"), Limit: 50}
+	if err := checkText("admin filter", f.Admin); err != nil {
+		return f, err
+	}
+	if err := checkText("target filter", f.Target); err != nil {
+		return f, err
+	}
 	if a := c.QueryParam("action"); a != "" {
 		ok := false
 		for _, known := range audit.Actions {

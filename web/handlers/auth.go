@@ -70,7 +70,7 @@ func (h *Handler) login(c echo.Context) error {
 	}
 	err = h.admins.Authenticate(ctx, f.Username, f.Password)
 	if errors.Is(err, admins.ErrBadCredentials) {
-		h.record(c, audit.Entry{Admin: f.Username, Action: audit.SignInFailed})
+		h.record(c, audit.Entry{Admin: storableText(f.Username, 128), Action: audit.SignInFailed})
 		view.Error = "Wrong admin name or password. " + triesLeftText(att)
 		return h.render(c, http.StatusUnauthorized, templates.LoginView(view))
 	}

@@ -42,7 +42,11 @@ func (h *Handler) issueForm(c echo.Context, q sessionsQuery) templates.IssueForm
 
 // suggestUsers answers the username field's suggestions: <option>s of users starting with q.
 func (h *Handler) suggestUsers(c echo.Context) error {
-	users, err := h.sessions.Users(c.Request().Context(), c.QueryParam("username"), 20)
+	prefix := c.QueryParam("username")
+	if err := checkText("username", prefix); err != nil {
+		return err
+	}
+	users, err := h.sessions.Users(c.Request().Context(), prefix, 20)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,11 @@ func userParam(c echo.Context) (string, error) {
 	if err != nil || name == "" || strings.Contains(seg, "/") {
 		return "", echo.NewHTTPError(http.StatusBadRequest, "Invalid username in the address.")
 	}
+	// The confirmation and the revoke refuse the same names: those no user can have.
+	if err := sessionstore.CheckUsername(name); err != nil {
+		return "", echo.NewHTTPError(http.StatusBadRequest,
+			"Invalid username in the address: "+strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": ")+".")
+	}
 	return name, nil
 }
 

@@ -46,6 +46,9 @@ func parseSessionsQuery(v url.Values) (sessionsQuery, error) {
 	if len(q.User) > 256 {
 		return q, bad("user filter")
 	}
+	if err := checkText("user filter", q.User); err != nil {
+		return q, err
+	}
 	switch v.Get("match") {
 	case "", "exact":
 	case "prefix":
