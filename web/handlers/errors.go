@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -17,6 +18,12 @@ import (
 // Internal error text never reaches the browser.
 func (h *Handler) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if clientGone(c) {
+		// Nobody is there to answer: not a failure of ours.
+		h.log.Info("client disconnected", "method", c.Request().Method, "path", logPath(c))
+		c.Response().WriteHeader(statusClientClosed)
 		return
 	}
 	status, msg := http.StatusInternalServerError, "Something went wrong on our side. It has been logged."
@@ -37,7 +44,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		msg = "Nothing was changed: the audit log could not record this action. It has been logged; try again in a moment."
 	case errors.As(err, &fse):
 		status, msg = http.StatusConflict, "Refused: "+fse.Error()+"."
-	case errors.Is(err, pgdb.ErrUnavailable):
+	case errors.Is(err, pgdb.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		status, msg = http.StatusServiceUnavailable, "The database is unavailable right now. The console keeps trying: reload in a moment."
 	case errors.Is(err, sessionstore.ErrNotFound):
 		status, msg = http.StatusNotFound, "No such session."
@@ -45,7 +52,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		status, msg = http.StatusBadRequest, "Invalid input."
 	}
 	if status >= 500 {
-		h.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)
+		h.log.Error("request failed", "method", c.Request().Method, "path", logPath(c), "status", status, "err", err)
 	}
 	if status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "5")

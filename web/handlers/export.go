@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -30,8 +32,8 @@ func (h *Handler) exportSessions(c echo.Context, f output.Format, ext string) er
 		return err
 	}
 	filter := q.firstPage().filter()
-	return h.stream(c, f, "sessions", ext, output.ListColumns, func(row func(...string) error) error {
-		return h.sessions.Each(c.Request().Context(), filter, func(s sessionstore.Session) error {
+	return h.stream(c, f, "sessions", ext, output.ListColumns, func(ctx context.Context, row func(...string) error) error {
+		return h.sessions.Each(ctx, filter, func(s sessionstore.Session) error {
 			return row(output.ListRow(s.Username, s.ID, s.CreatedAt, s.ExpiresAt, s.RevokedAt, s.LastUsedAt)...)
 		})
 	})
@@ -47,8 +49,8 @@ func (h *Handler) exportAuditCSV(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.stream(c, output.CSV, "audit", "csv", auditColumns, func(row func(...string) error) error {
-		return h.audit.Each(c.Request().Context(), f, func(e audit.Entry) error {
+	return h.stream(c, output.CSV, "audit", "csv", auditColumns, func(ctx context.Context, row func(...string) error) error {
+		return h.audit.Each(ctx, f, func(e audit.Entry) error {
 			exp := ""
 			if e.ExpiresAt != nil {
 				exp = output.Timestamp(*e.ExpiresAt)
@@ -72,22 +74,29 @@ func spreadsheetSafe(v string) string {
 	return v
 }
 
-// stream writes a download in format f. A failure after the first byte cannot change the
-// status any more, so the connection is cut instead: the client sees an incomplete download,
-// never a silently truncated "complete" one.
-func (h *Handler) stream(c echo.Context, f output.Format, name, ext string, cols []output.Column, each func(row func(...string) error) error) error {
+// stream writes a download in format f, reading its rows with each. A failure after the first
+// byte cannot change the status any more, so the connection is cut instead: the client sees an
+// incomplete download, never a silently truncated "complete" one. The read has no deadline as
+// a whole but fails when no row comes for PageTimeout; each write has WriteTimeout.
+func (h *Handler) stream(c echo.Context, f output.Format, name, ext string, cols []output.Column,
+	each func(ctx context.Context, row func(...string) error) error) error {
 	resp := c.Response()
+	rc := http.NewResponseController(resp)
+	rc.SetReadDeadline(time.Time{}) // the request is read; the server's read timeout would cancel the export
+	ctx, watch, stop := watchStalls(requestContext(c), h.cfg.PageTimeout)
+	defer stop()
 	resp.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.%s"`, name, time.Now().UTC().Format("20060102-150405"), ext))
 	ct := "text/csv; charset=utf-8"
 	if f == output.JSON {
 		ct = "application/json; charset=utf-8"
 	}
 	resp.Header().Set("Content-Type", ct)
-	w, err := output.NewWriter(resp, f, cols)
+	w, err := output.NewWriter(&deadlineWriter{w: resp, rc: rc, timeout: h.cfg.WriteTimeout}, f, cols)
 	if err != nil {
 		return err
 	}
-	err = each(func(v ...string) error {
+	err = each(ctx, func(v ...string) error {
+		defer watch.row()()
 		if f == output.CSV {
 			for i := range v {
 				v[i] = spreadsheetSafe(v[i])
@@ -98,8 +107,15 @@ func (h *Handler) stream(c echo.Context, f output.Format, name, ext string, cols
 	if err == nil {
 		err = w.Close()
 	}
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, errStalled) {
+		err = cause
+	}
 	if err != nil && resp.Committed {
-		h.log.Error("export aborted", "export", name, "err", err)
+		if clientGone(c) {
+			h.log.Info("client disconnected during an export", "export", name)
+		} else {
+			h.log.Error("export aborted", "export", name, "err", err)
+		}
 		panic(http.ErrAbortHandler)
 	}
 	if err == nil && !resp.Committed {

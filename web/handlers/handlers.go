@@ -84,6 +84,13 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// Throttle slows down failed sign-ins (zero fields: admins' defaults).
 	Throttle admins.ThrottlePolicy
+	// VerifyTimeout and PageTimeout bound the database work of one /auth/verify request and
+	// of one page (defaults DefaultVerifyTimeout, DefaultPageTimeout); past them the answer
+	// is 503. A streamed export fails when no row comes for PageTimeout.
+	VerifyTimeout, PageTimeout time.Duration
+	// WriteTimeout bounds each write of a streamed export (the server's own write timeout,
+	// which the export would outlive as a whole; 0: none).
+	WriteTimeout time.Duration
 	// RefreshEvery is the period of the sessions table's auto-refresh.
 	RefreshEvery time.Duration
 	Logger       *slog.Logger
@@ -115,6 +122,12 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		cfg.AbsoluteTimeout = 12 * time.Hour
 	}
 	cfg.Throttle = cfg.Throttle.WithDefaults()
+	if cfg.VerifyTimeout <= 0 {
+		cfg.VerifyTimeout = DefaultVerifyTimeout
+	}
+	if cfg.PageTimeout <= 0 {
+		cfg.PageTimeout = DefaultPageTimeout
+	}
 	if cfg.RefreshEvery <= 0 {
 		cfg.RefreshEvery = 10 * time.Second
 	}

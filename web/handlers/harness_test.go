@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,6 +50,25 @@ type server struct {
 	// transport reaches the server (nil: the default; with Config.Secure, one that trusts the
 	// test server's certificate).
 	transport http.RoundTripper
+	logs      *logBuffer // what the handler logged
+}
+
+// logBuffer collects log output; safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func testKeys() [][]byte {
@@ -105,7 +125,8 @@ func newServerStore(t *testing.T, dbURL string, cfg Config, opts sessionstore.Op
 	if cfg.Keys == nil {
 		cfg.Keys = testKeys()
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.logs = &logBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(s.logs, nil))
 	s.handler = New(s.sessions, s.admins, s.audit, s.actions, cfg)
 	e := echo.New()
 	s.handler.Register(e)

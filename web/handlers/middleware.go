@@ -49,9 +49,8 @@ func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// logRequests logs each request once, by its route (/users/:name/revoke), not its URL: query
-// strings and path values hold nothing secret by design, but usernames are nobody's business
-// in a log.
+// logRequests logs each request once (see logPath for what it says of the path). Health
+// checks and static assets that were found are not logged; /auth/verify only when it fails.
 func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -59,22 +58,39 @@ func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		path := c.Path()
-		if path == "" {
-			path = "(no route)"
-		}
-		if path == "/healthz" || strings.HasPrefix(path, static.Prefix) {
+		route, status := c.Path(), c.Response().Status
+		if route == "/healthz" || strings.HasPrefix(route, static.Prefix) && status < http.StatusBadRequest {
 			return nil
 		}
 		// A reverse proxy asks /auth/verify once per request it proxies: log only its failures.
-		if path == "/auth/verify" && c.Response().Status < http.StatusInternalServerError {
+		if route == "/auth/verify" && status < http.StatusInternalServerError {
 			return nil
 		}
-		h.log.Info("request", "method", c.Request().Method, "path", path,
+		h.log.Info("request", "method", c.Request().Method, "path", logPath(c),
 			"status", c.Response().Status, "duration", time.Since(start).Round(time.Microsecond),
 			"remote", c.RealIP())
 		return nil
 	}
+}
+
+// maxLoggedPath caps the path in a log line.
+const maxLoggedPath = 200
+
+// logPath is what the log says a request was for: its path, never the query, so that a 404 or
+// a static asset says what was asked; but under /users/ (whose paths hold a username, nobody's
+// business in a log) the route, /users/:name/revoke, or /users/* for a path that matched none.
+func logPath(c echo.Context) string {
+	p := c.Request().URL.EscapedPath()
+	if strings.HasPrefix(p, "/users/") {
+		if route := c.Path(); strings.HasPrefix(route, "/users/:") {
+			return route
+		}
+		return "/users/*"
+	}
+	if len(p) > maxLoggedPath {
+		return p[:maxLoggedPath] + "..."
+	}
+	return p
 }
 
 // deriveKey derives a purpose-specific key from a master key.

@@ -22,7 +22,7 @@ func (h *Handler) render(c echo.Context, status int, comp templ.Component) error
 			bufPool.Put(buf)
 		}
 	}()
-	if err := comp.Render(c.Request().Context(), buf); err != nil {
+	if err := comp.Render(requestContext(c), buf); err != nil {
 		return err
 	}
 	return c.Blob(status, echo.MIMETextHTMLCharsetUTF8, buf.Bytes())

@@ -12,14 +12,14 @@ import (
 // Register installs the error handler, the middleware and every route on e.
 //
 // Middleware order, outermost first: recover -> request log -> security headers -> body limit
-// (64 KB: every form here is small); then per route: the login form's pre-session CSRF token
+// (64 KB: every form here is small) -> database deadline; then per route: the login form's pre-session CSRF token
 // (/login), or admin sign-in -> the admin session's CSRF token (every other page). The open
 // routes change nothing and have no token.
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.handleError
 	e.Pre(verifyAnyMethod)
 	e.IPExtractor = clientAddress(h.cfg.TrustedProxies)
-	e.Use(middleware.Recover(), h.logRequests, h.securityHeaders, middleware.BodyLimit("64K"))
+	e.Use(middleware.Recover(), h.logRequests, h.securityHeaders, middleware.BodyLimit("64K"), h.dbDeadline)
 
 	// Open: no admin, no CSRF (nothing here changes state).
 	e.GET("/healthz", h.healthz)

@@ -57,7 +57,7 @@ func TestVerifyCookieCap(t *testing.T) {
 	user := s.createUser(t, "many")
 	good := s.issue(t, user, time.Hour)
 	counting := &countingSessions{Store: s.sessions}
-	h := New(counting, s.admins, s.audit, Config{Keys: testKeys(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := New(counting, s.admins, s.audit, s.actions, Config{Keys: testKeys(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	e := echo.New()
 	h.Register(e)
 	unknown := func(i int) string {
