@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/spf13/cobra"
+	"golang.org/x/net/netutil"
 
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/web/handlers"
@@ -33,7 +34,25 @@ type serveFlags struct {
 	maxConns        int32
 	adminCache      time.Duration
 	debugListen     string
+	http            httpLimits
+	verifyTimeout   time.Duration
+	pageTimeout     time.Duration
 }
+
+// httpLimits are the HTTP server's timeouts and connection cap.
+type httpLimits struct {
+	readHeader, read, write, keepAlive time.Duration
+	maxConns                           int
+}
+
+// The HTTP server's defaults.
+const (
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultReadTimeout       = 30 * time.Second
+	defaultWriteTimeout      = 30 * time.Second
+	defaultKeepAliveTimeout  = 60 * time.Second
+	defaultMaxConnections    = 1000
+)
 
 func newServeCmd(g *globalFlags) *cobra.Command {
 	f := &serveFlags{}
@@ -78,6 +97,20 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 		"longest delay of a throttled sign-in (delays start at 1s and double with each further failure)")
 	fl.Int32Var(&f.maxConns, "db-max-conns", 8, "most database connections at once")
 	fl.StringVar(&f.debugListen, "debug-listen", os.Getenv("CONSOLE_DEBUG_LISTEN"), "serve Go's net/http/pprof profiles on this address (keep it on loopback); off by default [env CONSOLE_DEBUG_LISTEN]")
+	fl.DurationVar(&f.http.readHeader, "read-header-timeout", defaultReadHeaderTimeout,
+		"longest time a client may take to send a request's headers")
+	fl.DurationVar(&f.http.read, "read-timeout", defaultReadTimeout,
+		"longest time a client may take to send a whole request, body included")
+	fl.DurationVar(&f.http.write, "write-timeout", defaultWriteTimeout,
+		"longest time to write a response (a streamed export instead gets this long for each write)")
+	fl.DurationVar(&f.http.keepAlive, "keepalive-timeout", defaultKeepAliveTimeout,
+		"how long an idle keep-alive connection stays open")
+	fl.IntVar(&f.http.maxConns, "max-connections", defaultMaxConnections,
+		"most client connections open at once; more wait until one closes")
+	fl.DurationVar(&f.verifyTimeout, "verify-timeout", handlers.DefaultVerifyTimeout,
+		"deadline of the database work of one /auth/verify request; past it the answer is 503")
+	fl.DurationVar(&f.pageTimeout, "page-timeout", handlers.DefaultPageTimeout,
+		"deadline of the database work of one page or action (503 past it); an export fails when no row comes for this long")
 	fl.DurationVar(&f.adminCache, "admin-session-cache", 2*time.Second,
 		"how long a checked admin session is trusted without asking the database (sign-out in this process ends it at once)")
 	return cmd
@@ -93,6 +126,9 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	trusted, err := handlers.ParseTrustedProxies(f.trustedProxies)
 	if err != nil {
 		return err
+	}
+	if f.http.maxConns < 1 {
+		return errors.New("--max-connections must be at least 1")
 	}
 	logOut := newFlushingWriter(os.Stderr, 250*time.Millisecond)
 	defer logOut.Close()
@@ -115,6 +151,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	h := handlers.New(a.sessions, a.admins, a.audit, a.actions, handlers.Config{
 		Secure: f.tlsCert != "", IdleTimeout: f.idle, AbsoluteTimeout: f.absolute, Keys: keys,
 		ClusterURL: f.clusterURL, TrustedProxies: trusted, Throttle: f.throttle, Logger: log,
+		VerifyTimeout: f.verifyTimeout, PageTimeout: f.pageTimeout, WriteTimeout: f.http.write,
 	})
 	h.Register(e)
 
@@ -126,7 +163,10 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if f.tlsCert != "" {
 		scheme = "https"
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	ln = netutil.LimitListener(ln, f.http.maxConns)
+	srv := &http.Server{Handler: e, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: f.http.readHeader, ReadTimeout: f.http.read, WriteTimeout: f.http.write,
+		IdleTimeout: f.http.keepAlive}
 	fmt.Printf("console: %s sessions in %s (%s)\n", a.sessions.Flavor(), a.sessions.Table(), databaseName(g))
 	if password == "" {
 		if pwFile := filepath.Join(g.dataDir, "admin-password"); exists(pwFile) {
@@ -157,7 +197,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		go http.Serve(dl, mux)
+		go (&http.Server{Handler: mux, ReadHeaderTimeout: f.http.readHeader}).Serve(dl)
 		fmt.Printf("console: profiles on http://%s/debug/pprof/\n", dl.Addr())
 	}
 

@@ -41,7 +41,15 @@ var (
 
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(consoleBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	return startServeWrapped(t, nil, args...)
+}
+
+// startServeWrapped starts serve through wrapper (a command that runs its arguments, such as
+// a shell that lowers a limit first; nil: none).
+func startServeWrapped(t *testing.T, wrapper []string, args ...string) *server {
+	t.Helper()
+	argv := append(append(wrapper, consoleBin, "serve", "--listen", "127.0.0.1:0"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = cleanEnv()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
