@@ -7,10 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,8 +98,7 @@ func TestServeFloods(t *testing.T) {
 
 	sent.Wait()
 	// Meanwhile /auth/verify and the pages answer.
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Jar: jar, Timeout: time.Minute}
+	client := &http.Client{Timeout: time.Minute}
 	req, _ := http.NewRequest("GET", s.url+"/auth/verify", nil)
 	req.Header.Set("Cookie", "session="+value)
 	resp, err := client.Do(req)
@@ -113,24 +109,8 @@ func TestServeFloods(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Auth-User") != "root" {
 		t.Errorf("/auth/verify during the floods: %d %q", resp.StatusCode, resp.Header.Get("X-Auth-User"))
 	}
-	resp, err = client.Get(s.url + "/login")
-	if err != nil {
-		t.Fatalf("/login during the floods: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	token := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindSubmatch(body)
-	if resp.StatusCode != http.StatusOK || token == nil {
-		t.Fatalf("/login during the floods: %d", resp.StatusCode)
-	}
-	resp, err = client.PostForm(s.url+"/login", url.Values{"username": {"admin"}, "password": {s.password}, "_csrf": {string(token[1])}})
-	if err != nil {
-		t.Fatalf("sign-in during the floods: %v", err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `data-testid="sessions-table"`) {
-		t.Errorf("the sessions page during the floods: %d", resp.StatusCode)
+	if page := s.signIn(t, client); !strings.Contains(page, `data-testid="sessions-table"`) {
+		t.Error("signing in during the floods did not land on the sessions page")
 	}
 	for range 2 * floodSize {
 		if err := <-ended; err != nil {
@@ -178,51 +158,23 @@ func TestServeLongExport(t *testing.T) {
 	tg := urlTarget(t)
 	s := startServe(t, "--url", tg.url, "--data-dir", t.TempDir(), "--read-timeout", "1s", "--write-timeout", "2s")
 	const n = 50000 // some 5 MB: more than the sockets buffer, so the server waits for the client
-	if _, err := tg.db(t).Exec(t.Context(), `INSERT INTO console.web_sessions ("hashedSecret", username, "expiresAt")
-		SELECT '\x00', 'user' || (i % 100), now() AT TIME ZONE 'UTC' + INTERVAL '1 hour' FROM generate_series(1, $1) AS i`, n); err != nil {
-		t.Fatal(err)
-	}
-	jar, _ := cookiejar.New(nil)
+	seedSessions(t, tg, n)
 	// A small receive buffer, so that what is in flight stays well under the export's size.
 	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 	}}
-	c := &http.Client{Jar: jar, Timeout: time.Minute, Transport: &http.Transport{DialContext: dialer.DialContext}}
-	resp, err := c.Get(s.url + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	token := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindSubmatch(body)
-	if token == nil {
-		t.Fatal("no CSRF token")
-	}
-	resp, err = c.PostForm(s.url+"/login", url.Values{"username": {"admin"}, "password": {s.password}, "_csrf": {string(token[1])}})
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("sign in: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	resp, err = c.Get(s.url + "/sessions.csv?status=all")
+	c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: dialer.DialContext}}
+	s.signIn(t, c)
+	resp, err := c.Get(s.url + "/sessions.csv?status=all")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
-	lines := 0
-	for {
+	lines := readLines(t, bufio.NewReader(resp.Body), func(lines int) {
 		if lines == 1 || lines == n/5 {
 			time.Sleep(1500 * time.Millisecond) // the client dawdles
 		}
-		_, err := r.ReadString('\n')
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("the export broke off after %d lines: %v", lines, err)
-		}
-		lines++
-	}
+	})
 	if lines != n+1 {
 		t.Errorf("the export had %d lines, want %d", lines, n+1)
 	}

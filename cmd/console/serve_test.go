@@ -92,6 +92,64 @@ func startServeWrapped(t *testing.T, wrapper []string, args ...string) *server {
 	return s
 }
 
+// seedSessions inserts n active sessions of 100 users straight into console.web_sessions.
+func seedSessions(t *testing.T, tg *target, n int) {
+	t.Helper()
+	if _, err := tg.db(t).Exec(t.Context(), `INSERT INTO console.web_sessions ("hashedSecret", username, "expiresAt")
+		SELECT '\x00', 'user' || (i % 100), now() AT TIME ZONE 'UTC' + INTERVAL '1 hour' FROM generate_series(1, $1) AS i`, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readLines reads r to its end and returns how many lines it had, calling before (when not
+// nil) with the number of lines read so far before each line; a broken stream fails the test.
+func readLines(t *testing.T, r *bufio.Reader, before func(lines int)) int {
+	t.Helper()
+	lines := 0
+	for {
+		if before != nil {
+			before(lines)
+		}
+		_, err := r.ReadString('\n')
+		if err == io.EOF {
+			return lines
+		}
+		if err != nil {
+			t.Fatalf("the download broke off after %d lines: %v", lines, err)
+		}
+		lines++
+	}
+}
+
+// signIn signs c in as the first admin through the login form (giving c a cookie jar if it
+// has none) and returns the sessions page it lands on.
+func (s *server) signIn(t *testing.T, c *http.Client) string {
+	t.Helper()
+	if c.Jar == nil {
+		c.Jar, _ = cookiejar.New(nil)
+	}
+	resp, err := c.Get(s.url + "/login")
+	if err != nil {
+		t.Fatalf("the login page: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	token := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindSubmatch(body)
+	if resp.StatusCode != http.StatusOK || token == nil {
+		t.Fatalf("the login page: %d, no CSRF token", resp.StatusCode)
+	}
+	resp, err = c.PostForm(s.url+"/login", url.Values{"username": {"admin"}, "password": {s.password}, "_csrf": {string(token[1])}})
+	if err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign in: %d", resp.StatusCode)
+	}
+	return string(body)
+}
+
 // cleanEnv is the environment without the console's own variables and cockroach's connection
 // variables.
 func cleanEnv() []string {
@@ -184,32 +242,12 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Errorf("admin-password mode %v", fi.Mode().Perm())
 	}
 	const n = 200000
-	pool := tg.db(t)
-	if _, err := pool.Exec(t.Context(), `INSERT INTO console.web_sessions ("hashedSecret", username, "expiresAt")
-		SELECT '\x00', 'user' || (i % 100), now() AT TIME ZONE 'UTC' + INTERVAL '1 hour' FROM generate_series(1, $1) AS i`, n); err != nil {
-		t.Fatal(err)
-	}
+	seedSessions(t, tg, n)
 	tg.detach(t)
 
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	resp, err := c.Get(s.url + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	token := regexp.MustCompile(`name="_csrf" value="([^"]+)"`).FindSubmatch(body)
-	if token == nil {
-		t.Fatal("no CSRF token")
-	}
-	resp, err = c.PostForm(s.url+"/login", url.Values{"username": {"admin"}, "password": {s.password}, "_csrf": {string(token[1])}})
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("sign in: %v %v", resp, err)
-	}
-	resp.Body.Close()
-
-	resp, err = c.Get(s.url + "/sessions.csv?status=all")
+	c := &http.Client{}
+	s.signIn(t, c)
+	resp, err := c.Get(s.url + "/sessions.csv?status=all")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,18 +257,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	lines := 0
-	for {
-		_, err := r.ReadString('\n')
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("the export broke off after %d rows: %v", lines, err)
-		}
-		lines++
-	}
-	if lines != n {
+	if lines := readLines(t, r, nil); lines != n {
 		t.Errorf("export had %d rows, want %d", lines, n)
 	}
 	select {

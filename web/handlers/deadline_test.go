@@ -16,6 +16,26 @@ import (
 	"github.com/sessionconsole/console/internal/pgtest"
 )
 
+// lockSessions holds an exclusive lock on the session table of db, in a transaction of its own
+// connection, until the transaction ends (or the test does).
+func lockSessions(t *testing.T, db string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE console.web_sessions IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // hungCalls are requests whose database work hits the session table.
 func hungCalls(t *testing.T, c *client, cookie, user string) map[string]response {
 	return map[string]response{
@@ -54,18 +74,7 @@ func TestHungDatabaseLock(t *testing.T) {
 	c.http.Timeout = 30 * time.Second // a hang fails the test instead of stopping it
 
 	ctx := context.Background()
-	lock, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close(ctx)
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE console.web_sessions IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockSessions(t, db)
 	for name, r := range hungCalls(t, c, is.Cookie.Value(), user) {
 		want503(t, name, r)
 	}
@@ -186,19 +195,7 @@ func TestClientDisconnectLogged(t *testing.T) {
 	s := newServerOn(t, db, Config{PageTimeout: 20 * time.Second})
 	c := s.signIn(t)
 	ctx := context.Background()
-	lock, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close(ctx)
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE console.web_sessions IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockSessions(t, db)
 	for _, path := range []string{"/sessions", "/sessions.csv"} {
 		reqCtx, cancel := context.WithCancel(ctx)
 		req, _ := http.NewRequestWithContext(reqCtx, "GET", s.url+path, nil)
@@ -218,8 +215,7 @@ func TestClientDisconnectLogged(t *testing.T) {
 		<-done
 		waitFor(t, "the disconnect in the log", func() bool { return strings.Contains(s.logs.String(), "client disconnected") })
 		tx.Rollback(ctx) // the queries end
-		tx, _ = lock.Begin(ctx)
-		tx.Exec(ctx, `LOCK TABLE console.web_sessions IN ACCESS EXCLUSIVE MODE`)
+		tx = lockSessions(t, db)
 	}
 	logs := s.logs.String()
 	for _, bad := range []string{"request failed", "status=500", "export aborted"} {
