@@ -252,10 +252,16 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) error {
 
 // StartSession records a new browser session for admin and returns its random ID.
 func (s *Store) StartSession(ctx context.Context, admin string) (string, error) {
+	return s.StartSessionIn(ctx, s.pool, admin)
+}
+
+// StartSessionIn is StartSession through q, such as the transaction that also records the
+// sign-in in the audit log.
+func (s *Store) StartSessionIn(ctx context.Context, q pgdb.DBTX, admin string) (string, error) {
 	b := make([]byte, 32)
 	rand.Read(b)
 	id := base64.RawURLEncoding.EncodeToString(b)
-	if _, err := s.pool.Exec(ctx, `INSERT INTO console.admin_sessions (id, admin) VALUES ($1, $2)`, id, admin); err != nil {
+	if _, err := q.Exec(ctx, `INSERT INTO console.admin_sessions (id, admin) VALUES ($1, $2)`, id, admin); err != nil {
 		return "", dbErr("start session", err)
 	}
 	return id, nil
@@ -300,10 +306,17 @@ func (s *Store) CheckSession(ctx context.Context, id string, idle, absolute time
 // EndSession ends a session at once (sign-out): later checks of its ID fail, in this process
 // immediately and in others once their cache entry ages out.
 func (s *Store) EndSession(ctx context.Context, id string) error {
+	return s.EndSessionIn(ctx, s.pool, id)
+}
+
+// EndSessionIn is EndSession through q, such as the transaction that also records the
+// sign-out in the audit log. This process forgets the session at once, committed or not (a
+// session it forgot is asked of the database again).
+func (s *Store) EndSessionIn(ctx context.Context, q pgdb.DBTX, id string) error {
 	s.mu.Lock()
 	delete(s.seen, id)
 	s.mu.Unlock()
-	_, err := s.pool.Exec(ctx, `DELETE FROM console.admin_sessions WHERE id = $1`, id)
+	_, err := q.Exec(ctx, `DELETE FROM console.admin_sessions WHERE id = $1`, id)
 	return dbErr("end session", err)
 }
 

@@ -2,11 +2,9 @@ package admins
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sessionconsole/console/internal/pgdb"
 )
@@ -120,7 +118,7 @@ func (s *Store) StartSignIn(ctx context.Context, p ThrottlePolicy, account, addr
 	p = p.WithDefaults()
 	keys := [3][2]string{{account, address}, {account, ""}, {"", address}}
 	var a Attempt
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := pgdb.RunTx(ctx, s.pool, s.flavor, func(tx pgx.Tx) error {
 		a = Attempt{}
 		// Make sure the three rows exist, then lock them: attempts on the same keys queue here.
 		if _, err := tx.Exec(ctx, `INSERT INTO console.signin_failures (account, address, failures)
@@ -198,7 +196,7 @@ func (s *Store) StartSignIn(ctx context.Context, p ThrottlePolicy, account, addr
 // was right, and forgets the failures of that account from that address. Failures counted for
 // the account or the address from elsewhere stay.
 func (s *Store) SignInSucceeded(ctx context.Context, account, address string) error {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := pgdb.RunTx(ctx, s.pool, s.flavor, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM console.signin_failures WHERE account = $1 AND address = $2`, account, address); err != nil {
 			return err
 		}
@@ -226,18 +224,4 @@ func (s *Store) purgeThrottle(ctx context.Context, p ThrottlePolicy) {
 	keep := p.Window + p.MaxDelay
 	s.pool.Exec(ctx, `DELETE FROM console.signin_failures WHERE last_failure < now() - $1::INT8 * INTERVAL '1 microsecond'`,
 		keep.Microseconds())
-}
-
-// inTx runs fn in a transaction, again when the database aborted it to keep transactions
-// serializable (CockroachDB's 40001) or to break a deadlock (40P01), a few times at most.
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, fn)
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || (pgErr.Code != "40001" && pgErr.Code != "40P01") || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
 }

@@ -44,3 +44,31 @@ func TestAuditedActionsNeedTheirRow(t *testing.T) {
 		t.Errorf("the session was revoked without an audit row")
 	}
 }
+
+// A sign-in and a sign-out commit with their audit rows too: with the audit log down, no admin
+// session starts (and no cookie is set), and a signed-in admin's session does not end
+// unrecorded; a failed sign-in is still refused.
+func TestSignInAndOutNeedTheirRow(t *testing.T) {
+	s := newServer(t)
+	signedIn := s.signIn(t)
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `CREATE FUNCTION console.audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit log is down'; END $$;
+		CREATE TRIGGER audit_down BEFORE INSERT ON console.audit_log FOR EACH ROW EXECUTE FUNCTION console.audit_down()`); err != nil {
+		t.Fatal(err)
+	}
+	before := s.count(t, `SELECT count(*) FROM console.admin_sessions`)
+	c := s.client(t)
+	c.get("/login")
+	r := c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}})
+	wantStatus(t, r, http.StatusInternalServerError)
+	wantContains(t, html.UnescapeString(r.body), "Nothing was changed: the audit log could not record this action.")
+	if c.cookie(adminCookie) != nil {
+		t.Error("an admin cookie was set for an unrecorded sign-in")
+	}
+	wantStatus(t, c.post("/login", url.Values{"username": {"admin"}, "password": {"wrong"}}), http.StatusUnauthorized)
+	wantStatus(t, signedIn.post("/logout", nil), http.StatusInternalServerError)
+	if after := s.count(t, `SELECT count(*) FROM console.admin_sessions`); after != before {
+		t.Errorf("admin sessions %d -> %d without audit rows", before, after)
+	}
+	wantStatus(t, signedIn.get("/sessions"), http.StatusOK) // still signed in
+}

@@ -12,8 +12,10 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
 
@@ -70,7 +72,11 @@ func (h *Handler) login(c echo.Context) error {
 	}
 	err = h.admins.Authenticate(ctx, f.Username, f.Password)
 	if errors.Is(err, admins.ErrBadCredentials) {
-		h.record(c, audit.Entry{Admin: storableText(f.Username, 128), Action: audit.SignInFailed})
+		// Nothing else changes: the row stands alone; failing to write it refuses nothing more.
+		by := actions.Actor{Kind: actions.Admin, Name: storableText(f.Username, 128), RemoteAddr: addr}
+		if err := h.actions.Record(ctx, by, audit.Entry{Action: audit.SignInFailed}); err != nil {
+			h.log.Error("audit record failed", "action", audit.SignInFailed, "err", err)
+		}
 		view.Error = "Wrong admin name or password. " + triesLeftText(att)
 		return h.render(c, http.StatusUnauthorized, templates.LoginView(view))
 	}
@@ -80,15 +86,20 @@ func (h *Handler) login(c echo.Context) error {
 	if err := h.admins.SignInSucceeded(ctx, account, addr); err != nil {
 		return err
 	}
-	sid, err := h.admins.StartSession(ctx, f.Username)
-	if err != nil {
+	// The admin session and its audit row commit together.
+	var sid string
+	by := actions.Actor{Kind: actions.Admin, Name: f.Username, RemoteAddr: addr}
+	if err := h.actions.Do(ctx, by, func(t *sessionstore.Tx) (audit.Entry, error) {
+		var err error
+		sid, err = h.admins.StartSessionIn(ctx, t.DB(), f.Username)
+		return audit.Entry{Action: audit.SignIn}, err
+	}); err != nil {
 		return err
 	}
 	if err := h.setAdminCookie(c, sid); err != nil {
 		return err
 	}
 	h.clearCookie(c, csrfCookie) // the pre-session ends: pages now carry the session's token
-	h.record(c, audit.Entry{Admin: f.Username, Action: audit.SignIn})
 	next := view.Next
 	if next == "" {
 		next = "/sessions"
@@ -98,12 +109,14 @@ func (h *Handler) login(c echo.Context) error {
 
 func (h *Handler) logout(c echo.Context) error {
 	a, _ := c.Request().Context().Value(adminKey{}).(signedIn)
-	if err := h.admins.EndSession(c.Request().Context(), a.sessionID); err != nil {
+	ctx := c.Request().Context()
+	if err := h.actions.Do(ctx, h.actor(c), func(t *sessionstore.Tx) (audit.Entry, error) {
+		return audit.Entry{Action: audit.SignOut}, h.admins.EndSessionIn(ctx, t.DB(), a.sessionID)
+	}); err != nil {
 		return err
 	}
 	h.clearCookie(c, adminCookie)
 	h.clearCookie(c, csrfCookie)
-	h.record(c, audit.Entry{Admin: a.name, Action: audit.SignOut})
 	if c.Request().Header.Get("HX-Request") == "true" {
 		c.Response().Header().Set("HX-Redirect", "/login")
 		return c.NoContent(http.StatusOK)
@@ -121,17 +134,6 @@ func localPath(p string) string {
 		return ""
 	}
 	return p
-}
-
-// record writes an audit entry; a failure is logged, not shown (the action itself happened).
-func (h *Handler) record(c echo.Context, e audit.Entry) {
-	e.RemoteAddr = c.RealIP()
-	if e.Admin == "" {
-		e.Admin = adminFrom(c)
-	}
-	if err := h.audit.Record(c.Request().Context(), e); err != nil {
-		h.log.Error("audit record failed", "action", e.Action, "err", err)
-	}
 }
 
 // triesLeftText says what a failed sign-in leaves: tries before the delay, or the delay.

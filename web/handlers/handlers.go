@@ -16,6 +16,7 @@ import (
 	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/static"
 )
@@ -41,6 +42,10 @@ type Actions interface {
 	Issue(ctx context.Context, by actions.Actor, r actions.IssueRequest) (sessionstore.Issued, error)
 	EndUserSessions(ctx context.Context, by actions.Actor, user string, n actions.Note) (revoked, active int64, err error)
 	RevokeSession(ctx context.Context, by actions.Actor, id int64, n actions.Note) (sessionstore.Revocation, error)
+	// Do commits a change and the audit entry it returns together (an admin's sign-in and
+	// sign-out); Record writes an entry that changes nothing else (a failed sign-in).
+	Do(ctx context.Context, by actions.Actor, change func(t *sessionstore.Tx) (audit.Entry, error)) error
+	Record(ctx context.Context, by actions.Actor, e audit.Entry) error
 }
 
 // AdminStore is what the handlers need of admins.Store.
@@ -48,14 +53,13 @@ type AdminStore interface {
 	Authenticate(ctx context.Context, name, password string) error
 	StartSignIn(ctx context.Context, p admins.ThrottlePolicy, account, address string) (admins.Attempt, error)
 	SignInSucceeded(ctx context.Context, account, address string) error
-	StartSession(ctx context.Context, admin string) (string, error)
+	StartSessionIn(ctx context.Context, q pgdb.DBTX, admin string) (string, error)
 	CheckSession(ctx context.Context, id string, idle, absolute time.Duration) (string, error)
-	EndSession(ctx context.Context, id string) error
+	EndSessionIn(ctx context.Context, q pgdb.DBTX, id string) error
 }
 
 // AuditLog is what the handlers need of audit.Store.
 type AuditLog interface {
-	Record(ctx context.Context, e audit.Entry) error
 	List(ctx context.Context, f audit.Filter) (audit.Page, error)
 	Each(ctx context.Context, f audit.Filter, fn func(audit.Entry) error) error
 }
