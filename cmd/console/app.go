@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/user"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
@@ -83,6 +85,9 @@ type app struct {
 type openOptions struct {
 	maxConns   int32
 	adminCache time.Duration
+	// supervise restarts the embedded server when it dies (serve), reporting to log.
+	supervise bool
+	log       *slog.Logger
 }
 
 // openApp connects where the connection flags say, or starts (or attaches to) the embedded
@@ -94,7 +99,7 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 		return nil, err
 	}
 	a := &app{}
-	url, err := g.databaseURL(ctx, a)
+	url, err := g.databaseURL(ctx, a, o)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +109,11 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 			a.Close()
 		}
 	}()
-	a.pool, err = pgdb.Connect(ctx, url, pgdb.Config{MaxConns: o.maxConns})
+	var beforeConnect func(context.Context, *pgx.ConnConfig) error
+	if a.cluster != nil {
+		beforeConnect = a.cluster.BeforeConnect // the embedded server's port after a restart
+	}
+	a.pool, err = pgdb.Connect(ctx, url, pgdb.Config{MaxConns: o.maxConns, BeforeConnect: beforeConnect})
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ import (
 // databaseURL returns the URL to connect to: where the connection flags say, or, when none is
 // given, the embedded PostgreSQL in --data-dir, which it starts (or attaches to) and records in
 // a for Close.
-func (g *globalFlags) databaseURL(ctx context.Context, a *app) (string, error) {
+func (g *globalFlags) databaseURL(ctx context.Context, a *app, o openOptions) (string, error) {
 	if g.conn.Given() {
 		t, err := g.conn.Resolve()
 		if err != nil {
@@ -23,7 +23,7 @@ func (g *globalFlags) databaseURL(ctx context.Context, a *app) (string, error) {
 		g.target = t
 		return t.URL, nil
 	}
-	c, err := pgembed.Start(ctx, pgembed.Options{DataDir: g.dataDir})
+	c, err := pgembed.Start(ctx, pgembed.Options{DataDir: g.dataDir, Supervise: o.supervise, Logger: o.log})
 	if err != nil {
 		return "", err
 	}

@@ -133,7 +133,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	logOut := newFlushingWriter(os.Stderr, 250*time.Millisecond)
 	defer logOut.Close()
 	log := slog.New(slog.NewTextHandler(logOut, nil))
-	a, err := g.openApp(ctx, openOptions{maxConns: f.maxConns, adminCache: f.adminCache})
+	a, err := g.openApp(ctx, openOptions{maxConns: f.maxConns, adminCache: f.adminCache, supervise: true, log: log})
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,7 @@ TIMESTAMP as 2006-01-02 15:04:05.999999); any other prints its command tag, e.g.
 // connection. It still refuses a server that is neither.
 func (g *globalFlags) openDB(ctx context.Context) (*app, error) {
 	a := &app{}
-	url, err := g.databaseURL(ctx, a)
+	url, err := g.databaseURL(ctx, a, openOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	MaxConns int32
 	// ConnectTimeout bounds each connection attempt (default 5 s).
 	ConnectTimeout time.Duration
+	// BeforeConnect, when set, may change each new connection's settings (the embedded server's
+	// current port after a restart: pgembed.Cluster.BeforeConnect).
+	BeforeConnect func(context.Context, *pgx.ConnConfig) error
 }
 
 // Connect opens a pool on url and checks that the database answers. Every connection runs with
@@ -72,6 +75,7 @@ func Connect(ctx context.Context, url string, cfg Config) (*pgxpool.Pool, error)
 		pc.ConnConfig.RuntimeParams["application_name"] = "session-console"
 	}
 	pc.AfterConnect = afterConnect
+	pc.BeforeConnect = cfg.BeforeConnect
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("pgdb: %w", err)

@@ -3,8 +3,10 @@
 //
 // The first Start on an empty data directory runs initdb; later starts reuse the cluster, so data
 // survives restarts. Several processes may share one data directory: the first starts the
-// server, the others attach to it, and whichever process leaves last stops it. As root, the
-// server runs as the `postgres` system user, as PostgreSQL requires.
+// server, the others attach to it, and whichever process leaves last stops it. A supervising
+// process (Options.Supervise: `console serve`) starts the server again when it dies; a process
+// that arrives meanwhile waits for it and attaches. As root, the server runs as the `postgres`
+// system user, as PostgreSQL requires.
 package pgembed
 
 import (
@@ -13,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -51,20 +54,39 @@ type Options struct {
 	Settings map[string]string
 	// BinDir overrides where initdb and postgres are looked for (see FindBinaries).
 	BinDir string
-	// Port asks for a fixed loopback port (0: a free one).
+	// Port asks for a fixed loopback port (0: a free one; a restarted server takes its old
+	// port again when that is free).
 	Port int
+	// Supervise keeps the server running while this process uses it: when it exits (killed,
+	// crashed), this process starts it again (or adopts the one another process started),
+	// retrying with a back-off from RestartBackoffMin doubling up to RestartBackoffMax. Connect
+	// through BeforeConnect, since a restarted server may listen on another port. Stop ends the
+	// supervision. Long-running processes (console serve) set it; short commands need not.
+	Supervise bool
+	// Logger receives the supervisor's reports (nil: slog.Default()). They never hold the
+	// password.
+	Logger *slog.Logger
 }
 
 // Cluster is a running embedded PostgreSQL this process started or attached to.
 type Cluster struct {
 	dataDir string
 	pgData  string
-	port    int
 	pass    string
-	cmd     *exec.Cmd     // set when this process started the server
-	exited  chan struct{} // closed when cmd has exited
-	regFile string        // this process's registration in DataDir/run
+	bin     string
+	opts    Options
+	regFile string // this process's registration in DataDir/run
 	cred    *syscall.Credential
+	log     *slog.Logger
+
+	mu     sync.Mutex // guards the server fields below, which change when the server restarts
+	port   int
+	pid    int           // the postmaster in use
+	cmd    *exec.Cmd     // set when this process started that postmaster
+	exited chan struct{} // closed when cmd has exited
+
+	cancelSupervisor context.CancelFunc // nil unless supervising
+	supervisorDone   chan struct{}      // closed when the supervisor has returned
 
 	stopOnce sync.Once
 	stopErr  error
@@ -80,15 +102,35 @@ func (c *Cluster) url(db string) string {
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.UserPassword(Superuser, c.pass),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port())),
 		Path:     "/" + db,
 		RawQuery: "sslmode=disable",
 	}
 	return u.String()
 }
 
-// Port returns the loopback TCP port the server listens on.
-func (c *Cluster) Port() int { return c.port }
+// Port returns the loopback TCP port the server listens on (it may change when a supervised
+// server restarts).
+func (c *Cluster) Port() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.port
+}
+
+// BeforeConnect points a new connection at the server's current port: set it as the
+// pgxpool.Config BeforeConnect of a pool on URL, so the pool follows a restarted server.
+func (c *Cluster) BeforeConnect(_ context.Context, cc *pgx.ConnConfig) error {
+	cc.Port = uint16(c.Port())
+	return nil
+}
+
+// setServer records the postmaster in use: pid and port, and cmd/exited when this process
+// started it.
+func (c *Cluster) setServer(pid, port int, cmd *exec.Cmd, exited chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pid, c.port, c.cmd, c.exited = pid, port, cmd, exited
+}
 
 // DataDir returns the directory the cluster was started with.
 func (c *Cluster) DataDir() string { return c.dataDir }
@@ -131,7 +173,9 @@ func versionOf(binDir string) int {
 }
 
 // Start starts the cluster in opts.DataDir, initialising it first if needed, or attaches to the
-// server another process already runs there. Call Stop when done.
+// server another process already runs there. When the server is down but a supervising
+// process is registered, Start waits (up to AttachWait) for that process to start it again and
+// attaches, rather than starting a server of its own. Call Stop when done.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("pgembed: no data directory")
@@ -162,47 +206,105 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			os.Chmod(dataDir, fi.Mode().Perm()|0o001)
 		}
 	}
-	unlock, err := lockFile(filepath.Join(dataDir, "pgembed.lock"))
-	if err != nil {
-		return nil, err
+	c := &Cluster{dataDir: dataDir, bin: bin, opts: opts, cred: cred, log: opts.Logger}
+	if c.log == nil {
+		c.log = slog.Default()
 	}
-	defer unlock()
-
-	c := &Cluster{dataDir: dataDir, cred: cred}
-	if c.pgData, err = c.locatePGData(); err != nil {
-		return nil, err
-	}
-	if c.pass, err = c.password(); err != nil {
-		return nil, err
-	}
-	if !exists(filepath.Join(c.pgData, "PG_VERSION")) {
-		if err := c.initdb(ctx, bin); err != nil {
-			return nil, err
-		}
-	}
-	if pid, port, ok := runningServer(c.pgData); ok {
-		c.port = port
-		if err := c.waitReady(ctx, nil); err != nil {
-			return nil, fmt.Errorf("pgembed: a server (pid %d) runs in %s but does not answer: %w", pid, c.pgData, err)
-		}
-	} else if err := c.startServer(ctx, bin, opts); err != nil {
-		return nil, err
-	}
-	if err := c.register(); err != nil {
-		c.stopServer()
+	if err := c.startOrAttach(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.ensureDatabase(ctx); err != nil {
 		c.Stop()
 		return nil, err
 	}
+	if opts.Supervise {
+		sctx, cancel := context.WithCancel(context.Background())
+		c.cancelSupervisor, c.supervisorDone = cancel, make(chan struct{})
+		go c.supervise(sctx)
+	}
 	return c, nil
 }
 
-// Stop leaves the cluster; the last process to leave stops the server (fast shutdown) and waits
-// for it to exit. It is safe to call more than once.
+// startOrAttach takes the data directory's lock, attaches to its running server or starts one
+// (after waiting for a registered supervisor to do it), and registers this process.
+func (c *Cluster) startOrAttach(ctx context.Context) error {
+	waitUntil := time.Now().Add(AttachWait)
+	for {
+		started := false
+		unlock, err := lockFile(filepath.Join(c.dataDir, "pgembed.lock"))
+		if err != nil {
+			return err
+		}
+		if c.pgData == "" {
+			if c.pgData, err = c.locatePGData(); err != nil {
+				unlock()
+				return err
+			}
+			if c.pass, err = c.password(); err != nil {
+				unlock()
+				return err
+			}
+			if !exists(filepath.Join(c.pgData, "PG_VERSION")) {
+				if err := c.initdb(ctx, c.bin); err != nil {
+					unlock()
+					return err
+				}
+			}
+		}
+		if pid, port, ok := runningServer(c.pgData); ok {
+			c.setServer(pid, port, nil, nil)
+			if err := c.waitReady(ctx, nil); err != nil {
+				unlock()
+				return fmt.Errorf("pgembed: a server (pid %d) runs in %s but does not answer: %w", pid, c.pgData, err)
+			}
+		} else if supervised(c.dataDir) && time.Now().Before(waitUntil) {
+			// A supervising process is bringing the server back: wait for it without the
+			// lock (it needs the lock to restart), then look again.
+			unlock()
+			if err := waitForServer(ctx, c.dataDir, c.pgData, waitUntil); err != nil {
+				return err
+			}
+			continue
+		} else if err := c.startServer(ctx, 0); err != nil {
+			unlock()
+			return err
+		} else {
+			started = true
+		}
+		err = c.register()
+		if err != nil && started {
+			c.stopServer()
+		}
+		unlock()
+		return err
+	}
+}
+
+// waitForServer polls (without the lock) until a server runs in pgData, no supervising process
+// is registered any more, the deadline passes or ctx ends (its error).
+func waitForServer(ctx context.Context, dataDir, pgData string, deadline time.Time) error {
+	for time.Now().Before(deadline) {
+		if _, _, ok := runningServer(pgData); ok || !supervised(dataDir) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Stop ends the supervision, then leaves the cluster; the last process to leave stops the
+// server (fast shutdown), whoever started it, and waits for it to exit. It is safe to call more
+// than once.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
+		if c.cancelSupervisor != nil {
+			c.cancelSupervisor()
+			<-c.supervisorDone
+		}
 		unlock, err := lockFile(filepath.Join(c.dataDir, "pgembed.lock"))
 		if err != nil {
 			c.stopErr = err
@@ -230,16 +332,21 @@ func (c *Cluster) Destroy() error {
 	return err
 }
 
+// stopServer stops the server of the data directory: this process's child if it still runs,
+// and then any server postmaster.pid names (one another process started, say while this one's
+// was down). Call it with the lock held.
 func (c *Cluster) stopServer() error {
-	if c.cmd != nil {
-		c.cmd.Process.Signal(syscall.SIGINT)
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-c.exited:
-			return nil
-		case <-time.After(30 * time.Second):
-			c.cmd.Process.Kill()
-			<-c.exited
-			return errors.New("pgembed: server did not stop within 30s; killed")
+		case <-exited:
+		case <-time.After(StopWait):
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("pgembed: server did not stop within %s; killed", StopWait)
 		}
 	}
 	pid, _, ok := runningServer(c.pgData)
@@ -249,12 +356,12 @@ func (c *Cluster) stopServer() error {
 	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
 		return fmt.Errorf("pgembed: stop server pid %d: %w", pid, err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !alive(pid) {
+	for deadline := time.Now().Add(StopWait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if !isServer(pid, c.pgData) {
 			return nil
 		}
 	}
-	return fmt.Errorf("pgembed: server pid %d did not stop within 30s", pid)
+	return fmt.Errorf("pgembed: server pid %d did not stop within %s", pid, StopWait)
 }
 
 // locatePGData returns the cluster directory: DataDir/pg when the server's user can reach it,
@@ -357,7 +464,11 @@ func (c *Cluster) initdb(ctx context.Context, bin string) error {
 	return nil
 }
 
-func (c *Cluster) startServer(ctx context.Context, bin string, opts Options) error {
+// startServer starts the postmaster as this process's child, on opts.Port, else on prefer (the
+// port of the server it replaces; 0: none) when that is free, else on a free port. Call it with
+// the lock held.
+func (c *Cluster) startServer(ctx context.Context, prefer int) error {
+	opts := c.opts
 	logFile, err := os.OpenFile(filepath.Join(c.dataDir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("pgembed: %w", err)
@@ -366,6 +477,9 @@ func (c *Cluster) startServer(ctx context.Context, bin string, opts Options) err
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port := opts.Port
+		if port == 0 && prefer != 0 && portFree(prefer) {
+			port = prefer
+		}
 		if port == 0 {
 			var err error
 			if port, err = freePort(); err != nil {
@@ -386,7 +500,7 @@ func (c *Cluster) startServer(ctx context.Context, bin string, opts Options) err
 		for _, k := range keys {
 			args = append(args, "-c", k+"="+opts.Settings[k])
 		}
-		cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
+		cmd := exec.Command(filepath.Join(c.bin, "postgres"), args...)
 		// Its own process group: a Ctrl-C in the terminal reaches the console, which then
 		// stops the server after in-flight requests finish.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
@@ -397,7 +511,7 @@ func (c *Cluster) startServer(ctx context.Context, bin string, opts Options) err
 		}
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
-		c.port, c.cmd, c.exited = port, cmd, exited
+		c.setServer(cmd.Process.Pid, port, cmd, exited)
 		if lastErr = c.waitReady(ctx, exited); lastErr == nil {
 			return nil
 		}
@@ -408,7 +522,13 @@ func (c *Cluster) startServer(ctx context.Context, bin string, opts Options) err
 			cmd.Process.Kill()
 			<-exited
 		}
-		c.cmd, c.exited = nil, nil
+		c.setServer(0, port, nil, nil)
+		// A server that exited at once may have met the backends of a killed predecessor,
+		// still holding its shared memory for a moment: give them time to go.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * 250 * time.Millisecond):
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -459,10 +579,15 @@ func (c *Cluster) ensureDatabase(ctx context.Context) error {
 	return nil
 }
 
-// register records this process as a user of the cluster.
+// register records this process as a user of the cluster; a supervising process says so in
+// its registration (supervisorMark), so others wait for it to restart a server that died.
 func (c *Cluster) register() error {
 	c.regFile = filepath.Join(c.dataDir, "run", strconv.Itoa(os.Getpid())+"-"+rand.Text()[:8])
-	if err := os.WriteFile(c.regFile, nil, 0o600); err != nil {
+	var mark []byte
+	if c.opts.Supervise {
+		mark = []byte(supervisorMark)
+	}
+	if err := os.WriteFile(c.regFile, mark, 0o600); err != nil {
 		return fmt.Errorf("pgembed: %w", err)
 	}
 	return nil
@@ -471,21 +596,51 @@ func (c *Cluster) register() error {
 // liveRegistrations returns the pids of live processes registered in dataDir (one per Start
 // that has not stopped yet), removing the registrations of processes that died.
 func liveRegistrations(dataDir string) []int {
-	entries, _ := os.ReadDir(filepath.Join(dataDir, "run"))
 	var pids []int
+	for _, reg := range liveRegistrationFiles(dataDir) {
+		pids = append(pids, reg.pid)
+	}
+	return pids
+}
+
+type registration struct {
+	pid  int
+	path string
+}
+
+// liveRegistrationFiles lists the registrations of live processes in dataDir, removing those
+// of processes that died.
+func liveRegistrationFiles(dataDir string) []registration {
+	entries, _ := os.ReadDir(filepath.Join(dataDir, "run"))
+	var regs []registration
 	for _, e := range entries {
 		pidText, _, _ := strings.Cut(e.Name(), "-")
 		pid, err := strconv.Atoi(pidText)
 		if err != nil {
 			continue
 		}
+		path := filepath.Join(dataDir, "run", e.Name())
 		if alive(pid) {
-			pids = append(pids, pid)
+			regs = append(regs, registration{pid, path})
 		} else {
-			os.Remove(filepath.Join(dataDir, "run", e.Name()))
+			os.Remove(path)
 		}
 	}
-	return pids
+	return regs
+}
+
+// supervised reports whether a live process registered in dataDir supervises the server.
+func supervised(dataDir string) bool {
+	self := os.Getpid()
+	for _, reg := range liveRegistrationFiles(dataDir) {
+		if reg.pid == self {
+			continue
+		}
+		if b, err := os.ReadFile(reg.path); err == nil && strings.TrimSpace(string(b)) == supervisorMark {
+			return true
+		}
+	}
+	return false
 }
 
 // runningServer reads postmaster.pid and reports the live server's pid and port.
@@ -500,10 +655,33 @@ func runningServer(pgData string) (pid, port int, ok bool) {
 	}
 	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
 	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
-	if err1 != nil || err2 != nil || !alive(pid) {
+	if err1 != nil || err2 != nil || !isServer(pid, pgData) {
 		return 0, 0, false
 	}
 	return pid, port, true
+}
+
+// isServer reports whether pid is a live postmaster of pgData (its command line's -D names the
+// directory, by any path), so a stale postmaster.pid whose pid now belongs to another process,
+// or a server killed but not yet reaped, never counts.
+func isServer(pid int, pgData string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] != "-D" {
+			continue
+		}
+		if args[i+1] == pgData {
+			return true
+		}
+		a, err1 := os.Stat(args[i+1])
+		b, err2 := os.Stat(pgData)
+		return err1 == nil && err2 == nil && os.SameFile(a, b)
+	}
+	return false
 }
 
 func alive(pid int) bool {
@@ -532,6 +710,16 @@ func serverEnv() []string {
 		env = append(env, "TZ="+tz)
 	}
 	return env
+}
+
+// portFree reports whether port can be listened on at 127.0.0.1 now.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 func freePort() (int, error) {

@@ -22,7 +22,8 @@ import (
 // (or attaches to) the cluster there, prints "ready <port>", waits for a line on stdin, stops.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("PGEMBED_HELPER_DIR"); dir != "" {
-		c, err := Start(context.Background(), Options{DataDir: dir, NoFsync: true})
+		c, err := Start(context.Background(), Options{DataDir: dir, NoFsync: true,
+			Supervise: os.Getenv("PGEMBED_HELPER_SUPERVISE") != ""})
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
@@ -143,10 +144,10 @@ type helperProc struct {
 	port  int
 }
 
-func startHelper(t *testing.T, dir string) *helperProc {
+func startHelper(t *testing.T, dir string, env ...string) *helperProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "PGEMBED_HELPER_DIR="+dir)
+	cmd.Env = append(append(os.Environ(), "PGEMBED_HELPER_DIR="+dir), env...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
