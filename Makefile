@@ -12,9 +12,10 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/console
 
-## run: the web console on the embedded PostgreSQL in ./console-data (prints URL and first admin)
+## run: the web console on the embedded PostgreSQL in ./console-data (prints URL and first admin);
+## flags of `console serve` go in ARGS: make run ARGS="--listen 127.0.0.1:9090"
 run: deps-postgres build
-	./$(BIN) serve
+	./$(BIN) serve $(ARGS)
 
 ## test: everything: vet, staticcheck, gofmt, templ freshness, unit + store + handler + browser tests
 test: deps-postgres deps-chromium vet lint fmt-check templ-check unit

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,8 +80,8 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fl.DurationVar(&f.idle, "idle-timeout", 30*time.Minute, "sign an admin out after this long without a request")
 	fl.DurationVar(&f.absolute, "absolute-timeout", 12*time.Hour, "sign an admin out this long after sign-in, busy or not")
-	fl.StringVar(&f.clusterURL, "cluster-url", envOr("CONSOLE_CLUSTER_URL", "https://localhost:8080"),
-		"the cluster's HTTP address, shown in the curl lines of issued cookies [env CONSOLE_CLUSTER_URL]")
+	fl.StringVar(&f.clusterURL, "cluster-url", os.Getenv("CONSOLE_CLUSTER_URL"),
+		"the cluster's HTTP address (https://host:8080): the curl line and cookie file of an issued cookie point at its /_status/logfiles/local; default: this console's own /auth/verify [env CONSOLE_CLUSTER_URL]")
 	fl.StringArrayVar(&f.trustedProxies, "trusted-proxy", nil,
 		"a reverse proxy (CIDR range or address, repeatable) whose X-Forwarded-For is believed: the client is the right-most address that is not a trusted proxy; none: the connection's peer")
 	fl.BoolVar(&f.behindProxy, "behind-proxy", false, "replaced by --trusted-proxy")
@@ -130,6 +131,12 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if f.http.maxConns < 1 {
 		return errors.New("--max-connections must be at least 1")
 	}
+	if f.clusterURL != "" {
+		if u, err := url.Parse(f.clusterURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			// The value is not echoed: it could hold a password.
+			return errors.New("--cluster-url: want the cluster's HTTP address, http(s)://host[:port] without user or password, like https://crdb.example:8080")
+		}
+	}
 	logOut := newFlushingWriter(os.Stderr, 250*time.Millisecond)
 	defer logOut.Close()
 	log := slog.New(slog.NewTextHandler(logOut, nil))
@@ -146,15 +153,6 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	h := handlers.New(a.sessions, a.admins, a.audit, a.actions, handlers.Config{
-		Secure: f.tlsCert != "", IdleTimeout: f.idle, AbsoluteTimeout: f.absolute, Keys: keys,
-		ClusterURL: f.clusterURL, TrustedProxies: trusted, Throttle: f.throttle, Logger: log,
-		VerifyTimeout: f.verifyTimeout, PageTimeout: f.pageTimeout, WriteTimeout: f.http.write,
-	})
-	h.Register(e)
-
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
@@ -163,6 +161,15 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if f.tlsCert != "" {
 		scheme = "https"
 	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	h := handlers.New(a.sessions, a.admins, a.audit, a.actions, handlers.Config{
+		Secure: f.tlsCert != "", IdleTimeout: f.idle, AbsoluteTimeout: f.absolute, Keys: keys,
+		ClusterURL: f.clusterURL, SelfURL: scheme + "://" + displayAddr(ln.Addr()),
+		TrustedProxies: trusted, Throttle: f.throttle, Logger: log,
+		VerifyTimeout: f.verifyTimeout, PageTimeout: f.pageTimeout, WriteTimeout: f.http.write,
+	})
+	h.Register(e)
 	ln = netutil.LimitListener(ln, f.http.maxConns)
 	srv := &http.Server{Handler: e, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ReadHeaderTimeout: f.http.readHeader, ReadTimeout: f.http.read, WriteTimeout: f.http.write,

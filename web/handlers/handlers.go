@@ -80,8 +80,14 @@ type Config struct {
 	// Keys sign and encrypt the admin cookie: hash/block key pairs, the current pair first;
 	// older pairs are still accepted (rotation).
 	Keys [][]byte
-	// ClusterURL is the HTTP address of the cluster, used in the curl lines of issued cookies.
+	// ClusterURL is the HTTP address of the cluster (https://host:8080): the curl line and the
+	// cookie file of an issued cookie point at its /_status/logfiles/local. Empty (or not an
+	// http(s) URL with a host): they point at this console's own /auth/verify instead, at
+	// SelfURL.
 	ClusterURL string
+	// SelfURL is this console's base URL (scheme://host:port, from its listener); empty: the
+	// scheme and Host of each request.
+	SelfURL string
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed: the client
 	// address is the right-most address of the chain that is not in one of them. With none,
 	// the connection's peer is the client.
@@ -113,7 +119,7 @@ type Handler struct {
 	// crossOrigin refuses state changes that browsers mark as cross-origin.
 	crossOrigin *http.CrossOriginProtection
 	log         *slog.Logger
-	cluster     *url.URL
+	cluster     *url.URL // nil: issued cookies are shown against this console's /auth/verify
 	now         func() time.Time
 }
 
@@ -139,8 +145,8 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		cfg.Logger = slog.Default()
 	}
 	cluster, err := url.Parse(cfg.ClusterURL)
-	if err != nil || cfg.ClusterURL == "" || cluster.Host == "" {
-		cluster, _ = url.Parse("https://localhost:8080")
+	if err != nil || cluster.Host == "" || (cluster.Scheme != "http" && cluster.Scheme != "https") {
+		cluster = nil
 	}
 	codecs := securecookie.CodecsFromPairs(cfg.Keys...)
 	for _, c := range codecs {

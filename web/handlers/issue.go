@@ -123,7 +123,7 @@ func (h *Handler) issueSession(c echo.Context) error {
 		case err != nil:
 			return err
 		default:
-			form.Result = h.issuedView(issued)
+			form.Result = h.issuedView(c, issued)
 			form.Username, form.Custom, form.Presets = "", "", presets(defaultPreset)
 		}
 	}
@@ -163,16 +163,15 @@ func (h *Handler) issueFor(c echo.Context, name string, ttl time.Duration) (sess
 	return issued, err
 }
 
-func (h *Handler) issuedView(is sessionstore.Issued) *templates.Issued {
+func (h *Handler) issuedView(c echo.Context, is sessionstore.Issued) *templates.Issued {
 	cookie := is.Cookie.SetCookie()
-	base := strings.TrimRight(h.cluster.String(), "/")
 	return &templates.Issued{
 		Username:  is.Username,
 		SessionID: strconv.FormatInt(is.ID, 10),
 		Expires:   timeCell(is.ExpiresAt, h.now()),
 		Cookie:    cookie,
 		Value:     is.Cookie.Value(),
-		Curl:      "curl --cookie '" + cookie + "' " + base + "/_status/logfiles/local",
+		Curl:      "curl --cookie '" + cookie + "' " + h.curlTarget(c).String(),
 		Header:    "X-Cockroach-API-Session: " + is.Cookie.Value(),
 		FileName:  "session-" + strconv.FormatInt(is.ID, 10) + ".cookies",
 	}
@@ -185,13 +184,16 @@ func (h *Handler) downloadCookieFile(c echo.Context) error {
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "That is not a session cookie.")
 	}
-	host := h.cluster.Hostname()
+	target := h.curlTarget(c)
+	httpsOnly := "FALSE" // curl would not send an HTTPS-only cookie to an http:// target
+	if target.Scheme == "https" {
+		httpsOnly = "TRUE"
+	}
 	var b strings.Builder
 	b.WriteString("# Netscape HTTP Cookie File\n")
-	fmt.Fprintf(&b, "# CockroachDB HTTP session %d. Use: curl --cookie THIS-FILE %s/_status/logfiles/local\n",
-		ck.ID, strings.TrimRight(h.cluster.String(), "/"))
+	fmt.Fprintf(&b, "# CockroachDB HTTP session %d. Use: curl --cookie THIS-FILE %s\n", ck.ID, target)
 	// domain, include subdomains, path, HTTPS only, expiry (0: session cookie), name, value
-	fmt.Fprintf(&b, "#HttpOnly_%s\tFALSE\t/\tTRUE\t0\t%s\t%s\n", host, sessionstore.CookieName, ck.Value())
+	fmt.Fprintf(&b, "#HttpOnly_%s\tFALSE\t/\t%s\t0\t%s\t%s\n", target.Hostname(), httpsOnly, sessionstore.CookieName, ck.Value())
 	noStore(c)
 	c.Response().Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="session-%d.cookies"`, ck.ID))
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(b.String()))

@@ -148,7 +148,7 @@ func TestCookieFileDownload(t *testing.T) {
 	if r.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("Cache-Control %q", r.Header.Get("Cache-Control"))
 	}
-	wantContains(t, r.body, "# Netscape HTTP Cookie File", "#HttpOnly_localhost\tFALSE\t/\tTRUE\t0\tsession\t"+is.Cookie.Value()+"\n")
+	wantContains(t, r.body, "# Netscape HTTP Cookie File", "#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\t"+is.Cookie.Value()+"\n")
 	r = c.post("/sessions/cookie-file", url.Values{"cookie": {"not a cookie"}})
 	wantStatus(t, r, http.StatusBadRequest)
 	if _, err := sessionstore.DecodeCookie(is.Cookie.Value()); err != nil {
