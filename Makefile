@@ -5,7 +5,7 @@ PKGS    := ./...
 BENCH_OUT   ?= bench-results.json
 BENCH_QUICK ?=
 
-.PHONY: all build run test generate vet lint fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium clean
+.PHONY: all build run test generate vet lint fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium deps-proxies clean
 
 all: build
 
@@ -18,7 +18,7 @@ run: deps-postgres build
 	./$(BIN) serve $(ARGS)
 
 ## test: everything: vet, staticcheck, gofmt, templ freshness, unit + store + handler + browser tests
-test: deps-postgres deps-chromium vet lint fmt-check templ-check unit
+test: deps-postgres deps-chromium deps-proxies vet lint fmt-check templ-check unit
 
 unit:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
@@ -52,7 +52,7 @@ bench: deps-postgres build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCookie -fuzztime 60s ./sessionstore
 
-deps: deps-postgres deps-chromium
+deps: deps-postgres deps-chromium deps-proxies
 
 # PostgreSQL server binaries (initdb, postgres): present, installed with apt-get as root, or a
 # clear message.
@@ -80,6 +80,24 @@ deps-chromium:
 	else \
 	  echo "make: Chromium is missing; the browser tests need it."; \
 	  echo "      Install it (Debian/Ubuntu: sudo apt-get install chromium) and run make test again."; exit 1; \
+	fi
+
+# nginx and Caddy for the proxy tests (deploy/), curl for the issued curl lines: present,
+# installed with apt-get as root, or a clear message. The tests run their own instances on
+# loopback ports; the system services these packages install are never used.
+deps-proxies:
+	@missing=""; \
+	{ command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } || missing="$$missing nginx"; \
+	command -v caddy >/dev/null 2>&1 || missing="$$missing caddy"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing for the proxy tests (apt-get install$$missing)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	else \
+	  echo "make: missing for the proxy tests:$$missing (nginx 1.22 and Caddy 2.6 run deploy/'s configurations)."; \
+	  echo "      Install them (Debian/Ubuntu: sudo apt-get install$$missing) and run make test again."; exit 1; \
 	fi
 
 clean:
