@@ -6,7 +6,6 @@
 package deploy
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sessionconsole/console/internal/bench"
 	"github.com/sessionconsole/console/internal/pgtest"
 	"github.com/sessionconsole/console/sessionstore"
 )
@@ -244,48 +243,20 @@ func (f *consoleFront) setHang(h bool) {
 	f.hang = h
 }
 
-var listeningRE = regexp.MustCompile(`console: listening on (\S+)`)
-
 // startConsole runs `console serve` on the database at dbURL until the test ends and returns
 // its URL.
 func startConsole(t *testing.T, dbURL string) string {
 	t.Helper()
-	cmd := exec.Command(consoleBin, "serve", "--url", dbURL, "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONSOLE_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	out, err := cmd.StdoutPipe()
+	srv, err := bench.StartServer(context.Background(), consoleBin, dbURL, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(45 * time.Second):
-			cmd.Process.Kill()
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
 		}
 	})
-	lines := bufio.NewScanner(out)
-	var addr string
-	for lines.Scan() {
-		if m := listeningRE.FindStringSubmatch(lines.Text()); m != nil {
-			addr = m[1]
-			break
-		}
-	}
-	go func() { io.Copy(io.Discard, out); cmd.Wait(); close(exited) }()
-	if addr == "" {
-		t.Fatal("console serve printed no address")
-	}
-	return addr
+	return srv.URL
 }
 
 // sessions are the cookies the cases use, issued on the console's database.
