@@ -568,6 +568,11 @@ func (c *proxyConn) fromServer() {
 			if _, ok := msg.(*pgproto3.CommandComplete); ok && r != nil && r.cut {
 				msg = injected(r.fault).response()
 			}
+			if e, ok := msg.(*pgproto3.ErrorResponse); ok && e.Code == "40P01" && c.p.cockroach() {
+				// CockroachDB has no deadlock error: it aborts one of the transactions in the
+				// cycle with a retryable restart (40001), which is what a client must handle.
+				msg = (&sqlError{code: "40001", message: "restart transaction: TransactionRetryWithProtoRefreshError: ABORT_REASON_PUSHER_ABORTED (from a PostgreSQL deadlock)"}).response()
+			}
 		case *pgproto3.ReadyForQuery:
 			status := m.TxStatus
 			c.mu.Lock()

@@ -183,3 +183,53 @@ func TestProxyFaults(t *testing.T) {
 		t.Errorf("after the failed commit: status %c, %d rows", conn.PgConn().TxStatus(), n)
 	}
 }
+
+// A deadlock in the PostgreSQL behind the proxy reaches the client as CockroachDB reports one:
+// a retryable restart (40001), never PostgreSQL's 40P01, which cockroach-go does not retry.
+func TestProxyDeadlockIsARestart(t *testing.T) {
+	ctx := context.Background()
+	db := NewDB(t)
+	exec(t, connect(t, db), `CREATE TABLE locks (id INT8 PRIMARY KEY); INSERT INTO locks VALUES (1), (2)`)
+	p := StartProxy(t, ProxyOptions{Version: CockroachV26})
+	a, b := connect(t, p.URL(db)), connect(t, p.URL(db))
+	txa, err := a.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txa.Rollback(ctx)
+	txb, err := b.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txb.Rollback(ctx)
+	if _, err := txa.Exec(ctx, "UPDATE locks SET id = id WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txb.Exec(ctx, "UPDATE locks SET id = id WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	errA := make(chan error, 1)
+	go func() {
+		_, err := txa.Exec(ctx, "UPDATE locks SET id = id WHERE id = 2")
+		errA <- err
+	}()
+	// b closes the cycle once a waits for b's lock (PostgreSQL then breaks it after
+	// deadlock_timeout, 1 s by default, failing one of the two).
+	watch := connect(t, db)
+	var waiting bool
+	for !waiting {
+		if err := watch.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE locks%id = 2')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errB := txb.Exec(ctx, "UPDATE locks SET id = id WHERE id = 1")
+	if errB == nil {
+		txb.Rollback(ctx) // b won: a is the one aborted
+		errB = <-errA
+	} else {
+		txb.Rollback(ctx)
+		<-errA
+	}
+	wantCode(t, errB, "40001")
+}
