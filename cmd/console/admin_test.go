@@ -51,7 +51,7 @@ func TestAdmin(t *testing.T) {
 		return run(t, stdin, append(tg.flags(), args...)...)
 	}
 
-	if r := stdin("correct horse battery\n", "admin", "add", "alice"); r.code != 0 || r.stdout != "added admin \"alice\"\n" || r.stderr != "" {
+	if r := stdin("correct horse battery\n", "admin", "add", "alice"); r.code != 0 || r.stdout != "added admin \"alice\" with role viewer\n" || r.stderr != "" {
 		t.Fatalf("admin add alice:\n%s", r)
 	}
 	if !authenticates("alice", "correct horse battery") {
@@ -103,14 +103,15 @@ func TestAdmin(t *testing.T) {
 		t.Error("passwd did not replace alice's password")
 	}
 	list := jsonRows(t, tg.ok(t, "admin", "list", "--format=json"))
-	if len(list) != 2 || list[0]["name"] != "alice" || list[1]["name"] != "bob" {
+	if len(list) != 2 || list[0]["name"] != "alice" || list[1]["name"] != "bob" || list[0]["role"] != "viewer" ||
+		list[0]["sign-in"] != "password" || list[0]["last sign-in"] != "NULL" {
 		t.Fatalf("admin list: %v", list)
 	}
 	if created, updated := parseTS(t, list[0]["created"]), parseTS(t, list[0]["updated"]); !updated.After(created) {
 		t.Errorf("alice: updated %s is not after created %s", updated, created)
 	}
 	table := tg.ok(t, "admin", "list", "--format=table")
-	if lines := strings.Split(table, "\n"); len(lines) != 6 || !strings.HasPrefix(lines[0], "  name  |") || lines[4] != "(2 rows)" {
+	if lines := strings.Split(table, "\n"); len(lines) != 6 || !strings.HasPrefix(lines[0], "  name  |  role  | sign-in  |") || lines[4] != "(2 rows)" {
 		t.Errorf("admin list --format=table:\n%s", table)
 	}
 
@@ -119,7 +120,7 @@ func TestAdmin(t *testing.T) {
 			t.Errorf("admin remove %s: %q", name, got)
 		}
 	}
-	if got := tg.ok(t, "admin", "list", "--format=csv"); got != "name,created,updated\n" {
+	if got := tg.ok(t, "admin", "list", "--format=csv"); got != "name,role,sign-in,created,updated,last sign-in\n" {
 		t.Errorf("admin list after removing everyone: %q", got)
 	}
 	if authenticates("alice", "a brand new password") {
@@ -177,7 +178,7 @@ func TestAdminPrompt(t *testing.T) {
 
 	t.Run("match", func(t *testing.T) {
 		out, errOut, echoed, err := prompt(t, "carol", "typed password 1", "typed password 1")
-		if err != nil || out != "added admin \"carol\"\n" {
+		if err != nil || out != "added admin \"carol\" with role viewer\n" {
 			t.Fatalf("%v\nstdout %q\nstderr %q", err, out, errOut)
 		}
 		if errOut != "New password for admin \"carol\": \nRepeat the password: \n" {

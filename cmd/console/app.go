@@ -20,6 +20,7 @@ import (
 	"github.com/sessionconsole/console/internal/connflags"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgembed"
+	"github.com/sessionconsole/console/internal/tokens"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -32,6 +33,8 @@ type globalFlags struct {
 	maxTTL  time.Duration
 	// refuseFullScans: answer a message instead of reading all of system.web_sessions.
 	refuseFullScans bool
+	// maxTokenTTL caps the expiry of new API tokens.
+	maxTokenTTL time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -59,6 +62,8 @@ is given, on an embedded local PostgreSQL kept in --data-dir.`,
 	pf.BoolVar(&g.refuseFullScans, "refuse-full-scans", false,
 		"CockroachDB: refuse, with a message, what must read all of system.web_sessions (username filters, counts, revoke-all, listing every session) instead of running it with disallow_full_table_scans off")
 	root.SetFlagErrorFunc(flagErrorFunc)
+	pf.DurationVar(&g.maxTokenTTL, "max-token-expire-after", tokens.DefaultMaxTTL,
+		"longest expiry of a new API token (admin token create and the web console)")
 	root.AddCommand(newAuthSessionCmd(g), newAdminCmd(g), newSQLCmd(g), newServeCmd(g))
 	return root
 }
@@ -78,6 +83,7 @@ type app struct {
 	admins   *admins.Store
 	audit    *audit.Store
 	actions  *actions.Service // every audited action, with its audit row in the same transaction
+	tokens   *tokens.Store
 	cluster  *pgembed.Cluster // nil when connection flags name a database
 }
 
@@ -139,6 +145,9 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 		return nil, err
 	}
 	a.actions = actions.New(a.sessions, a.audit)
+	if a.tokens, err = tokens.Open(ctx, a.pool, detected, g.maxTokenTTL); err != nil {
+		return nil, err
+	}
 	ok = true
 	return a, nil
 }

@@ -26,18 +26,43 @@ const (
 	Issue        Action = "issue"
 	RevokeAll    Action = "revoke-all"
 	Revoke       Action = "revoke"
+
+	// Refused is a request the actor's role does not allow (nothing was changed); Detail
+	// names the route.
+	Refused Action = "refused"
+	// SignInRefused is a single sign-on whose identity maps to no console role.
+	SignInRefused Action = "sign-in-refused"
+
+	// Admin management; Target is the admin (or token) acted on.
+	AdminAdd           Action = "admin-add"
+	AdminRole          Action = "admin-role"
+	AdminPasswordReset Action = "admin-password-reset"
+	AdminSessionsEnd   Action = "admin-sessions-end"
+	AdminRemove        Action = "admin-remove"
+	ThrottleClear      Action = "throttle-clear"
+	PasswordChange     Action = "password-change"
+	PasswordSet        Action = "password-set" // through a one-time set-password link
+	SessionEnd         Action = "session-end"  // an admin ended one of its own sessions
+	TokenCreate        Action = "token-create"
+	TokenRevoke        Action = "token-revoke"
 )
 
 // Actions lists every action, in the order filters show them.
-var Actions = []Action{SignIn, SignInFailed, SignOut, Issue, RevokeAll, Revoke}
+var Actions = []Action{SignIn, SignInFailed, SignInRefused, SignOut, Issue, RevokeAll, Revoke, Refused,
+	AdminAdd, AdminRole, AdminPasswordReset, AdminSessionsEnd, AdminRemove, ThrottleClear,
+	PasswordChange, PasswordSet, SessionEnd, TokenCreate, TokenRevoke}
 
 // Entry is one audit record.
 type Entry struct {
-	ID     int64
-	At     time.Time
-	Admin  string // the console admin, or "cli:<os user>" for the command line
+	ID int64
+	At time.Time
+	// Admin is who acted: a console admin, "oidc:<subject or email>" for one signed in by
+	// single sign-on, "token:<name>" for an API token, "cli:<os user>" for the command line.
+	Admin  string
 	Action Action
-	Target string // the session user for issue and revoke-all, "" otherwise
+	// Target is the session user for issue and revoke-all, the admin or token for admin
+	// management, "" otherwise.
+	Target string
 	// SessionID is the session issued or revoked (0: none).
 	SessionID int64
 	// ExpiresAt is the expiry of an issued session.
@@ -85,12 +110,16 @@ func Open(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor) (*Store, 
 
 // Record appends an entry on its own (ID and At are set by the database): for events whose
 // only effect is their audit row. An action that changes something records its row in the same
-// transaction with RecordIn (internal/actions does).
+// transaction with RecordIn (internal/actions does) or Insert (the admin and token stores do).
 func (s *Store) Record(ctx context.Context, e Entry) error { return s.RecordIn(ctx, s.pool, e) }
 
 // RecordIn appends an entry through q, usually the transaction of the action it records.
 // Errors wrap the database's with %w.
-func (s *Store) RecordIn(ctx context.Context, q pgdb.DBTX, e Entry) error {
+func (s *Store) RecordIn(ctx context.Context, q pgdb.DBTX, e Entry) error { return Insert(ctx, q, e) }
+
+// Insert appends an entry through q, the transaction of the change it records, for stores that
+// keep no audit.Store (admins, tokens). Errors wrap the database's with %w.
+func Insert(ctx context.Context, q pgdb.DBTX, e Entry) error {
 	var exp any
 	if e.ExpiresAt != nil {
 		exp = e.ExpiresAt.UTC()

@@ -293,7 +293,7 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		if err != nil {
 			return sr, err
 		}
-		if err := adminStore.Add(ctx, "bench", password); err != nil {
+		if err := adminStore.Add(ctx, "bench", password, admins.Owner); err != nil {
 			return sr, err
 		}
 		srv, err = StartServer(ctx, cfg.Console, dbURL, filepath.Join(tmp, "serve-"+strconv.Itoa(size)))

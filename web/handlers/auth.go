@@ -91,7 +91,8 @@ func (h *Handler) login(c echo.Context) error {
 	by := actions.Actor{Kind: actions.Admin, Name: f.Username, RemoteAddr: addr}
 	if err := h.actions.Do(ctx, by, func(t *sessionstore.Tx) (audit.Entry, error) {
 		var err error
-		sid, err = h.admins.StartSessionIn(ctx, t.DB(), f.Username)
+		sid, err = h.admins.StartSessionIn(ctx, t.DB(), f.Username,
+			admins.SessionMeta{Method: admins.MethodPassword, RemoteAddr: addr, UserAgent: c.Request().UserAgent()})
 		return audit.Entry{Action: audit.SignIn}, err
 	}); err != nil {
 		return err

@@ -53,8 +53,8 @@ type AdminStore interface {
 	Authenticate(ctx context.Context, name, password string) error
 	StartSignIn(ctx context.Context, p admins.ThrottlePolicy, account, address string) (admins.Attempt, error)
 	SignInSucceeded(ctx context.Context, account, address string) error
-	StartSessionIn(ctx context.Context, q pgdb.DBTX, admin string) (string, error)
-	CheckSession(ctx context.Context, id string, idle, absolute time.Duration) (string, error)
+	StartSessionIn(ctx context.Context, q pgdb.DBTX, admin string, m admins.SessionMeta) (string, error)
+	CheckSession(ctx context.Context, id string, idle, absolute time.Duration) (admins.Identity, error)
 	EndSessionIn(ctx context.Context, q pgdb.DBTX, id string) error
 }
 

@@ -119,7 +119,7 @@ func newServerStore(t *testing.T, dbURL string, cfg Config, opts sessionstore.Op
 		t.Fatal(err)
 	}
 	s.actions = actions.New(s.sessions, s.audit)
-	if err := s.admins.Add(ctx, "admin", adminPassword); err != nil && !errors.Is(err, admins.ErrExists) {
+	if err := s.admins.Add(ctx, "admin", adminPassword, admins.Owner); err != nil && !errors.Is(err, admins.ErrExists) {
 		t.Fatal(err) // (a second server on the same database finds the admin there)
 	}
 	if cfg.Keys == nil {

@@ -204,7 +204,7 @@ type adminKey struct{}
 
 // signedIn is the admin behind a request.
 type signedIn struct {
-	name      string
+	admins.Identity
 	sessionID string
 }
 
@@ -217,7 +217,7 @@ func (h *Handler) csrfToken(c echo.Context) string {
 // adminFrom returns the signed-in admin's name ("" when nobody is signed in).
 func adminFrom(c echo.Context) string {
 	a, _ := c.Request().Context().Value(adminKey{}).(signedIn)
-	return a.name
+	return a.Admin
 }
 
 // requireAdmin lets a request through only with a valid admin cookie of a live session.
@@ -226,11 +226,11 @@ func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		sid, ok := h.readAdminCookie(c)
 		if ok {
-			name, err := h.admins.CheckSession(c.Request().Context(), sid, h.cfg.IdleTimeout, h.cfg.AbsoluteTimeout)
+			ident, err := h.admins.CheckSession(c.Request().Context(), sid, h.cfg.IdleTimeout, h.cfg.AbsoluteTimeout)
 			switch {
 			case err == nil:
 				r := c.Request()
-				c.SetRequest(r.WithContext(context.WithValue(r.Context(), adminKey{}, signedIn{name: name, sessionID: sid})))
+				c.SetRequest(r.WithContext(context.WithValue(r.Context(), adminKey{}, signedIn{Identity: ident, sessionID: sid})))
 				return next(c)
 			case !errors.Is(err, admins.ErrNoSession):
 				return err

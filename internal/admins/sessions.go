@@ -1,0 +1,286 @@
+package admins
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/pgdb"
+)
+
+// SessionMeta describes the browser a session starts in, for the admin's own list of its
+// sessions.
+type SessionMeta struct {
+	Method     Method
+	RemoteAddr string
+	UserAgent  string // cut to MaxUserAgent bytes, control and bidi characters replaced
+}
+
+// MaxUserAgent bounds the stored user agent.
+const MaxUserAgent = 256
+
+// Identity is the admin behind a live session, as of the last check.
+type Identity struct {
+	Admin  string
+	Role   Role
+	Method Method
+	// MustChangePassword: signed in with a one-time password, which must be replaced before
+	// anything else.
+	MustChangePassword bool
+}
+
+type seenEntry struct {
+	ident     Identity
+	created   time.Time
+	confirmed time.Time
+}
+
+// Session is one of an admin's browser sessions, for listing. Its ID (the secret the admin
+// cookie names) is never shown: Handle names it instead.
+type Session struct {
+	Handle     string
+	Method     Method
+	CreatedAt  time.Time
+	LastSeen   time.Time
+	RemoteAddr string
+	UserAgent  string
+}
+
+// Handle is the public name of a session ID: the start of its SHA-256, in hex.
+func Handle(id string) string {
+	sum := sha256.Sum256([]byte("admin-session/" + id))
+	return hex.EncodeToString(sum[:8])
+}
+
+// cleanUserAgent cuts a user agent to MaxUserAgent bytes of valid UTF-8 and replaces control
+// and bidi characters, so that it shows as what it is.
+func cleanUserAgent(ua string) string {
+	ua = strings.ToValidUTF8(ua, "\uFFFD")
+	ua = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return '\uFFFD'
+		}
+		return r
+	}, ua)
+	for len(ua) > MaxUserAgent {
+		_, size := utf8.DecodeLastRuneInString(ua)
+		ua = ua[:len(ua)-size]
+	}
+	return ua
+}
+
+// StartSession records a new browser session for admin, notes the sign-in time, and returns
+// the session's random ID. An unknown admin is ErrNotFound.
+func (s *Store) StartSession(ctx context.Context, admin string, m SessionMeta) (string, error) {
+	var id string
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		id, err = s.StartSessionIn(ctx, tx, admin, m)
+		return err
+	})
+	return id, err
+}
+
+// StartSessionIn is StartSession through q, the transaction that also records the sign-in in
+// the audit log.
+func (s *Store) StartSessionIn(ctx context.Context, q pgdb.DBTX, admin string, m SessionMeta) (string, error) {
+	id := newSessionID()
+	if m.Method == "" {
+		m.Method = MethodPassword
+	}
+	tag, err := q.Exec(ctx, `UPDATE console.admins SET last_sign_in = now() WHERE name = $1`, admin)
+	if err != nil {
+		return "", dbErr("start session", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return "", fmt.Errorf("admins: %q: %w", admin, ErrNotFound)
+	}
+	if _, err := q.Exec(ctx, `INSERT INTO console.admin_sessions (id, admin, method, remote_addr, user_agent)
+		VALUES ($1, $2, $3, $4, $5)`, id, admin, string(m.Method), m.RemoteAddr, cleanUserAgent(m.UserAgent)); err != nil {
+		return "", dbErr("start session", err)
+	}
+	return id, nil
+}
+
+func newSessionID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// CheckSession returns who is behind a live session, refreshing its idle clock. A session is
+// dead when ended, idle longer than idle, or older than absolute: ErrNoSession (and a dead one
+// is deleted). The role is the admin's current one (at most the store's cache period old).
+func (s *Store) CheckSession(ctx context.Context, id string, idle, absolute time.Duration) (Identity, error) {
+	now := time.Now()
+	s.mu.Lock()
+	if e, ok := s.seen[id]; ok && now.Sub(e.confirmed) < min(s.cache, idle) && now.Sub(e.created) < absolute {
+		s.mu.Unlock()
+		return e.ident, nil
+	}
+	s.mu.Unlock()
+	var (
+		ident        Identity
+		role, method string
+		created      time.Time
+	)
+	err := s.pool.QueryRow(ctx, `UPDATE console.admin_sessions AS s SET last_seen = now()
+		FROM console.admins AS a
+		WHERE s.id = $1 AND a.name = s.admin
+		AND s.last_seen > now() - $2::INT8 * INTERVAL '1 microsecond'
+		AND s.created_at > now() - $3::INT8 * INTERVAL '1 microsecond'
+		RETURNING s.admin, s.created_at, a.role, s.method, a.must_change_password`,
+		id, idle.Microseconds(), absolute.Microseconds()).Scan(&ident.Admin, &created, &role, &method, &ident.MustChangePassword)
+	if errors.Is(err, pgx.ErrNoRows) {
+		s.EndSession(ctx, id) // unknown, or timed out: gone for good
+		return Identity{}, ErrNoSession
+	}
+	if err != nil {
+		return Identity{}, dbErr("check session", err)
+	}
+	ident.Role, ident.Method = Role(role), Method(method)
+	s.mu.Lock()
+	if len(s.seen) > 10000 {
+		clear(s.seen)
+	}
+	s.seen[id] = seenEntry{ident: ident, created: created, confirmed: now}
+	s.mu.Unlock()
+	return ident, nil
+}
+
+// EndSession ends a session at once (sign-out): later checks of its ID fail, in this process
+// immediately and in others once their cache entry ages out.
+func (s *Store) EndSession(ctx context.Context, id string) error {
+	return s.EndSessionIn(ctx, s.pool, id)
+}
+
+// EndSessionIn is EndSession through q, such as the transaction that also records the
+// sign-out in the audit log. This process forgets the session at once, committed or not (a
+// session it forgot is asked of the database again).
+func (s *Store) EndSessionIn(ctx context.Context, q pgdb.DBTX, id string) error {
+	s.mu.Lock()
+	delete(s.seen, id)
+	s.mu.Unlock()
+	_, err := q.Exec(ctx, `DELETE FROM console.admin_sessions WHERE id = $1`, id)
+	return dbErr("end session", err)
+}
+
+// Sessions returns admin's live sessions (neither idle longer than idle nor older than
+// absolute), the most recently used first. An unknown admin has none.
+func (s *Store) Sessions(ctx context.Context, admin string, idle, absolute time.Duration) ([]Session, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, method, created_at, last_seen, remote_addr, user_agent
+		FROM console.admin_sessions
+		WHERE admin = $1
+		AND last_seen > now() - $2::INT8 * INTERVAL '1 microsecond'
+		AND created_at > now() - $3::INT8 * INTERVAL '1 microsecond'
+		ORDER BY last_seen DESC, created_at DESC`, admin, idle.Microseconds(), absolute.Microseconds())
+	if err != nil {
+		return nil, dbErr("sessions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) {
+		var (
+			ss     Session
+			id, me string
+		)
+		err := r.Scan(&id, &me, &ss.CreatedAt, &ss.LastSeen, &ss.RemoteAddr, &ss.UserAgent)
+		ss.Handle, ss.Method = Handle(id), Method(me)
+		ss.CreatedAt, ss.LastSeen = ss.CreatedAt.UTC(), ss.LastSeen.UTC()
+		return ss, err
+	})
+	return out, dbErr("sessions", err)
+}
+
+// ActiveSessions returns the number of live sessions per admin (admins without any are
+// absent).
+func (s *Store) ActiveSessions(ctx context.Context, idle, absolute time.Duration) (map[string]int, error) {
+	out := map[string]int{}
+	err := pgdb.WithFullScan(ctx, s.pool, s.flavor, func(q pgdb.DBTX) error { // every admin's sessions
+		rows, err := q.Query(ctx, `SELECT admin, count(*) FROM console.admin_sessions
+			WHERE last_seen > now() - $1::INT8 * INTERVAL '1 microsecond'
+			AND created_at > now() - $2::INT8 * INTERVAL '1 microsecond'
+			GROUP BY admin`, idle.Microseconds(), absolute.Microseconds())
+		if err != nil {
+			return err
+		}
+		var (
+			name string
+			n    int
+		)
+		_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+			out[name] = n
+			return nil
+		})
+		return err
+	})
+	return out, dbErr("active sessions", err)
+}
+
+// EndOwnSession ends the session of admin named by handle (from Sessions) and writes by in
+// the same transaction. A handle that names no session of admin is ErrNoSession.
+func (s *Store) EndOwnSession(ctx context.Context, admin, handle string, by audit.Entry) error {
+	var ended string
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM console.admin_sessions WHERE admin = $1`, admin)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		ended = ""
+		for _, id := range ids {
+			if Handle(id) == handle {
+				ended = id
+			}
+		}
+		if ended == "" {
+			return ErrNoSession
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM console.admin_sessions WHERE id = $1`, ended); err != nil {
+			return err
+		}
+		return audit.Insert(ctx, tx, by)
+	})
+	if err != nil {
+		return dbErr("end session", err)
+	}
+	s.mu.Lock()
+	delete(s.seen, ended)
+	s.mu.Unlock()
+	return nil
+}
+
+// EndSessions ends every session of admin and writes by (with the count) in the same
+// transaction; it returns how many it ended. An unknown admin is ErrNotFound.
+func (s *Store) EndSessions(ctx context.Context, admin string, by audit.Entry) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := lockAdmin(ctx, tx, admin); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM console.admin_sessions WHERE admin = $1`, admin)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		by.Count = n
+		return audit.Insert(ctx, tx, by)
+	})
+	if err != nil {
+		return 0, dbErr("end sessions", err)
+	}
+	s.forgetAdmin(admin)
+	return n, nil
+}
