@@ -38,6 +38,7 @@ type serveFlags struct {
 	http            httpLimits
 	verifyTimeout   time.Duration
 	pageTimeout     time.Duration
+	sso             ssoFlags
 }
 
 // httpLimits are the HTTP server's timeouts and connection cap.
@@ -114,6 +115,7 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 		"deadline of the database work of one page or action (503 past it); an export fails when no row comes for this long")
 	fl.DurationVar(&f.adminCache, "admin-session-cache", 2*time.Second,
 		"how long a checked admin session is trusted without asking the database (sign-out in this process ends it at once)")
+	f.sso.register(fl)
 	return cmd
 }
 
@@ -136,6 +138,10 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 			// The value is not echoed: it could hold a password.
 			return errors.New("--cluster-url: want the cluster's HTTP address, http(s)://host[:port] without user or password, like https://crdb.example:8080")
 		}
+	}
+	ssoClient, err := f.sso.client()
+	if err != nil {
+		return err
 	}
 	logOut := newFlushingWriter(os.Stderr, 250*time.Millisecond)
 	defer logOut.Close()
@@ -163,12 +169,17 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	h := handlers.New(a.sessions, a.admins, a.audit, a.actions, handlers.Config{
+	cfg := handlers.Config{
 		Secure: f.tlsCert != "", IdleTimeout: f.idle, AbsoluteTimeout: f.absolute, Keys: keys,
 		ClusterURL: f.clusterURL, SelfURL: scheme + "://" + displayAddr(ln.Addr()),
 		TrustedProxies: trusted, Throttle: f.throttle, Logger: log,
 		VerifyTimeout: f.verifyTimeout, PageTimeout: f.pageTimeout, WriteTimeout: f.http.write,
-	})
+		Tokens: a.tokens, NoLocalLogin: !f.sso.localLogin, LinkTTL: f.sso.linkTTL,
+	}
+	if ssoClient != nil { // (a nil *sso.Client in the interface would not be nil)
+		cfg.SSO = ssoClient
+	}
+	h := handlers.New(a.sessions, a.admins, a.audit, a.actions, cfg)
 	h.Register(e)
 	ln = netutil.LimitListener(ln, f.http.maxConns)
 	srv := &http.Server{Handler: e, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),

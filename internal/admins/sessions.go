@@ -226,8 +226,8 @@ func (s *Store) ActiveSessions(ctx context.Context, idle, absolute time.Duration
 	return out, dbErr("active sessions", err)
 }
 
-// EndOwnSession ends the session of admin named by handle (from Sessions) and writes by in
-// the same transaction. A handle that names no session of admin is ErrNoSession.
+// EndOwnSession ends the session of admin named by handle (from Sessions) and writes by (a
+// session-end entry) in the same transaction. A handle that names no session of admin is ErrNoSession.
 func (s *Store) EndOwnSession(ctx context.Context, admin, handle string, by audit.Entry) error {
 	var ended string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -251,6 +251,7 @@ func (s *Store) EndOwnSession(ctx context.Context, admin, handle string, by audi
 		if _, err := tx.Exec(ctx, `DELETE FROM console.admin_sessions WHERE id = $1`, ended); err != nil {
 			return err
 		}
+		by.Action, by.Target = audit.SessionEnd, admin
 		return audit.Insert(ctx, tx, by)
 	})
 	if err != nil {
@@ -262,8 +263,8 @@ func (s *Store) EndOwnSession(ctx context.Context, admin, handle string, by audi
 	return nil
 }
 
-// EndSessions ends every session of admin and writes by (with the count) in the same
-// transaction; it returns how many it ended. An unknown admin is ErrNotFound.
+// EndSessions ends every session of admin and writes by (an admin-sessions-end entry with the
+// count) in the same transaction; it returns how many it ended. An unknown admin is ErrNotFound.
 func (s *Store) EndSessions(ctx context.Context, admin string, by audit.Entry) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -275,7 +276,7 @@ func (s *Store) EndSessions(ctx context.Context, admin string, by audit.Entry) (
 			return err
 		}
 		n = tag.RowsAffected()
-		by.Count = n
+		by.Action, by.Target, by.Count = audit.AdminSessionsEnd, admin, n
 		return audit.Insert(ctx, tx, by)
 	})
 	if err != nil {

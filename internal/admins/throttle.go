@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/pgdb"
 )
 
@@ -224,4 +225,53 @@ func (s *Store) purgeThrottle(ctx context.Context, p ThrottlePolicy) {
 	keep := p.Window + p.MaxDelay
 	s.pool.Exec(ctx, `DELETE FROM console.signin_failures WHERE last_failure < now() - $1::INT8 * INTERVAL '1 microsecond'`,
 		keep.Microseconds())
+}
+
+// Throttled returns the accounts whose sign-in is delayed right now from at least one address
+// under policy p (accounts that are not are absent), by their failures from that address or
+// in all.
+func (s *Store) Throttled(ctx context.Context, p ThrottlePolicy) (map[string]bool, error) {
+	p = p.WithDefaults()
+	out := map[string]bool{}
+	err := pgdb.WithFullScan(ctx, s.pool, s.flavor, func(q pgdb.DBTX) error { // every recent failure
+		rows, err := q.Query(ctx, `SELECT f.account, f.failures, f.last_failure, coalesce(a.failures, 0), now()
+			FROM console.signin_failures AS f
+			LEFT JOIN console.signin_failures AS a ON a.account = f.account AND a.address = ''
+				AND a.last_failure > now() - $1::INT8 * INTERVAL '1 microsecond'
+			WHERE f.account <> '' AND f.address <> '' AND f.failures > 0
+			AND f.last_failure > now() - $1::INT8 * INTERVAL '1 microsecond'`, p.Window.Microseconds())
+		if err != nil {
+			return err
+		}
+		var (
+			account    string
+			pair, acct int64
+			last, now  time.Time
+		)
+		_, err = pgx.ForEachRow(rows, []any{&account, &pair, &last, &acct, &now}, func() error {
+			wait := max(p.delay(pair, p.FreeTries), p.delay(acct, p.AccountFreeTries))
+			if wait > 0 && last.Add(wait).After(now) {
+				out[account] = true
+			}
+			return nil
+		})
+		return err
+	})
+	return out, dbErr("throttle status", err)
+}
+
+// ClearThrottle forgets the failed sign-ins of account (from every address, and in all) and
+// writes by (a throttle-clear entry with the number of failures forgotten) in the same
+// transaction. Failures counted against addresses stay.
+func (s *Store) ClearThrottle(ctx context.Context, account string, by audit.Entry) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var n int64
+		if err := tx.QueryRow(ctx, `WITH d AS (DELETE FROM console.signin_failures WHERE account = $1 RETURNING failures, address)
+			SELECT coalesce(sum(failures), 0)::INT8 FROM d WHERE address = ''`, account).Scan(&n); err != nil {
+			return err
+		}
+		by.Action, by.Target, by.Count = audit.ThrottleClear, account, n
+		return audit.Insert(ctx, tx, by)
+	})
+	return dbErr("clear throttle", err)
 }

@@ -182,6 +182,9 @@ func New(c Config) (*Client, error) {
 // Name is the provider's name for the sign-in button.
 func (c *Client) Name() string { return c.cfg.Name }
 
+// RoleClaim is the claim whose values map to roles.
+func (c *Client) RoleClaim() string { return c.cfg.RoleClaim }
+
 // CallbackPath is where the provider sends the browser back.
 func (c *Client) CallbackPath() string { return c.cfg.CallbackPath() }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -43,9 +44,20 @@ func (h *Handler) showLogin(c echo.Context) error {
 			return c.Redirect(http.StatusSeeOther, "/sessions")
 		}
 	}
-	return h.render(c, http.StatusOK, templates.LoginView(templates.Login{
-		Page: h.page(c, "Sign in", ""), Next: localPath(c.QueryParam("next")),
-	}))
+	return h.render(c, http.StatusOK, templates.LoginView(h.loginView(c, localPath(c.QueryParam("next")))))
+}
+
+// loginView is the sign-in page's view: single sign-on when configured, the password form
+// unless turned off.
+func (h *Handler) loginView(c echo.Context, next string) templates.Login {
+	v := templates.Login{Page: h.page(c, "Sign in", ""), Next: next, LocalLogin: !h.cfg.NoLocalLogin}
+	if h.sso != nil {
+		v.SSOName, v.SSOURL = h.sso.Name(), "/login/oidc"
+		if next != "" {
+			v.SSOURL += "?" + url.Values{"next": {next}}.Encode()
+		}
+	}
+	return v
 }
 
 func (h *Handler) login(c echo.Context) error {
@@ -53,9 +65,13 @@ func (h *Handler) login(c echo.Context) error {
 	if err := c.Bind(&f); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "Malformed sign-in form.")
 	}
+	if h.cfg.NoLocalLogin {
+		return echo.NewHTTPError(http.StatusForbidden, "Password sign-in is turned off here: sign in with "+h.sso.Name()+".")
+	}
 	ctx := c.Request().Context()
 	f.Username = strings.TrimSpace(f.Username)
-	view := templates.Login{Page: h.page(c, "Sign in", ""), Username: f.Username, Next: localPath(f.Next)}
+	view := h.loginView(c, localPath(f.Next))
+	view.Username = f.Username
 	account := f.Username
 	if admins.CheckName(f.Username) != nil {
 		account = admins.UnknownAccount // names that cannot exist share one counter

@@ -27,9 +27,15 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		return
 	}
 	status, msg := http.StatusInternalServerError, "Something went wrong on our side. It has been logged."
-	var he *echo.HTTPError
-	var fse *sessionstore.FullScanError
+	code := ""
+	var (
+		he  *echo.HTTPError
+		ae  *apiError
+		fse *sessionstore.FullScanError
+	)
 	switch {
+	case errors.As(err, &ae):
+		status, code, msg = ae.Status, ae.Code, ae.Message
 	case errors.As(err, &he):
 		status = he.Code
 		if m, ok := he.Message.(string); ok && status < 500 {
@@ -62,7 +68,9 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		return
 	}
 	var rerr error
-	if isPartial(c) || c.Request().URL.Path == "/auth/verify" {
+	if isAPI(c) || c.Request().Header.Get(echo.HeaderAuthorization) != "" {
+		rerr = c.JSON(status, apiErrorBody{Error: apiErrorDetail{Code: orCode(code, status), Message: msg}})
+	} else if isPartial(c) || c.Request().URL.Path == "/auth/verify" {
 		rerr = h.render(c, status, templates.ErrorFragment(status, msg))
 	} else {
 		heading := http.StatusText(status)
@@ -73,4 +81,47 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	if rerr != nil {
 		h.log.Error("rendering an error page failed", "err", rerr)
 	}
+}
+
+// apiErrorBody is the JSON API's error answer.
+type apiErrorBody struct {
+	Error apiErrorDetail `json:"error"`
+}
+
+type apiErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// orCode is code, or the generic code of status when code is "".
+func orCode(code string, status int) string {
+	if code != "" {
+		return code
+	}
+	switch status {
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnprocessableEntity:
+		return "invalid"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	if status >= 500 {
+		return "internal"
+	}
+	return "error"
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/sso"
+	"github.com/sessionconsole/console/internal/tokens"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/static"
 )
@@ -56,6 +58,48 @@ type AdminStore interface {
 	StartSessionIn(ctx context.Context, q pgdb.DBTX, admin string, m admins.SessionMeta) (string, error)
 	CheckSession(ctx context.Context, id string, idle, absolute time.Duration) (admins.Identity, error)
 	EndSessionIn(ctx context.Context, q pgdb.DBTX, id string) error
+
+	// Managing admins (/admins, owners).
+	List(ctx context.Context) ([]admins.Admin, error)
+	Get(ctx context.Context, name string) (admins.Admin, error)
+	Create(ctx context.Context, nc admins.NewAdmin, by audit.Entry) (string, error)
+	SetRole(ctx context.Context, name string, role admins.Role, by audit.Entry) error
+	Remove(ctx context.Context, name string, by audit.Entry) error
+	ResetPassword(ctx context.Context, name string, cred admins.Credential, linkTTL time.Duration, by audit.Entry) (string, error)
+	EndSessions(ctx context.Context, admin string, by audit.Entry) (int64, error)
+	ActiveSessions(ctx context.Context, idle, absolute time.Duration) (map[string]int, error)
+	Throttled(ctx context.Context, p admins.ThrottlePolicy) (map[string]bool, error)
+	ClearThrottle(ctx context.Context, account string, by audit.Entry) error
+
+	// One's own account (/account) and set-password links.
+	Sessions(ctx context.Context, admin string, idle, absolute time.Duration) ([]admins.Session, error)
+	EndOwnSession(ctx context.Context, admin, handle string, by audit.Entry) error
+	ChangeOwnPassword(ctx context.Context, name, current, password, keep string, by audit.Entry) error
+	LinkAdmin(ctx context.Context, code string) (string, error)
+	SetPasswordByLink(ctx context.Context, code, password string, by audit.Entry) (string, error)
+
+	// Single sign-on.
+	SignInOIDC(ctx context.Context, id admins.OIDCIdentity, m admins.SessionMeta, by audit.Entry) (string, string, error)
+	RefuseOIDC(ctx context.Context, key string, by audit.Entry) error
+}
+
+// TokenStore is what the handlers need of tokens.Store.
+type TokenStore interface {
+	Create(ctx context.Context, name string, role admins.Role, ttl time.Duration, by audit.Entry) (string, tokens.Token, error)
+	List(ctx context.Context) ([]tokens.Token, error)
+	Revoke(ctx context.Context, name string, by audit.Entry) error
+	Authenticate(ctx context.Context, secret string) (tokens.Token, error)
+	CheckTTL(ttl time.Duration) error
+	MaxTTL() time.Duration
+}
+
+// SSOClient is what the handlers need of sso.Client (nil: no single sign-on).
+type SSOClient interface {
+	Name() string
+	RoleClaim() string
+	CallbackPath() string
+	Begin(ctx context.Context, next string) (sso.Flow, string, error)
+	Finish(ctx context.Context, f sso.Flow, cb sso.Callback) (sso.Identity, error)
 }
 
 // AuditLog is what the handlers need of audit.Store.
@@ -69,6 +113,8 @@ var (
 	_ AdminStore   = (*admins.Store)(nil)
 	_ AuditLog     = (*audit.Store)(nil)
 	_ Actions      = (*actions.Service)(nil)
+	_ TokenStore   = (*tokens.Store)(nil)
+	_ SSOClient    = (*sso.Client)(nil)
 )
 
 // Config holds the settings of the HTTP layer.
@@ -104,6 +150,15 @@ type Config struct {
 	// RefreshEvery is the period of the sessions table's auto-refresh.
 	RefreshEvery time.Duration
 	Logger       *slog.Logger
+
+	// Tokens keeps the API tokens (required).
+	Tokens TokenStore
+	// SSO signs admins in through an OpenID Provider (nil: no single sign-on).
+	SSO SSOClient
+	// NoLocalLogin turns password sign-in off (only with SSO).
+	NoLocalLogin bool
+	// LinkTTL is how long a set-password link works (default admins.DefaultLinkTTL).
+	LinkTTL time.Duration
 }
 
 // Handler serves the console. Build it with New; register its routes with Register.
@@ -112,6 +167,8 @@ type Handler struct {
 	admins   AdminStore
 	audit    AuditLog
 	actions  Actions
+	tokens   TokenStore
+	sso      SSOClient // nil without single sign-on
 	assets   *static.Assets
 	cfg      Config
 	codecs   []securecookie.Codec
@@ -144,6 +201,9 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.LinkTTL <= 0 {
+		cfg.LinkTTL = admins.DefaultLinkTTL
+	}
 	cluster, err := url.Parse(cfg.ClusterURL)
 	if err != nil || cluster.Host == "" || (cluster.Scheme != "http" && cluster.Scheme != "https") {
 		cluster = nil
@@ -161,6 +221,8 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		admins:      adminStore,
 		audit:       auditLog,
 		actions:     acts,
+		tokens:      cfg.Tokens,
+		sso:         cfg.SSO,
 		assets:      static.New(),
 		cfg:         cfg,
 		codecs:      codecs,

@@ -28,6 +28,7 @@ import (
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgtest"
+	"github.com/sessionconsole/console/internal/tokens"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -46,6 +47,7 @@ type server struct {
 	admins   *admins.Store
 	audit    *audit.Store
 	actions  *actions.Service
+	tokens   *tokens.Store
 	handler  *Handler
 	// transport reaches the server (nil: the default; with Config.Secure, one that trusts the
 	// test server's certificate).
@@ -119,6 +121,12 @@ func newServerStore(t *testing.T, dbURL string, cfg Config, opts sessionstore.Op
 		t.Fatal(err)
 	}
 	s.actions = actions.New(s.sessions, s.audit)
+	if s.tokens, err = tokens.Open(ctx, pool, pgdb.Postgres, 0); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tokens == nil {
+		cfg.Tokens = s.tokens
+	}
 	if err := s.admins.Add(ctx, "admin", adminPassword, admins.Owner); err != nil && !errors.Is(err, admins.ErrExists) {
 		t.Fatal(err) // (a second server on the same database finds the admin there)
 	}
@@ -265,9 +273,15 @@ func (c *client) hxPost(path string, form url.Values) response {
 // signIn returns a client signed in as admin.
 func (s *server) signIn(t *testing.T) *client {
 	t.Helper()
+	return s.signInAs(t, "admin", adminPassword)
+}
+
+// signInAs returns a client signed in with a name and password.
+func (s *server) signInAs(t *testing.T, name, password string) *client {
+	t.Helper()
 	c := s.client(t)
 	c.get("/login")
-	r := c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}})
+	r := c.post("/login", url.Values{"username": {name}, "password": {password}})
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/sessions" {
 		t.Fatalf("sign-in: %d %s", r.StatusCode, r.Header.Get("Location"))
 	}
@@ -275,6 +289,15 @@ func (s *server) signIn(t *testing.T) *client {
 		t.Fatalf("sessions after sign-in: %d", p.StatusCode)
 	}
 	return c
+}
+
+// addAdmin makes an admin with a role and returns a client signed in as it.
+func (s *server) addAdmin(t *testing.T, name string, role admins.Role) *client {
+	t.Helper()
+	if err := s.admins.Add(context.Background(), name, adminPassword, role); err != nil {
+		t.Fatal(err)
+	}
+	return s.signInAs(t, name, adminPassword)
 }
 
 func (c *client) cookie(name string) *http.Cookie {

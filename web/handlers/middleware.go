@@ -172,10 +172,14 @@ func (h *Handler) loginCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // sessionCSRF guards the signed-in routes with the token of the admin session (it runs after
-// requireAdmin).
+// requireAdmin or requireAdminOrToken). A request with an API token needs none: it carries no
+// cookie, so no other site can make a browser send it.
 func (h *Handler) sessionCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		a, _ := c.Request().Context().Value(adminKey{}).(signedIn)
+		a := signedInFrom(c)
+		if a.token != "" {
+			return next(c)
+		}
 		want := ""
 		if a.sessionID != "" {
 			want = h.tokenFor(tokenSession + a.sessionID)
@@ -202,10 +206,26 @@ func (h *Handler) tokenFor(binding string) string {
 type csrfKey struct{}
 type adminKey struct{}
 
-// signedIn is the admin behind a request.
+// signedIn is who a request acts for: an admin signed in with a browser session, or an API
+// token (token set, sessionID empty).
 type signedIn struct {
 	admins.Identity
 	sessionID string
+	token     string // the API token's name
+}
+
+// auditName is the actor as the audit log names it: the admin, or token:<name>.
+func (a signedIn) auditName() string {
+	if a.token != "" {
+		return "token:" + a.token
+	}
+	return a.Admin
+}
+
+// signedInFrom returns who the request acts for (the zero value outside the signed-in routes).
+func signedInFrom(c echo.Context) signedIn {
+	a, _ := c.Request().Context().Value(adminKey{}).(signedIn)
+	return a
 }
 
 // csrfToken returns the request's CSRF token ("" outside the csrf middleware).
@@ -214,16 +234,21 @@ func (h *Handler) csrfToken(c echo.Context) string {
 	return t
 }
 
-// adminFrom returns the signed-in admin's name ("" when nobody is signed in).
+// adminFrom returns the actor's audit name ("" when nobody is signed in).
 func adminFrom(c echo.Context) string {
-	a, _ := c.Request().Context().Value(adminKey{}).(signedIn)
-	return a.Admin
+	return signedInFrom(c).auditName()
 }
 
 // requireAdmin lets a request through only with a valid admin cookie of a live session.
-// Others go to the sign-in page (htmx: told to go there with HX-Redirect).
+// Others go to the sign-in page (htmx: told to go there with HX-Redirect). API tokens are
+// refused here: these are the HTML pages. An admin signed in with a one-time password reaches
+// only its account page until it has chosen a new one.
 func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if c.Request().Header.Get(echo.HeaderAuthorization) != "" {
+			return echo.NewHTTPError(http.StatusUnauthorized,
+				"API tokens are not accepted on the HTML pages: use the JSON API (/api/v1/...) or the exports.")
+		}
 		sid, ok := h.readAdminCookie(c)
 		if ok {
 			ident, err := h.admins.CheckSession(c.Request().Context(), sid, h.cfg.IdleTimeout, h.cfg.AbsoluteTimeout)
@@ -231,11 +256,18 @@ func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			case err == nil:
 				r := c.Request()
 				c.SetRequest(r.WithContext(context.WithValue(r.Context(), adminKey{}, signedIn{Identity: ident, sessionID: sid})))
+				if ident.MustChangePassword && !passwordChangeRoutes[c.Path()] {
+					return h.mustChangePassword(c)
+				}
 				return next(c)
 			case !errors.Is(err, admins.ErrNoSession):
 				return err
 			}
 			h.clearCookie(c, adminCookie)
+		}
+		if isAPI(c) {
+			return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
+				Message: "Sign in, or send an API token as: Authorization: Bearer <token>."}
 		}
 		if c.Request().Header.Get("HX-Request") == "true" {
 			c.Response().Header().Set("HX-Redirect", "/login")

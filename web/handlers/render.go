@@ -7,6 +7,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/web/templates"
 )
 
@@ -38,14 +39,18 @@ func isPartial(c echo.Context) bool {
 
 // page returns the common view model of a full page.
 func (h *Handler) page(c echo.Context, title, nav string) templates.Page {
+	a := signedInFrom(c)
 	return templates.Page{
-		Title: title,
-		Nav:   nav,
-		Admin: adminFrom(c),
-		CSRF:  h.csrfToken(c),
-		CSS:   h.assets.URL("app.css"),
-		HTMX:  h.assets.URL("htmx.min.js"),
-		JS:    h.assets.URL("app.js"),
+		Title:      title,
+		Nav:        nav,
+		Admin:      a.Admin,
+		Role:       string(a.Role),
+		CanOperate: a.Role.Allows(admins.Operator),
+		IsOwner:    a.Role.Allows(admins.Owner),
+		CSRF:       h.csrfToken(c),
+		CSS:        h.assets.URL("app.css"),
+		HTMX:       h.assets.URL("htmx.min.js"),
+		JS:         h.assets.URL("app.js"),
 	}
 }
 

@@ -154,6 +154,9 @@ func (h *Handler) afterChange(c echo.Context, notice string) error {
 
 // actor is the signed-in admin of the request, as audited actions name them.
 func (h *Handler) actor(c echo.Context) actions.Actor {
+	if a := signedInFrom(c); a.token != "" {
+		return actions.Actor{Kind: actions.Token, Name: a.token, RemoteAddr: c.RealIP()}
+	}
 	return actions.Actor{Kind: actions.Admin, Name: adminFrom(c), RemoteAddr: c.RealIP()}
 }
 

@@ -6,15 +6,18 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/web/static"
 )
 
 // Register installs the error handler, the middleware and every route on e.
 //
 // Middleware order, outermost first: recover -> request log -> security headers -> body limit
-// (64 KB: every form here is small) -> database deadline; then per route: the login form's pre-session CSRF token
-// (/login), or admin sign-in -> the admin session's CSRF token (every other page). The open
-// routes change nothing and have no token.
+// (64 KB: every form here is small) -> database deadline; then per route: the login form's
+// pre-session CSRF token (/login, /set-password), or admin sign-in -> the admin session's CSRF
+// token -> the role the route needs (viewer, operator, owner). The exports and the JSON API
+// also take an API token instead of the sign-in (and then no CSRF token: no cookie is
+// involved); the HTML pages refuse tokens. The open routes change nothing and have no token.
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.handleError
 	e.Pre(verifyAnyMethod)
@@ -29,26 +32,59 @@ func (h *Handler) Register(e *echo.Echo) {
 
 	e.GET(static.Prefix+"*", echo.WrapHandler(h.assets))
 
-	// Sign-in: the pre-session's CSRF token only.
+	// Sign-in: the pre-session's CSRF token only. Single sign-on starts and returns here too.
 	e.GET("/login", h.showLogin, h.loginCSRF)
 	e.POST("/login", h.login, h.loginCSRF)
+	e.GET("/set-password", h.showSetPassword, h.loginCSRF)
+	e.POST("/set-password", h.setPasswordByLink, h.loginCSRF)
+	if h.sso != nil {
+		e.GET("/login/oidc", h.startSSO)
+		e.GET(h.sso.CallbackPath(), h.finishSSO)
+	}
 
-	// Signed-in admins: the admin session, then its CSRF token.
+	viewer, operator, owner := h.allow(admins.Viewer), h.allow(admins.Operator), h.allow(admins.Owner)
+
+	// Signed-in admins: the admin session, then its CSRF token, then the role.
 	a := e.Group("", h.requireAdmin, h.sessionCSRF)
-	a.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/sessions") })
-	a.POST("/logout", h.logout)
-	a.GET("/sessions", h.showSessionsPage)
-	a.POST("/sessions", h.issueSession)
-	a.GET("/sessions.csv", h.exportSessionsCSV)
-	a.GET("/sessions.json", h.exportSessionsJSON)
-	a.POST("/sessions/cookie-file", h.downloadCookieFile)
-	a.GET("/sessions/:id/revoke", h.confirmRevokeSession)
-	a.POST("/sessions/:id/revoke", h.revokeSession)
-	a.GET("/users", h.suggestUsers)
-	a.GET("/users/:name/revoke", h.confirmRevokeUser)
-	a.POST("/users/:name/revoke", h.revokeUserSessions)
-	a.GET("/audit", h.showAuditPage)
-	a.GET("/audit.csv", h.exportAuditCSV)
+	a.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/sessions") }, viewer)
+	a.POST("/logout", h.logout, viewer)
+	a.GET("/sessions", h.showSessionsPage, viewer)
+	a.POST("/sessions", h.issueSession, operator)
+	a.POST("/sessions/cookie-file", h.downloadCookieFile, operator)
+	a.GET("/sessions/:id/revoke", h.confirmRevokeSession, operator)
+	a.POST("/sessions/:id/revoke", h.revokeSession, operator)
+	a.GET("/users", h.suggestUsers, viewer)
+	a.GET("/users/:name/revoke", h.confirmRevokeUser, operator)
+	a.POST("/users/:name/revoke", h.revokeUserSessions, operator)
+	a.GET("/audit", h.showAuditPage, viewer)
+	a.GET("/account", h.showAccount, viewer)
+	a.POST("/account/password", h.changeOwnPassword, viewer)
+	a.POST("/account/sessions/:handle/end", h.endOwnSession, viewer)
+	a.GET("/admins", h.showAdminsPage, owner)
+	a.POST("/admins", h.addAdmin, owner)
+	a.POST("/admins/:name/role", h.setAdminRole, owner)
+	a.POST("/admins/:name/password", h.resetAdminPassword, owner)
+	a.POST("/admins/:name/sessions/end", h.endAdminSessions, owner)
+	a.POST("/admins/:name/throttle/clear", h.clearAdminThrottle, owner)
+	a.GET("/admins/:name/remove", h.confirmRemoveAdmin, owner)
+	a.POST("/admins/:name/remove", h.removeAdmin, owner)
+	a.POST("/tokens", h.createToken, owner)
+	a.GET("/tokens/:name/revoke", h.confirmRevokeToken, owner)
+	a.POST("/tokens/:name/revoke", h.revokeToken, owner)
+
+	// Exports: the admin session or an API token.
+	byToken := []echo.MiddlewareFunc{h.requireAdminOrToken, h.sessionCSRF, viewer}
+	e.GET("/sessions.csv", h.exportSessionsCSV, byToken...)
+	e.GET("/sessions.json", h.exportSessionsJSON, byToken...)
+	e.GET("/audit.csv", h.exportAuditCSV, byToken...)
+
+	// The JSON API: the admin session or an API token; errors as JSON.
+	api := e.Group("/api/v1", h.requireAdminOrToken, h.sessionCSRF)
+	api.GET("/sessions", h.apiListSessions, viewer)
+	api.GET("/sessions/:id", h.apiGetSession, viewer)
+	api.POST("/sessions", h.apiIssueSession, operator)
+	api.POST("/sessions/:id/revoke", h.apiRevokeSession, operator)
+	api.POST("/users/:name/revoke", h.apiRevokeUserSessions, operator)
 }
 
 // verifyAnyMethod routes a request for /auth/verify with a method echo's router does not know

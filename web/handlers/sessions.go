@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/output"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
@@ -210,6 +211,7 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 		StatusName: string(q.Status),
 		Now:        now,
 		Rows:       make([]templates.SessionRow, 0, len(page.Sessions)),
+		CanOperate: roleIn(ctx).Allows(admins.Operator),
 	}
 	statusURL := func(s sessionstore.Status) string {
 		v := first

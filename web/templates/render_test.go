@@ -15,7 +15,7 @@ func table50() SessionsTable {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	t := SessionsTable{SelfURL: "/sessions?status=active", UpdatedAt: "12:00:00 UTC", StatusName: "active", Now: now,
 		Counts:      Counts{Active: "200,000", Expired: "700,000", Revoked: "100,000", Total: "1,000,000", At: "3s ago"},
-		UserURLBase: "/sessions?user=", ReturnQuery: "?return=status%3Dall"}
+		UserURLBase: "/sessions?user=", ReturnQuery: "?return=status%3Dall", CanOperate: true}
 	for i := 0; i < 50; i++ {
 		created := now.Add(-time.Duration(i) * time.Minute).Add(123456 * time.Microsecond)
 		t.Rows = append(t.Rows, SessionRow{ID: int64(784445853689282561 + i), Username: "user" + strconv.Itoa(i),
@@ -63,6 +63,15 @@ func TestTableRenders(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %s", want)
 		}
+	}
+	// A viewer's table offers no revoke.
+	tb.CanOperate = false
+	sb.Reset()
+	if err := Table(tb).Render(context.Background(), &sb); err != nil {
+		t.Fatal(err)
+	}
+	if out := sb.String(); strings.Contains(out, "/revoke") || strings.Count(out, `<td class="actions"></td></tr>`) != 50 {
+		t.Errorf("a viewer's table offers revokes:\n%s", out[:min(len(out), 2000)])
 	}
 }
 

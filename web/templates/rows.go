@@ -70,6 +70,9 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 	b = append(b, `">`...)
 	b = append(b, status...)
 	b = append(b, `</span></td><td class="actions">`...)
+	if !t.CanOperate { // a viewer: nothing to offer
+		return append(b, `</td></tr>`...)
+	}
 	if status != "revoked" {
 		b = append(b, `<a class="button small" href="/sessions/`...)
 		b = append(b, id...)

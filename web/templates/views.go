@@ -12,7 +12,12 @@ type Page struct {
 	Title string
 	Nav   string // "sessions" or "audit": the current section
 	Admin string // the signed-in admin; "" on the sign-in page
-	CSRF  string
+	// Role is the signed-in admin's; CanOperate (issue, revoke) and IsOwner (manage admins
+	// and tokens) say what the page may offer. The server checks again on every request.
+	Role       string
+	CanOperate bool
+	IsOwner    bool
+	CSRF       string
 	// Asset URLs (content-hashed).
 	CSS, HTMX, JS string
 }
@@ -79,6 +84,8 @@ type SessionsTable struct {
 	Rows    []SessionRow
 	// Now is the moment statuses and relative times are judged at.
 	Now time.Time
+	// CanOperate shows the revoke buttons (the viewer role sees none).
+	CanOperate bool
 	// UserURLBase is the view's URL ready for a user= value (the view of one user);
 	// ReturnQuery is "?return=<the view's query>", carried by the revoke links.
 	UserURLBase string
@@ -155,6 +162,12 @@ type Login struct {
 	Username string
 	Error    string
 	Next     string
+	Notice   string
+	// SSOName is the identity provider's name for "Sign in with <SSOName>" ("" without single
+	// sign-on); SSOURL starts that sign-in.
+	SSOName, SSOURL string
+	// LocalLogin shows the password form (off with --local-login=false).
+	LocalLogin bool
 }
 
 // AuditRow is one entry of the audit page.
