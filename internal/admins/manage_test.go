@@ -153,7 +153,7 @@ func TestOneTimePasswordAndLinks(t *testing.T) {
 		t.Fatalf("other session survived a password change: %v", err)
 	}
 	list, _ := s.Sessions(ctx, "olga", time.Hour, time.Hour)
-	if len(list) != 1 || list[0].Handle != Handle(sid) || list[0].RemoteAddr != "192.0.2.1" || list[0].UserAgent != "Test\uFFFDUA\uFFFD" {
+	if len(list) != 1 || list[0].Handle != Handle(sid) || list[0].RemoteAddr != "192.0.2.1" || list[0].UserAgent != "Test\u202eUA\uFFFD" {
 		t.Fatalf("sessions = %+v", list)
 	}
 

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -24,7 +23,7 @@ import (
 type SessionMeta struct {
 	Method     Method
 	RemoteAddr string
-	UserAgent  string // cut to MaxUserAgent bytes, control and bidi characters replaced
+	UserAgent  string // cut to MaxUserAgent bytes
 }
 
 // MaxUserAgent bounds the stored user agent.
@@ -63,16 +62,11 @@ func Handle(id string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// cleanUserAgent cuts a user agent to MaxUserAgent bytes of valid UTF-8 and replaces control
-// and bidi characters, so that it shows as what it is.
+// cleanUserAgent cuts a user agent to MaxUserAgent bytes of valid UTF-8 without NUL bytes
+// (what the database stores). Pages show it with templates.ShowName, which writes out
+// invisible and bidi characters.
 func cleanUserAgent(ua string) string {
-	ua = strings.ToValidUTF8(ua, "\uFFFD")
-	ua = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
-			return '\uFFFD'
-		}
-		return r
-	}, ua)
+	ua = strings.ReplaceAll(strings.ToValidUTF8(ua, "\uFFFD"), "\x00", "\uFFFD")
 	for len(ua) > MaxUserAgent {
 		_, size := utf8.DecodeLastRuneInString(ua)
 		ua = ua[:len(ua)-size]

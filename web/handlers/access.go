@@ -18,11 +18,15 @@ import (
 // least role it needs with allow. A request whose role falls short answers 403, changes
 // nothing and is audited as refused.
 
-// allow lets a request through when its actor's role is at least need.
+// allow lets a request through when its actor's role is at least need. An admin signed in
+// with a one-time password reaches only its account page until it has chosen its own.
 func (h *Handler) allow(need admins.Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			a := signedInFrom(c)
+			if a.MustChangePassword && !passwordChangeRoutes[c.Path()] {
+				return h.mustChangePassword(c)
+			}
 			if a.Role.Allows(need) {
 				return next(c)
 			}

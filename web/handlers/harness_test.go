@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -96,8 +97,21 @@ func newServerDialect(t *testing.T, dbURL string, cfg Config, flavor pgdb.Flavor
 	return newServerStore(t, dbURL, cfg, sessionstore.Options{Flavor: flavor})
 }
 
+// newServerListener is newServerDialect on a given listener, for tests that must know the
+// server's address before it starts (a single sign-on redirect URL).
+func newServerListener(t *testing.T, dbURL string, cfg Config, flavor pgdb.Flavor, ln net.Listener) *server {
+	t.Helper()
+	return newServerStoreListener(t, dbURL, cfg, sessionstore.Options{Flavor: flavor}, ln)
+}
+
 // newServerStore is newServerOn with the session store's options (MaxTTL defaults to 31 days).
 func newServerStore(t *testing.T, dbURL string, cfg Config, opts sessionstore.Options) *server {
+	t.Helper()
+	return newServerStoreListener(t, dbURL, cfg, opts, nil)
+}
+
+// newServerStoreListener is newServerStore on a given listener (nil: a new one).
+func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts sessionstore.Options, ln net.Listener) *server {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgdb.Connect(ctx, dbURL, pgdb.Config{ConnectTimeout: 2 * time.Second})
@@ -121,7 +135,7 @@ func newServerStore(t *testing.T, dbURL string, cfg Config, opts sessionstore.Op
 		t.Fatal(err)
 	}
 	s.actions = actions.New(s.sessions, s.audit)
-	if s.tokens, err = tokens.Open(ctx, pool, pgdb.Postgres, 0); err != nil {
+	if s.tokens, err = tokens.Open(ctx, pool, s.sessions.Server(), 0); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Tokens == nil {
@@ -139,6 +153,10 @@ func newServerStore(t *testing.T, dbURL string, cfg Config, opts sessionstore.Op
 	e := echo.New()
 	s.handler.Register(e)
 	hs := httptest.NewUnstartedServer(e)
+	if ln != nil {
+		hs.Listener.Close()
+		hs.Listener = ln
+	}
 	if cfg.Secure {
 		hs.StartTLS()
 		s.transport = hs.Client().Transport
@@ -217,15 +235,22 @@ var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)"`)
 func (c *client) do(method, path string, form url.Values, headers map[string]string) response {
 	c.t.Helper()
 	var body io.Reader
+	h := map[string]string{}
 	if form != nil {
 		body = strings.NewReader(form.Encode())
+		h["Content-Type"] = "application/x-www-form-urlencoded"
 	}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return c.doReader(method, path, body, h)
+}
+
+func (c *client) doReader(method, path string, body io.Reader, headers map[string]string) response {
+	c.t.Helper()
 	req, err := http.NewRequest(method, c.base+path, body)
 	if err != nil {
 		c.t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	for k, v := range c.headers {
 		req.Header.Set(k, v)
@@ -246,6 +271,21 @@ func (c *client) do(method, path string, form url.Values, headers map[string]str
 }
 
 func (c *client) get(path string) response { return c.do("GET", path, nil, nil) }
+
+// doBody sends a raw body of a content type (a JSON API request).
+func (c *client) doBody(method, path, contentType, body string) response {
+	c.t.Helper()
+	return c.doBodyHeaders(method, path, contentType, body, nil)
+}
+
+func (c *client) doBodyHeaders(method, path, contentType, body string, headers map[string]string) response {
+	c.t.Helper()
+	h := map[string]string{"Content-Type": contentType}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return c.doReader(method, path, strings.NewReader(body), h)
+}
 
 func (c *client) hxGet(path string) response {
 	return c.do("GET", path, nil, map[string]string{"HX-Request": "true"})

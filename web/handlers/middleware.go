@@ -241,8 +241,7 @@ func adminFrom(c echo.Context) string {
 
 // requireAdmin lets a request through only with a valid admin cookie of a live session.
 // Others go to the sign-in page (htmx: told to go there with HX-Redirect). API tokens are
-// refused here: these are the HTML pages. An admin signed in with a one-time password reaches
-// only its account page until it has chosen a new one.
+// refused here: these are the HTML pages.
 func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if c.Request().Header.Get(echo.HeaderAuthorization) != "" {
@@ -256,9 +255,6 @@ func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			case err == nil:
 				r := c.Request()
 				c.SetRequest(r.WithContext(context.WithValue(r.Context(), adminKey{}, signedIn{Identity: ident, sessionID: sid})))
-				if ident.MustChangePassword && !passwordChangeRoutes[c.Path()] {
-					return h.mustChangePassword(c)
-				}
 				return next(c)
 			case !errors.Is(err, admins.ErrNoSession):
 				return err

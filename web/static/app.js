@@ -137,6 +137,21 @@
     if (ev.detail.successful) banner("");
   });
 
-  document.addEventListener("DOMContentLoaded", function () { showJSOnly(document); });
-  if (document.readyState !== "loading") showJSOnly(document);
+  // The set-password page: the link's code travels in its fragment (#...), which no server
+  // sees. Put it into the form, hide the field, and drop it from the address bar.
+  function takeLinkCode() {
+    var field = document.querySelector("[data-link-code]");
+    if (!field) return;
+    var code = location.hash.replace(/^#/, "");
+    if (code) {
+      field.value = code;
+      history.replaceState(null, "", location.pathname);
+    }
+    if (field.value) {
+      document.querySelectorAll(".js-hide").forEach(function (el) { el.hidden = true; });
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { showJSOnly(document); takeLinkCode(); });
+  if (document.readyState !== "loading") { showJSOnly(document); takeLinkCode(); }
 })();
