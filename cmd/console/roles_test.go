@@ -75,8 +75,8 @@ func TestAdminRoles(t *testing.T) {
 		t.Errorf("SSO admin listed as %v", list[0])
 	}
 
-	want := []string{"admin-add cli:tester olive", "admin-add cli:tester otto", "admin-role cli:tester otto",
-		"admin-role cli:tester olive", "sign-in oidc:sam@example.com "}
+	want := []string{"admin-add " + cliActor() + " olive", "admin-add " + cliActor() + " otto", "admin-role " + cliActor() + " otto",
+		"admin-role " + cliActor() + " olive", "sign-in oidc:sam@example.com "}
 	if got := auditRows(t, tg); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("audit:\n%q\nwant\n%q", got, want)
 	}
@@ -99,7 +99,7 @@ func TestAdminTokens(t *testing.T) {
 		t.Fatalf("the printed token does not authenticate: %+v, %v", tok, err)
 	}
 	list := jsonRows(t, tg.ok(t, "admin", "token", "list", "--format=json"))
-	if len(list) != 1 || list[0]["name"] != "ci-export" || list[0]["role"] != "viewer" || list[0]["created by"] != "cli:tester" ||
+	if len(list) != 1 || list[0]["name"] != "ci-export" || list[0]["role"] != "viewer" || list[0]["created by"] != cliActor() ||
 		list[0]["status"] != "active" || list[0]["last used"] == "NULL" {
 		t.Fatalf("token list: %v", list)
 	}
@@ -131,7 +131,7 @@ func TestAdminTokens(t *testing.T) {
 	if got := tg.ok(t, "admin", "token", "list", "--format=csv"); got != "name,role,created by,created,expires,last used,status\n" {
 		t.Errorf("token list after revoking: %q", got)
 	}
-	want := []string{"token-create cli:tester ci-export", "token-revoke cli:tester ci-export"}
+	want := []string{"token-create " + cliActor() + " ci-export", "token-revoke " + cliActor() + " ci-export"}
 	if got := auditRows(t, tg); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("audit: %q, want %q", got, want)
 	}
