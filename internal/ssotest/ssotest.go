@@ -1,6 +1,7 @@
 // Package ssotest runs a real OpenID Provider on a loopback port for tests: zitadel/oidc's
 // provider package (op) with its example in-memory storage and login page, plus a groups
-// claim per user. Tests sign in through it with a browser (the login form at
+// claim per user. Starting one sets slog's default logger to warnings on stderr (the example
+// server insists on setting it). Tests sign in through it with a browser (the login form at
 // /login/username) or with Login, a plain HTTP client that follows the same redirects.
 package ssotest
 
@@ -8,10 +9,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -69,7 +72,9 @@ func Start(t testing.TB, o Options) *Provider {
 		}),
 		users: users,
 	}
-	router := exampleop.SetupServer(p.Issuer, st, nil, false)
+	// The example server logs every request at INFO through slog's default logger, and sets that
+	// default to the logger it is given: keep warnings only.
+	router := exampleop.SetupServer(p.Issuer, st, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), false)
 	p.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if p.Down.Load() {

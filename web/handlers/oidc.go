@@ -104,7 +104,7 @@ func (h *Handler) finishSSO(c echo.Context) error {
 			return err
 		}
 		return h.ssoProblem(c, http.StatusForbidden, templates.SSOProblem{Heading: "No access to the console",
-			Message: "The identity provider signed you in, but none of your groups gives a console role. Ask the console's owners to map one of them (--oidc-roles), or to add you to a group that has one.",
+			Message: "The identity provider signed you in, but none of your groups gives a console role. Ask the console's owners to give one of them a role, or to add you to a group that has one.",
 			Who:     noRole.Identity.Name, Claim: h.ssoClaim(), Values: noRole.Values})
 	case err != nil:
 		return err
