@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -134,5 +136,68 @@ func TestAdminTokens(t *testing.T) {
 	want := []string{"token-create " + cliActor() + " ci-export", "token-revoke " + cliActor() + " ci-export"}
 	if got := auditRows(t, tg); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("audit: %q, want %q", got, want)
+	}
+}
+
+// TestTokensEndToEnd: a token made with the command line works against `console serve` with
+// the built binary, on the exports and the JSON API, never on the pages, acts with its role,
+// is audited as token:<name>, and stops at once when revoked.
+func TestTokensEndToEnd(t *testing.T) {
+	t.Parallel()
+	tg := urlTarget(t)
+	srv := startServe(t, append(tg.flags(), "--data-dir", t.TempDir())...)
+	tg.ok(t, "sql", "-e", `CREATE USER e2e_user`)
+	mint := func(name, role string) string {
+		r := tg.console(t, "admin", "token", "create", name, "--role", role, "--expire-after", "1h")
+		if r.code != 0 {
+			t.Fatalf("token create %s:\n%s", name, r)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	viewer, operator := mint("e2e-viewer", "viewer"), mint("e2e-operator", "operator")
+	call := func(secret, method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.url+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	issue := `{"username": "e2e_user", "expire_after": "30m"}`
+	if st, body := call(viewer, "POST", "/api/v1/sessions", issue); st != http.StatusForbidden || !strings.Contains(body, `"code":"forbidden"`) {
+		t.Fatalf("a viewer token issues: %d %s", st, body)
+	}
+	st, body := call(operator, "POST", "/api/v1/sessions", issue)
+	if st != http.StatusCreated || !strings.Contains(body, `"cookie":"session=`) {
+		t.Fatalf("an operator token issues: %d %s", st, body)
+	}
+	if st, body := call(viewer, "GET", "/sessions.csv", ""); st != http.StatusOK || !strings.Contains(body, "e2e_user") {
+		t.Fatalf("a viewer token on /sessions.csv: %d %.300s", st, body)
+	}
+	if st, body := call(viewer, "GET", "/api/v1/sessions?user=e2e_user", ""); st != http.StatusOK || !strings.Contains(body, `"username":"e2e_user"`) {
+		t.Fatalf("a viewer token on the JSON API: %d %.300s", st, body)
+	}
+	if st, _ := call(viewer, "GET", "/sessions", ""); st != http.StatusUnauthorized {
+		t.Fatalf("a token on an HTML page: %d, want 401", st)
+	}
+	list := jsonRows(t, tg.ok(t, "admin", "token", "list", "--format=json"))
+	if len(list) != 2 || list[0]["last used"] == "NULL" || list[1]["last used"] == "NULL" {
+		t.Errorf("token list after use: %v", list)
+	}
+	var n int
+	tg.db(t).QueryRow(context.Background(), `SELECT count(*) FROM console.audit_log WHERE admin = 'token:e2e-operator' AND action = 'issue' AND target = 'e2e_user'`).Scan(&n)
+	if n != 1 {
+		t.Errorf("%d issue entries by token:e2e-operator, want 1", n)
+	}
+	tg.ok(t, "admin", "token", "revoke", "e2e-viewer")
+	if st, _ := call(viewer, "GET", "/sessions.csv", ""); st != http.StatusUnauthorized {
+		t.Errorf("a revoked token: %d, want 401", st)
 	}
 }
