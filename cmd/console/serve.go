@@ -62,16 +62,26 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 		Use:   "serve",
 		Short: "Serve the web console",
 		Long: `Serve the web console: the session table with filters, revoke buttons and an issue form,
-behind the console's own admin sign-in, plus /auth/verify for reverse proxies.
+behind the console's own admin sign-in, plus /auth/verify for reverse proxies, the admins page
+(/admins), each admin's account page (/account), and a JSON API (/api/v1) for API tokens.
 
-On first start with no admin account, it creates the admin "admin" with a random password,
+Admins have a role: viewer (reads everything), operator (also issues and revokes) or owner
+(also manages admins and API tokens); the server enforces it on every route. Admins sign in
+with a console password or, with --oidc-issuer, through an OpenID Connect provider whose
+groups (--oidc-role-claim, --oidc-roles) give the role at each sign-in; --local-login=false
+leaves single sign-on only.
+
+On first start with no admin account, it creates the owner "admin" with a random password,
 prints it once and writes it to <data-dir>/admin-password (mode 0600). The admin cookie is
 signed and encrypted with keys from CONSOLE_COOKIE_KEYS ("hashhex:blockhex,..." current
 pair first) or from <data-dir>/cookie-keys (one "hashhex blockhex" pair per line, current
 first; created on first start). Older pairs are still accepted, for rotation.`,
 		Example: `  console serve                          # embedded PostgreSQL in ./console-data
   console serve --url postgres://root@db:26257/defaultdb?sslmode=verify-full
-  console serve --listen :8443 --tls-cert cert.pem --tls-key key.pem`,
+  console serve --listen :8443 --tls-cert cert.pem --tls-key key.pem
+  console serve --oidc-issuer https://login.example.com --oidc-client-id console \
+    --oidc-client-secret-file oidc-secret --oidc-roles viewer=ops-ro,operator=ops,owner=ops-admin \
+    --oidc-redirect-url https://console.example.com/login/oidc/callback`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return serve(cmd.Context(), g, f) },
 	}
