@@ -279,6 +279,12 @@ func (s *Store) Remove(ctx context.Context, name string, by audit.Entry) error {
 // sessions and writes by (a password-change entry) in the same transaction. An unknown name
 // is ErrNotFound, an admin that signs in by single sign-on ErrSSO.
 func (s *Store) SetPassword(ctx context.Context, name, password string, by audit.Entry) error {
+	return s.storePassword(ctx, name, password, "", by)
+}
+
+// storePassword sets name's own new password, ends its sessions except keep and writes by (a
+// password-change entry) in the same transaction.
+func (s *Store) storePassword(ctx context.Context, name, password, keep string, by audit.Entry) error {
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
@@ -287,7 +293,7 @@ func (s *Store) SetPassword(ctx context.Context, name, password string, by audit
 		return fmt.Errorf("admins: %w", err)
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := setPasswordTx(ctx, tx, name, hash, false, ""); err != nil {
+		if err := setPasswordTx(ctx, tx, name, hash, false, keep); err != nil {
 			return err
 		}
 		by.Action, by.Target = audit.PasswordChange, name
@@ -362,28 +368,10 @@ func (s *Store) ChangeOwnPassword(ctx context.Context, name, current, password, 
 	if err := s.Authenticate(ctx, name, current); err != nil {
 		return err
 	}
-	if err := CheckPassword(password); err != nil {
-		return err
-	}
 	if password == current {
 		return fmt.Errorf("%w: the new password must differ from the current one", ErrInvalid)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), Cost)
-	if err != nil {
-		return fmt.Errorf("admins: %w", err)
-	}
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := setPasswordTx(ctx, tx, name, hash, false, keep); err != nil {
-			return err
-		}
-		by.Action, by.Target = audit.PasswordChange, name
-		return audit.Insert(ctx, tx, by)
-	})
-	if err != nil {
-		return dbErr("change password", err)
-	}
-	s.forgetAdmin(name)
-	return nil
+	return s.storePassword(ctx, name, password, keep, by)
 }
 
 // newLink stores a new set-password code for admin (replacing older ones) and returns it.

@@ -240,6 +240,11 @@ func (h *Handler) resetAdminPassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if name == signedInFrom(c).Admin {
+		return h.adminsAnswer(c, http.StatusConflict, func(v *templates.AdminsPage) {
+			v.Error = "Change your own password on your account page (a reset would end this session)."
+		})
+	}
 	secret, err := h.admins.ResetPassword(c.Request().Context(), name, cred, h.cfg.LinkTTL, h.by(c))
 	if err != nil {
 		return h.adminsFailed(c, name, err)

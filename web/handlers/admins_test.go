@@ -172,6 +172,10 @@ func TestManageAdmins(t *testing.T) {
 	r = owner.get("/admins")
 	wantContains(t, r.body, "bob now has role owner.")
 
+	// One's own password is changed on /account, not reset here.
+	wantStatus(t, owner.post("/admins/admin/password", url.Values{"credential": {"password"}}), http.StatusConflict)
+	wantStatus(t, owner.get("/admins"), http.StatusOK)
+
 	// Reset: the old password stops working and bob's sessions end.
 	r = owner.post("/admins/bob/password", url.Values{"credential": {"password"}})
 	wantStatus(t, r, http.StatusOK)
