@@ -9,7 +9,6 @@ package actions
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,17 +18,12 @@ import (
 )
 
 // ErrNotRecorded means the audit log could not record an action, so the action was not
-// carried out (its transaction was rolled back).
-var ErrNotRecorded = errors.New("nothing was changed: the audit log could not record the action")
+// carried out (its transaction was rolled back). It is audit.ErrNotRecorded, which the admin
+// and token stores return too.
+var ErrNotRecorded = audit.ErrNotRecorded
 
-// NotRecordedError carries the audit log's failure; errors.Is(err, ErrNotRecorded) holds, and
-// errors.As finds the database error beneath.
-type NotRecordedError struct{ Err error }
-
-func (e *NotRecordedError) Error() string { return ErrNotRecorded.Error() + ": " + e.Err.Error() }
-
-// Unwrap returns ErrNotRecorded and the cause.
-func (e *NotRecordedError) Unwrap() []error { return []error{ErrNotRecorded, e.Err} }
+// NotRecordedError carries the audit log's failure (audit.NotRecordedError).
+type NotRecordedError = audit.NotRecordedError
 
 // Kind is what sort of actor acts.
 type Kind string

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/pgdb"
 )
 
@@ -201,7 +202,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 // sentinels are the errors dbErr passes through unchanged.
-var sentinels = []error{ErrNotFound, ErrExists, ErrInvalid, ErrBadCredentials, ErrNoSession, ErrLastOwner, ErrSSO, ErrLinkInvalid}
+var sentinels = []error{ErrNotFound, ErrExists, ErrInvalid, ErrBadCredentials, ErrNoSession, ErrLastOwner, ErrSSO, ErrLinkInvalid, audit.ErrNotRecorded}
 
 func dbErr(op string, err error) error {
 	if err == nil {

@@ -120,7 +120,7 @@ func (s *Store) create(ctx context.Context, nc NewAdmin, by *audit.Entry) (strin
 		}
 		e := *by
 		e.Action, e.Target, e.Detail = audit.AdminAdd, nc.Name, "role "+string(nc.Role)+credentialDetail(nc.Credential)
-		return audit.Insert(ctx, tx, e)
+		return audit.InsertOrRollBack(ctx, tx, e)
 	})
 	if err != nil {
 		return "", dbErr("add", err)
@@ -238,7 +238,7 @@ func (s *Store) SetRole(ctx context.Context, name string, role Role, by audit.En
 			return err
 		}
 		by.Action, by.Target, by.Detail = audit.AdminRole, name, string(l.role)+" -> "+string(role)
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return dbErr("set role", err)
@@ -266,7 +266,7 @@ func (s *Store) Remove(ctx context.Context, name string, by audit.Entry) error {
 			return err
 		}
 		by.Action, by.Target, by.Detail = audit.AdminRemove, name, string(l.role)
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return dbErr("remove", err)
@@ -297,7 +297,7 @@ func (s *Store) storePassword(ctx context.Context, name, password, keep string, 
 			return err
 		}
 		by.Action, by.Target = audit.PasswordChange, name
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return dbErr("set password", err)
@@ -352,7 +352,7 @@ func (s *Store) ResetPassword(ctx context.Context, name string, cred Credential,
 			}
 		}
 		by.Action, by.Target, by.Detail = audit.AdminPasswordReset, name, credentialDetail(cred)[2:]
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return "", dbErr("reset password", err)
@@ -433,7 +433,7 @@ func (s *Store) SetPasswordByLink(ctx context.Context, code, password string, by
 			return err
 		}
 		by.Admin, by.Action, by.Target = admin, audit.PasswordSet, admin
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return "", dbErr("set password", err)
@@ -492,7 +492,7 @@ func (s *Store) SignInOIDC(ctx context.Context, id OIDCIdentity, m SessionMeta, 
 		}
 		by.Admin, by.Action = name, audit.SignIn
 		by.Detail = "oidc, role " + string(id.Role)
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return "", "", dbErr("sign in", err)
@@ -512,7 +512,7 @@ func (s *Store) RefuseOIDC(ctx context.Context, key string, by audit.Entry) erro
 			return err
 		}
 		by.Action = audit.SignInRefused
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return dbErr("refuse", err)

@@ -281,3 +281,23 @@ func TestMigrationMakesOwners(t *testing.T) {
 		t.Fatalf("migrated admin = %+v, %v", a, err)
 	}
 }
+
+// A change whose audit row cannot be written does not happen.
+func TestNotRecordedChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, 0)
+	s.Add(ctx, "admin", "the owner's password", Owner)
+	s.Add(ctx, "bob", "bob's password!", Viewer)
+	if _, err := s.pool.Exec(ctx, `ALTER TABLE console.audit_log ADD CONSTRAINT no_rows CHECK (false) NOT VALID`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRole(ctx, "bob", Owner, cli); !errors.Is(err, audit.ErrNotRecorded) {
+		t.Fatalf("SetRole without its audit row: %v", err)
+	}
+	if err := s.Remove(ctx, "bob", cli); !errors.Is(err, audit.ErrNotRecorded) {
+		t.Fatalf("Remove without its audit row: %v", err)
+	}
+	if a, err := s.Get(ctx, "bob"); err != nil || a.Role != Viewer {
+		t.Fatalf("bob after refused changes: %+v, %v", a, err)
+	}
+}

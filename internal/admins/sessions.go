@@ -246,7 +246,7 @@ func (s *Store) EndOwnSession(ctx context.Context, admin, handle string, by audi
 			return err
 		}
 		by.Action, by.Target = audit.SessionEnd, admin
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return dbErr("end session", err)
@@ -271,7 +271,7 @@ func (s *Store) EndSessions(ctx context.Context, admin string, by audit.Entry) (
 		}
 		n = tag.RowsAffected()
 		by.Action, by.Target, by.Count = audit.AdminSessionsEnd, admin, n
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return 0, dbErr("end sessions", err)

@@ -271,7 +271,7 @@ func (s *Store) ClearThrottle(ctx context.Context, account string, by audit.Entr
 			return err
 		}
 		by.Action, by.Target, by.Count = audit.ThrottleClear, account, n
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	return dbErr("clear throttle", err)
 }

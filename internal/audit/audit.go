@@ -4,6 +4,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -116,6 +117,28 @@ func (s *Store) Record(ctx context.Context, e Entry) error { return s.RecordIn(c
 // RecordIn appends an entry through q, usually the transaction of the action it records.
 // Errors wrap the database's with %w.
 func (s *Store) RecordIn(ctx context.Context, q pgdb.DBTX, e Entry) error { return Insert(ctx, q, e) }
+
+// ErrNotRecorded means the audit log could not record an action, so the action was not
+// carried out (its transaction was rolled back).
+var ErrNotRecorded = errors.New("nothing was changed: the audit log could not record the action")
+
+// NotRecordedError carries the audit log's failure; errors.Is(err, ErrNotRecorded) holds, and
+// errors.As finds the database error beneath.
+type NotRecordedError struct{ Err error }
+
+func (e *NotRecordedError) Error() string { return ErrNotRecorded.Error() + ": " + e.Err.Error() }
+
+// Unwrap returns ErrNotRecorded and the cause.
+func (e *NotRecordedError) Unwrap() []error { return []error{ErrNotRecorded, e.Err} }
+
+// InsertOrRollBack is Insert for the transaction of the change the entry records: its failure
+// is a *NotRecordedError, which rolls the change back.
+func InsertOrRollBack(ctx context.Context, tx pgdb.DBTX, e Entry) error {
+	if err := Insert(ctx, tx, e); err != nil {
+		return &NotRecordedError{Err: err}
+	}
+	return nil
+}
 
 // Insert appends an entry through q, the transaction of the change it records, for stores that
 // keep no audit.Store (admins, tokens). Errors wrap the database's with %w.

@@ -158,7 +158,7 @@ func (s *Store) Create(ctx context.Context, name string, role admins.Role, ttl t
 		by.Action, by.Target = audit.TokenCreate, name
 		by.ExpiresAt = &t.ExpiresAt
 		by.Detail = "role " + string(role)
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	if err != nil {
 		return "", Token{}, dbErr("create", err)
@@ -209,7 +209,7 @@ func (s *Store) Revoke(ctx context.Context, name string, by audit.Entry) error {
 			return fmt.Errorf("tokens: %q: %w", name, ErrNotFound)
 		}
 		by.Action, by.Target = audit.TokenRevoke, name
-		return audit.Insert(ctx, tx, by)
+		return audit.InsertOrRollBack(ctx, tx, by)
 	})
 	return dbErr("revoke", err)
 }
@@ -254,7 +254,7 @@ func dbErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, e := range []error{ErrNotFound, ErrExists, ErrInvalid, ErrUnauthorized} {
+	for _, e := range []error{ErrNotFound, ErrExists, ErrInvalid, ErrUnauthorized, audit.ErrNotRecorded} {
 		if errors.Is(err, e) {
 			return err
 		}
