@@ -295,3 +295,20 @@ func TestAccountSessionsAndPassword(t *testing.T) {
 		t.Errorf("audit: %q", got)
 	}
 }
+
+// A change on /admins whose audit row cannot be written changes nothing and says so.
+func TestAdminChangeNotRecorded(t *testing.T) {
+	s := newServer(t)
+	owner := s.signIn(t)
+	s.addAdmin(t, "bea", admins.Viewer)
+	owner.get("/admins")
+	if _, err := s.pool.Exec(context.Background(), `ALTER TABLE console.audit_log ADD CONSTRAINT no_rows CHECK (false) NOT VALID`); err != nil {
+		t.Fatal(err)
+	}
+	r := owner.post("/admins/bea/role", url.Values{"role": {"owner"}})
+	wantStatus(t, r, http.StatusInternalServerError)
+	wantContains(t, r.body, "Nothing was changed: the audit log could not record this action.")
+	if a, _ := s.admins.Get(context.Background(), "bea"); a.Role != admins.Viewer {
+		t.Errorf("bea's role is %s", a.Role)
+	}
+}
