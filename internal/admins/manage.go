@@ -211,6 +211,17 @@ func lockOwners(ctx context.Context, tx pgx.Tx) (int, error) {
 	return len(names), err
 }
 
+// lockOwnersAnd locks every owner's row, then name's, and returns name's and how many owners
+// there are (the last-owner rule's view).
+func lockOwnersAnd(ctx context.Context, tx pgx.Tx, name string) (locked, int, error) {
+	owners, err := lockOwners(ctx, tx)
+	if err != nil {
+		return locked{}, 0, err
+	}
+	l, err := lockAdmin(ctx, tx, name)
+	return l, owners, err
+}
+
 // SetRole changes an admin's role and writes by (an admin-role entry) in the same transaction;
 // it takes effect at the admin's next request. Demoting the last owner is ErrLastOwner, an
 // admin that signs in by single sign-on ErrSSO (its role is the identity provider's), an
@@ -220,11 +231,7 @@ func (s *Store) SetRole(ctx context.Context, name string, role Role, by audit.En
 		return fmt.Errorf("%w: unknown role %q", ErrInvalid, role)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		owners, err := lockOwners(ctx, tx)
-		if err != nil {
-			return err
-		}
-		l, err := lockAdmin(ctx, tx, name)
+		l, owners, err := lockOwnersAnd(ctx, tx, name)
 		if err != nil {
 			return err
 		}
@@ -251,11 +258,7 @@ func (s *Store) SetRole(ctx context.Context, name string, role Role, by audit.En
 // transaction. Removing the last owner is ErrLastOwner, an unknown name ErrNotFound.
 func (s *Store) Remove(ctx context.Context, name string, by audit.Entry) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		owners, err := lockOwners(ctx, tx)
-		if err != nil {
-			return err
-		}
-		l, err := lockAdmin(ctx, tx, name)
+		l, owners, err := lockOwnersAnd(ctx, tx, name)
 		if err != nil {
 			return err
 		}
