@@ -103,3 +103,34 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 		}
 	}
 }
+
+// Relative rounds to the nearest unit (a fresh 15m session says "in 15m", not "in 14m"), and a
+// value that rounds up to the next unit is said in that unit.
+func TestRelativeRounds(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "now"},
+		{400 * time.Millisecond, "now"},
+		{-400 * time.Millisecond, "now"},
+		{1500 * time.Millisecond, "in 2s"},
+		{15*time.Minute - 80*time.Millisecond, "in 15m"},
+		{15*time.Minute - 29*time.Second, "in 15m"},
+		{15*time.Minute - 31*time.Second, "in 14m"},
+		{-(15*time.Minute - 80*time.Millisecond), "15m ago"},
+		{59*time.Second + 600*time.Millisecond, "in 1m"},
+		{59*time.Minute + 40*time.Second, "in 1h"},
+		{time.Hour - 80*time.Millisecond, "in 1h"},
+		{90 * time.Minute, "in 2h"},
+		{89 * time.Minute, "in 1h"},
+		{47*time.Hour + 40*time.Minute, "in 2d"},
+		{7*24*time.Hour - time.Second, "in 7d"},
+		{-(36 * time.Hour), "36h ago"},
+	} {
+		if got := Relative(now.Add(tc.d), now); got != tc.want {
+			t.Errorf("Relative(now%+v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

@@ -205,8 +205,16 @@ func appendEscaped(b []byte, s string) []byte {
 	}
 }
 
-// Relative says how far t is from now in the largest whole unit: "in 52m", "3h ago", "now".
+// Relative says how far t is from now, rounded to the nearest unit: "in 52m", "3h ago", "now".
+// A value that rounds up to the next unit is said in that unit (59m40s is "1h").
 func Relative(t, now time.Time) string { return string(AppendRelative(nil, t, now)) }
+
+// relativeUnits are Relative's units, each used below the next one's threshold.
+var relativeUnits = [...]struct {
+	unit   time.Duration
+	suffix byte
+	below  time.Duration // 0: no upper bound
+}{{time.Second, 's', time.Minute}, {time.Minute, 'm', time.Hour}, {time.Hour, 'h', 48 * time.Hour}, {24 * time.Hour, 'd', 0}}
 
 // AppendRelative appends Relative(t, now) to b.
 func AppendRelative(b []byte, t, now time.Time) []byte {
@@ -215,21 +223,17 @@ func AppendRelative(b []byte, t, now time.Time) []byte {
 	if d < 0 {
 		d = -d
 	}
-	if d < time.Second {
+	if d.Round(time.Second) == 0 {
 		return append(b, "now"...)
 	}
 	if future {
 		b = append(b, "in "...)
 	}
-	switch {
-	case d < time.Minute:
-		b = append(strconv.AppendInt(b, int64(d/time.Second), 10), 's')
-	case d < time.Hour:
-		b = append(strconv.AppendInt(b, int64(d/time.Minute), 10), 'm')
-	case d < 48*time.Hour:
-		b = append(strconv.AppendInt(b, int64(d/time.Hour), 10), 'h')
-	default:
-		b = append(strconv.AppendInt(b, int64(d/(24*time.Hour)), 10), 'd')
+	for _, u := range relativeUnits {
+		if r := d.Round(u.unit); u.below == 0 || r < u.below {
+			b = append(strconv.AppendInt(b, int64(r/u.unit), 10), u.suffix)
+			break
+		}
 	}
 	if !future {
 		b = append(b, " ago"...)
