@@ -8,7 +8,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessionconsole/console/internal/audit"
-	"github.com/sessionconsole/console/internal/output"
 	"github.com/sessionconsole/console/web/templates"
 )
 
@@ -102,10 +101,10 @@ func (h *Handler) showAuditPage(c echo.Context) error {
 			r.SessionID = strconv.FormatInt(e.SessionID, 10)
 		}
 		if e.ExpiresAt != nil {
-			r.Expires = output.Timestamp(*e.ExpiresAt)
+			r.Expires = templates.CellTime(*e.ExpiresAt)
 		}
 		if e.Action == audit.RevokeAll || e.Action == audit.Revoke {
-			r.Count = strconv.FormatInt(e.Count, 10)
+			r.Count = thousands(e.Count)
 		}
 		v.Rows = append(v.Rows, r)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessionconsole/console/internal/admins"
-	"github.com/sessionconsole/console/internal/output"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
@@ -284,9 +283,9 @@ func filters(q sessionsQuery) templates.Filters {
 	return f
 }
 
-// timeCell renders a timestamp as the CLI does, with a relative hint.
+// timeCell renders a timestamp as the table's cells do, with a relative hint.
 func timeCell(t, now time.Time) templates.TimeCell {
-	return templates.TimeCell{Text: output.Timestamp(t), Hint: templates.Relative(t, now), ISO: t.UTC().Format(time.RFC3339Nano)}
+	return templates.TimeCell{Text: templates.CellTime(t), Hint: templates.Relative(t, now), ISO: t.UTC().Format(time.RFC3339Nano)}
 }
 
 // thousands formats n with comma separators: 1,234,567.

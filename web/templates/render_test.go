@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sessionconsole/console/internal/output"
 )
 
 func table50() SessionsTable {
@@ -51,8 +49,8 @@ func TestTableRenders(t *testing.T) {
 	for _, want := range []string{`id="results"`, `hx-trigger="refresh, sessions-changed from:body"`, `data-testid="next-page"`,
 		`<tr data-testid="session-row" data-session-id="784445853689282561" data-username="&lt;b&gt;&#34;x&#34;&lt;/b&gt;" data-status="active">`,
 		`<a href="/sessions?user=%3Cb%3E%22x%22%3C%2Fb%3E" hx-get="/sessions?user=%3Cb%3E%22x%22%3C%2Fb%3E"`,
-		`<time datetime="2026-11-27T09:00:00.123456Z">2026-11-27 09:00:00.123456</time><span class="hint">now</span>`,
-		`<time datetime="2026-11-27T10:00:00.123456Z">2026-11-27 10:00:00.123456</time><span class="hint">in 1h</span>`,
+		`<time datetime="2026-11-27T09:00:00.123456Z">2026-11-27 09:00:00.123456` + "\u00a0" + `UTC</time><span class="hint">now</span>`,
+		`<time datetime="2026-11-27T10:00:00.123456Z">2026-11-27 10:00:00.123456` + "\u00a0" + `UTC</time><span class="hint">in 1h</span>`,
 		`data-session-id="784445853689282562" data-username="user1" data-status="revoked"`,
 		`data-session-id="784445853689282563" data-username="user2" data-status="expired"`,
 		`<span class="hint">1s ago</span>`,
@@ -63,6 +61,13 @@ func TestTableRenders(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %s", want)
 		}
+	}
+	// The web table never shows the CLI's literal NULL (the exports and the CLI keep it).
+	if strings.Contains(out, "NULL") {
+		t.Errorf("the table shows a literal NULL")
+	}
+	if !strings.Contains(out, `<td data-label="Revoked"><span class="null"><span aria-hidden="true">—</span><span class="sr-only">not revoked</span></span></td>`) {
+		t.Errorf("an unrevoked session's Revoked cell is not a dash with the words \"not revoked\" for screen readers")
 	}
 	// A viewer's table offers no revoke.
 	tb.CanOperate = false
@@ -86,7 +91,8 @@ func BenchmarkRenderTable50(b *testing.B) {
 	}
 }
 
-// The hand-written time cell formats exactly as time.Format and output.Timestamp do.
+// The hand-written time cell formats exactly as time.Format does: RFC 3339 in the attribute;
+// in the text, fixed six-digit microseconds (so that the cells of a column line up) and UTC.
 func TestAppendTimeMatchesFormat(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	for _, tm := range []time.Time{
@@ -96,7 +102,7 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 	} {
 		got := string(appendTime(nil, tm, now))
 		u := tm.UTC()
-		want := `<span class="tc"><time datetime="` + u.Format(time.RFC3339Nano) + `">` + output.Timestamp(tm) +
+		want := `<span class="tc"><time datetime="` + u.Format(time.RFC3339Nano) + `">` + u.Format("2006-01-02 15:04:05.000000") + "\u00a0UTC" +
 			`</time><span class="hint">` + Relative(tm, now) + `</span></span>`
 		if got != want {
 			t.Errorf("appendTime(%v)\n got %s\nwant %s", tm, got, want)

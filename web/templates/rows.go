@@ -3,6 +3,7 @@ package templates
 import (
 	"context"
 	"io"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -59,7 +60,7 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 	b = appendTime(b, r.ExpiresAt, t.Now)
 	b = append(b, `</td><td data-label="Revoked">`...)
 	if r.RevokedAt == nil {
-		b = append(b, `<span class="null">NULL</span>`...)
+		b = append(b, notRevoked...)
 	} else {
 		b = appendTime(b, *r.RevokedAt, t.Now)
 	}
@@ -104,6 +105,10 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 	return b
 }
 
+// notRevoked is the Revoked cell of a session that is not revoked: a dash, and words for screen
+// readers (the CLI's NULL stays in the CLI and the exports).
+const notRevoked = `<span class="null"><span aria-hidden="true">—</span><span class="sr-only">not revoked</span></span>`
+
 // appendTime appends a time cell: the CLI's text in a <time>, and a relative hint. The two
 // forms of the time (RFC 3339 for the attribute, the CLI's for the text) are formatted by
 // hand from one split of the time: time.AppendFormat was a sixth of a page's render time.
@@ -119,14 +124,28 @@ func appendTime(b []byte, t, now time.Time) []byte {
 		b = appendFraction(b, t.Nanosecond(), 9) // RFC3339Nano: up to nanoseconds
 	}
 	b = append(b, `Z">`...)
-	// 2006-01-02 15:04:05.999999: the same fields, microseconds, trailing zeros dropped.
-	b = appendDateTime(b, year, int(month), day, ' ', hour, min, sec)
-	if micro != 0 {
-		b = appendFraction(b, micro, 6)
-	}
+	b = appendCellTime(b, year, int(month), day, hour, min, sec, micro)
 	b = append(b, `</time><span class="hint">`...)
 	b = AppendRelative(b, t, now)
 	return append(b, `</span></span>`...)
+}
+
+// CellTime is t as the web console's cells show it: the CLI's UTC wall time with fixed six-digit
+// microseconds, so that the times of a column line up, and a UTC mark
+// ("2006-01-02 15:04:05.000000 UTC", the mark after a no-break space). The CLI and the exports
+// keep cockroach's form, trailing zeros dropped.
+func CellTime(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, min, sec := t.Clock()
+	return string(appendCellTime(nil, year, int(month), day, hour, min, sec, t.Nanosecond()/1000))
+}
+
+func appendCellTime(b []byte, year, month, day, hour, min, sec, micro int) []byte {
+	b = appendDateTime(b, year, month, day, ' ', hour, min, sec)
+	b = append(b, '.')
+	b = appendDigits(b, micro, 6)
+	return append(b, "\u00a0UTC"...)
 }
 
 // appendDateTime appends YYYY-MM-DD<sep>hh:mm:ss.
@@ -222,6 +241,9 @@ func AppendRelative(b []byte, t, now time.Time) []byte {
 	future := d > 0
 	if d < 0 {
 		d = -d
+		if d < 0 { // math.MinInt64
+			d = math.MaxInt64
+		}
 	}
 	if d.Round(time.Second) == 0 {
 		return append(b, "now"...)

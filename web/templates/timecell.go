@@ -7,7 +7,7 @@ import (
 	"github.com/a-h/templ"
 )
 
-// timeCell renders a TimeCell: <time> with the CLI's text and a relative hint, or NULL. It is
+// timeCell renders a TimeCell: <time> with its text and a relative hint (no ISO: the text alone). It is
 // written by hand (not as a templ component) because a page has hundreds of them and the
 // generated component's per-call setup dominated the table's render time.
 func timeCell(t TimeCell) templ.Component {

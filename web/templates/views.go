@@ -38,7 +38,7 @@ func csrfHeaders(token string) string {
 
 // TimeCell is a timestamp as the CLI prints it, with a relative hint ("in 52m", "3h ago").
 type TimeCell struct {
-	Text string // 2006-01-02 15:04:05.999999, or NULL
+	Text string // CellTime: 2006-01-02 15:04:05.000000 UTC
 	Hint string
 	ISO  string // RFC 3339, for <time datetime>
 }
