@@ -97,6 +97,9 @@ func Open(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor, cacheFor 
 	if err := pgdb.Migrate(ctx, pool, flavor, "admins", Migrations); err != nil {
 		return nil, err
 	}
+	if err := pgdb.Migrate(ctx, pool, flavor, "admin-forms", FormMigrations); err != nil {
+		return nil, err
+	}
 	dummy, err := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), Cost)
 	if err != nil {
 		return nil, fmt.Errorf("admins: %w", err)

@@ -42,7 +42,9 @@ type Identity struct {
 type seenEntry struct {
 	ident     Identity
 	created   time.Time
-	confirmed time.Time
+	confirmed time.Time // last checked by CheckSession (which refreshed the idle clock)
+	peeked    time.Time // last checked by PeekSession
+	active    time.Time // the last activity known (the database's idle clock)
 }
 
 // Session is one of an admin's browser sessions, for listing. Its ID (the secret the admin
@@ -148,7 +150,62 @@ func (s *Store) CheckSession(ctx context.Context, id string, idle, absolute time
 	if len(s.seen) > 10000 {
 		clear(s.seen)
 	}
-	s.seen[id] = seenEntry{ident: ident, created: created, confirmed: now}
+	s.seen[id] = seenEntry{ident: ident, created: created, confirmed: now, active: now}
+	s.mu.Unlock()
+	return ident, nil
+}
+
+// PeekSession is CheckSession for a request the admin did not make (a page's background
+// refresh): it returns who is behind a live session without refreshing its idle clock, so that
+// an untouched tab times out. A session idle longer than idle, or older than absolute, ends
+// (ErrNoSession), as in CheckSession.
+func (s *Store) PeekSession(ctx context.Context, id string, idle, absolute time.Duration) (Identity, error) {
+	now := time.Now()
+	s.mu.Lock()
+	e, ok := s.seen[id]
+	s.mu.Unlock()
+	checked := e.confirmed
+	if e.peeked.After(checked) {
+		checked = e.peeked
+	}
+	if ok && now.Sub(checked) < s.cache && now.Sub(e.active) < idle && now.Sub(e.created) < absolute {
+		return e.ident, nil
+	}
+	var (
+		ident        Identity
+		role, method string
+		created      time.Time
+		idleFor      int64 // microseconds
+		stillLive    bool
+	)
+	// Read, not written: the idle clock (last_seen) stays where the admin's last request left it.
+	err := s.pool.QueryRow(ctx, `SELECT s.admin, s.created_at, a.role, s.method, a.must_change_password,
+			(extract(epoch FROM now() - s.last_seen) * 1000000)::INT8,
+			s.last_seen > now() - $2::INT8 * INTERVAL '1 microsecond'
+			AND s.created_at > now() - $3::INT8 * INTERVAL '1 microsecond'
+		FROM console.admin_sessions AS s JOIN console.admins AS a ON a.name = s.admin
+		WHERE s.id = $1`, id, idle.Microseconds(), absolute.Microseconds()).
+		Scan(&ident.Admin, &created, &role, &method, &ident.MustChangePassword, &idleFor, &stillLive)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), err == nil && !stillLive:
+		s.EndSession(ctx, id) // unknown, or timed out: gone for good
+		return Identity{}, ErrNoSession
+	case err != nil:
+		return Identity{}, dbErr("peek session", err)
+	}
+	ident.Role, ident.Method = Role(role), Method(method)
+	s.mu.Lock()
+	if len(s.seen) > 10000 {
+		clear(s.seen)
+	}
+	e, ok = s.seen[id]
+	if !ok {
+		e = seenEntry{created: created}
+	}
+	e.ident = ident
+	e.peeked = now
+	e.active = now.Add(-time.Duration(idleFor) * time.Microsecond)
+	s.seen[id] = e
 	s.mu.Unlock()
 	return ident, nil
 }

@@ -88,7 +88,7 @@ func TestCockroachDialect(t *testing.T) {
 	}
 	wantStatus(t, c.hxGet("/users/WEB_USER/revoke"), http.StatusOK)
 	r = c.hxPost("/users/WEB_USER/revoke", nil)
-	if got := textOf(r.body, "notice"); got != "Revoked 1 session of web_user (1 were active)." {
+	if got := textOf(r.body, "notice"); got != "Revoked 1 session of web_user (1 was active)." {
 		t.Errorf("notice %q", got)
 	}
 	if n := count(`SELECT count(*) FROM system.web_sessions WHERE username = 'web_user' AND "revokedAt" IS NULL`); n != 0 {

@@ -58,6 +58,12 @@ type AdminStore interface {
 	StartSessionIn(ctx context.Context, q pgdb.DBTX, admin string, m admins.SessionMeta) (string, error)
 	CheckSession(ctx context.Context, id string, idle, absolute time.Duration) (admins.Identity, error)
 	EndSessionIn(ctx context.Context, q pgdb.DBTX, id string) error
+	PeekSession(ctx context.Context, id string, idle, absolute time.Duration) (admins.Identity, error)
+
+	// One-time forms (the issue form).
+	ClaimForm(ctx context.Context, sid, token string) (prior string, err error)
+	FinishForm(ctx context.Context, token, result string) error
+	ReleaseForm(ctx context.Context, token string) error
 
 	// Managing admins (/admins, owners).
 	List(ctx context.Context) ([]admins.Admin, error)
@@ -149,7 +155,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// RefreshEvery is the period of the sessions table's auto-refresh.
 	RefreshEvery time.Duration
-	Logger       *slog.Logger
+	// ConfirmByNameOver: a revoke-all that ends more active sessions than this asks for the
+	// username to be typed (default DefaultConfirmByNameOver).
+	ConfirmByNameOver int64
+	Logger            *slog.Logger
 
 	// Tokens keeps the API tokens (required).
 	Tokens TokenStore
@@ -160,6 +169,9 @@ type Config struct {
 	// LinkTTL is how long a set-password link works (default admins.DefaultLinkTTL).
 	LinkTTL time.Duration
 }
+
+// DefaultConfirmByNameOver is the default of Config.ConfirmByNameOver.
+const DefaultConfirmByNameOver = 100
 
 // Handler serves the console. Build it with New; register its routes with Register.
 type Handler struct {
@@ -173,6 +185,7 @@ type Handler struct {
 	cfg      Config
 	codecs   []securecookie.Codec
 	csrfKey  []byte
+	formKey  []byte // binds one-time form tokens to an admin session
 	// crossOrigin refuses state changes that browsers mark as cross-origin.
 	crossOrigin *http.CrossOriginProtection
 	log         *slog.Logger
@@ -197,6 +210,9 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 	}
 	if cfg.RefreshEvery <= 0 {
 		cfg.RefreshEvery = 10 * time.Second
+	}
+	if cfg.ConfirmByNameOver <= 0 {
+		cfg.ConfirmByNameOver = DefaultConfirmByNameOver
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -227,6 +243,7 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		cfg:         cfg,
 		codecs:      codecs,
 		csrfKey:     deriveKey(cfg.Keys[0], "csrf"),
+		formKey:     deriveKey(cfg.Keys[0], "form-once"),
 		crossOrigin: http.NewCrossOriginProtection(),
 		log:         cfg.Logger,
 		cluster:     cluster,

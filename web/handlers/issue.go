@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,14 +12,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessionconsole/console/internal/actions"
+	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
 
-// expiryPresets are the one-click choices; values are in the CLI's syntax.
+// expiryPresets are the one-click choices; values are what the custom field takes too.
 var expiryPresets = []templates.Option{
 	{Value: "15m", Label: "15m"}, {Value: "1h", Label: "1h"}, {Value: "8h", Label: "8h"},
-	{Value: "24h", Label: "24h"}, {Value: "168h", Label: "7d"}, {Value: "custom", Label: "Custom"},
+	{Value: "24h", Label: "24h"}, {Value: "7d", Label: "7d"}, {Value: "custom", Label: "Custom"},
 }
 
 const defaultPreset = "1h"
@@ -27,16 +29,19 @@ type issueRequest struct {
 	Username    string `form:"username"`
 	ExpireAfter string `form:"expire_after"`
 	Custom      string `form:"expire_custom"`
+	Once        string `form:"form_once"`
 }
 
-// issueForm returns the empty form for a sessions view. Username suggestions are fetched as
-// the admin types (suggestUsers), not sent with every page.
+// issueForm returns the empty form for a sessions view, with a fresh one-time token. Username
+// suggestions are fetched as the admin types (suggestUsers), not sent with every page.
 func (h *Handler) issueForm(c echo.Context, q sessionsQuery) templates.IssueForm {
 	return templates.IssueForm{
-		Presets: presets(defaultPreset),
-		Max:     sessionstore.FormatDuration(h.sessions.MaxTTL()),
-		Return:  q.values().Encode(),
-		CSRF:    h.csrfToken(c),
+		Once:       h.newFormToken(c),
+		Presets:    presets(defaultPreset),
+		Max:        formatFormDuration(h.sessions.MaxTTL()),
+		Return:     q.values().Encode(),
+		DismissURL: q.url("/sessions"),
+		CSRF:       h.csrfToken(c),
 	}
 }
 
@@ -85,14 +90,16 @@ func (h *Handler) issueSession(c echo.Context) error {
 	if err := c.Bind(&req); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "Malformed form.")
 	}
+	ctx := c.Request().Context()
 	q := returnQuery(c)
 	form := h.issueForm(c, q)
+	form.Open = true
 	// Without htmx the answer is the whole page: load its table before issuing, so that a
 	// failure there cannot swallow a cookie that was already issued.
 	var table templates.SessionsTable
 	if !isPartial(c) {
 		var err error
-		if table, err = h.sessionsTable(c.Request().Context(), q, ""); err != nil {
+		if table, err = h.sessionsTable(ctx, q); err != nil {
 			return err
 		}
 	}
@@ -102,7 +109,7 @@ func (h *Handler) issueSession(c echo.Context) error {
 	if choice == "custom" {
 		form.Custom = text
 	}
-	ttl, err := sessionstore.ParseExpiry(text)
+	ttl, err := parseFormExpiry(text)
 	if err == nil {
 		err = h.sessions.CheckTTL(ttl)
 	}
@@ -112,23 +119,12 @@ func (h *Handler) issueSession(c echo.Context) error {
 	if form.Username == "" {
 		form.UsernameError = "Enter the username to issue a session for."
 	}
-	if form.ExpireError == "" && form.UsernameError == "" {
-		issued, err := h.issueFor(c, form.Username, ttl)
-		var nsu *sessionstore.NoSuchUserError
-		switch {
-		case errors.As(err, &nsu):
-			form.UsernameError = nsu.Error()
-		case errors.Is(err, sessionstore.ErrInvalidInput):
-			form.UsernameError = strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": ")
-		case err != nil:
-			return err
-		default:
-			form.Result = h.issuedView(c, issued)
-			form.Username, form.Custom, form.Presets = "", "", presets(defaultPreset)
-		}
-	}
 	status := http.StatusOK
-	if form.Result == nil {
+	if form.ExpireError == "" && form.UsernameError == "" {
+		if status, err = h.issueOnce(c, req.Once, form.Username, ttl, &form); err != nil {
+			return err
+		}
+	} else {
 		status = http.StatusUnprocessableEntity
 	}
 	noStore(c)
@@ -140,7 +136,7 @@ func (h *Handler) issueSession(c echo.Context) error {
 		return h.render(c, status, templates.IssuePanel(form))
 	}
 	if form.Result != nil {
-		if fresh, err := h.sessionsTable(c.Request().Context(), q, ""); err == nil {
+		if fresh, err := h.sessionsTable(ctx, q); err == nil {
 			table = fresh // with the new session; on failure the one loaded before will do
 		}
 	}
@@ -161,6 +157,69 @@ func (h *Handler) issueFor(c echo.Context, name string, ttl time.Duration) (sess
 		}
 	}
 	return issued, err
+}
+
+// issueOnce issues a session for a valid form, once per one-time token (see formonce.go): it
+// fills in form's result or errors and returns the status to answer with.
+func (h *Handler) issueOnce(c echo.Context, once, user string, ttl time.Duration, form *templates.IssueForm) (int, error) {
+	ctx := c.Request().Context()
+	key := ""
+	if once != "" {
+		var ok bool
+		if key, ok = h.formTokenKey(c, once); !ok {
+			form.Repeated = "This form belongs to another sign-in, so nothing was issued. Fill it in again here."
+			return http.StatusConflict, nil
+		}
+		prior, err := h.admins.ClaimForm(ctx, adminSessionID(c), key)
+		if errors.Is(err, admins.ErrFormUsed) {
+			form.Repeated = h.repeatedIssue(ctx, prior)
+			return http.StatusConflict, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	issued, err := h.issueFor(c, user, ttl)
+	var nsu *sessionstore.NoSuchUserError
+	switch {
+	case errors.As(err, &nsu):
+		form.UsernameError = nsu.Error()
+	case errors.Is(err, sessionstore.ErrInvalidInput):
+		form.UsernameError = strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": ")
+	}
+	if err != nil {
+		if key != "" { // nothing was issued: the same form may be sent again
+			h.admins.ReleaseForm(context.WithoutCancel(ctx), key)
+		}
+		if form.UsernameError == "" {
+			return 0, err
+		}
+		return http.StatusUnprocessableEntity, nil
+	}
+	if key != "" {
+		if err := h.admins.FinishForm(context.WithoutCancel(ctx), key, strconv.FormatInt(issued.ID, 10)); err != nil {
+			h.log.Warn("recording a used issue form failed", "err", err)
+		}
+	}
+	form.Result = h.issuedView(c, issued)
+	form.Username, form.Custom, form.Presets = "", "", presets(defaultPreset)
+	return http.StatusOK, nil
+}
+
+// repeatedIssue says what a repeated submission of a used issue form had issued: prior is the
+// session ID recorded for the form ("" while its first submission runs).
+func (h *Handler) repeatedIssue(ctx context.Context, prior string) string {
+	const nothing = "This form was sent before, so nothing new was issued. "
+	id, err := strconv.ParseInt(prior, 10, 64)
+	if err != nil {
+		return nothing + "Its cookie, if one was issued, was shown once and is not shown again."
+	}
+	who := ""
+	if s, err := h.sessions.Get(ctx, id); err == nil {
+		who = " for " + s.Username
+	}
+	return fmt.Sprintf(nothing+"The cookie of session %d%s was already shown and is not shown again; "+
+		"issue a new session if you need another cookie.", id, who)
 }
 
 func (h *Handler) issuedView(c echo.Context, is sessionstore.Issued) *templates.Issued {

@@ -24,7 +24,8 @@ func TestIssueSession(t *testing.T) {
 		ttl  time.Duration
 	}{
 		{"preset 8h", url.Values{"username": {user}, "expire_after": {"8h"}}, 8 * time.Hour},
-		{"preset 7d", url.Values{"username": {user}, "expire_after": {"168h"}}, 168 * time.Hour},
+		{"preset 7d", url.Values{"username": {user}, "expire_after": {"7d"}}, 168 * time.Hour},
+		{"168h", url.Values{"username": {user}, "expire_after": {"168h"}}, 168 * time.Hour},
 		{"default", url.Values{"username": {user}}, time.Hour},
 		{"custom", url.Values{"username": {user}, "expire_after": {"custom"}, "expire_custom": {"4h30m"}}, 4*time.Hour + 30*time.Minute},
 		{"custom field only", url.Values{"username": {user}, "expire_custom": {"90m"}}, 90 * time.Minute},
@@ -105,10 +106,11 @@ func TestIssueBadInput(t *testing.T) {
 		{"empty user", "", "1h", "", "issue-username-error", "Enter the username"},
 		{"0s", user, "custom", "0s", "issue-expire-error", "must be positive"},
 		{"-1h", user, "custom", "-1h", "issue-expire-error", "must be positive"},
-		{"1d", user, "custom", "1d", "issue-expire-error", "units h, m, s"},
+		{"1.5d", user, "custom", "1.5d", "issue-expire-error", "use days, hours, minutes and seconds"},
+		{"1d-1h", user, "custom", "1d-1h", "issue-expire-error", "use days, hours, minutes and seconds"},
 		{"abc", user, "custom", "abc", "issue-expire-error", "invalid duration"},
 		{"999999h", user, "custom", "999999h", "issue-expire-error", "longer than the maximum 744h"},
-		{"empty custom", user, "custom", "", "issue-expire-error", "use hours, minutes and seconds"},
+		{"empty custom", user, "custom", "", "issue-expire-error", "use days, hours, minutes and seconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := c.hxPost("/sessions", url.Values{"username": {tc.user}, "expire_after": {tc.expire}, "expire_custom": {tc.custom}})

@@ -250,7 +250,11 @@ func (h *Handler) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		sid, ok := h.readAdminCookie(c)
 		if ok {
-			ident, err := h.admins.CheckSession(c.Request().Context(), sid, h.cfg.IdleTimeout, h.cfg.AbsoluteTimeout)
+			check := h.admins.CheckSession
+			if isBackground(c) {
+				check = h.admins.PeekSession // not activity: the idle clock keeps running
+			}
+			ident, err := check(c.Request().Context(), sid, h.cfg.IdleTimeout, h.cfg.AbsoluteTimeout)
 			switch {
 			case err == nil:
 				r := c.Request()

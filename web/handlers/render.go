@@ -51,6 +51,7 @@ func (h *Handler) page(c echo.Context, title, nav string) templates.Page {
 		CSS:        h.assets.URL("app.css"),
 		HTMX:       h.assets.URL("htmx.min.js"),
 		JS:         h.assets.URL("app.js"),
+		Icon:       h.assets.URL("favicon.svg"),
 	}
 }
 

@@ -50,25 +50,57 @@ func (h *Handler) confirmRevokeUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q, ret := confirmReturn(c)
-	counts, err := h.sessions.CountNow(c.Request().Context(), sessionstore.Filter{Username: name})
+	v, _, err := h.revokeUserConfirm(c, name)
 	if err != nil {
 		return err
 	}
-	shown := templates.ShowName(h.sessions.Username(name))
-	msg := fmt.Sprintf("This ends %s of %s. Sessions revoked before keep their revocation time.",
-		plural(counts.Active, "active session"), shown)
-	if counts.Active == 0 {
-		msg = fmt.Sprintf("%s has no active session. Revoking still marks the expired ones as revoked.", shown)
+	return h.confirm(c, http.StatusOK, v)
+}
+
+// revokeUserConfirm builds the confirmation of a revoke-all from a fresh count (someone acts on
+// these numbers) and returns that count too.
+func (h *Handler) revokeUserConfirm(c echo.Context, name string) (templates.Confirm, sessionstore.Counts, error) {
+	q, ret := confirmReturn(c)
+	counts, err := h.sessions.CountNow(c.Request().Context(), sessionstore.Filter{Username: name})
+	if err != nil {
+		return templates.Confirm{}, counts, err
 	}
-	return h.confirm(c, templates.Confirm{
+	user := h.sessions.Username(name)
+	shown := templates.ShowName(user)
+	v := templates.Confirm{
 		Title:     "Revoke all sessions of " + shown + "?",
-		Message:   msg,
 		Action:    "/users/" + url.PathEscape(name) + "/revoke",
 		Return:    ret,
 		CancelURL: q.url("/sessions"),
+		Cancel:    "Cancel",
 		Button:    "Revoke all sessions",
-	})
+	}
+	switch {
+	case counts.Active > 0:
+		v.Message = fmt.Sprintf("This ends %s of %s.", plural(counts.Active, "active session"), shown)
+		if counts.Expired > 0 {
+			v.Message = fmt.Sprintf("This ends %s of %s; %s %s marked revoked too.", plural(counts.Active, "active session"), shown,
+				plural(counts.Expired, "expired session"), isAre(counts.Expired))
+		}
+		if counts.Revoked > 0 {
+			v.Message += " Sessions revoked before keep their revocation time."
+		}
+		if counts.Active > h.cfg.ConfirmByNameOver {
+			v.ConfirmName = shown
+		}
+	case counts.Expired > 0:
+		v.Message = fmt.Sprintf("%s has no active session, so nobody is signed out. Revoking marks %s as revoked.",
+			shown, plural(counts.Expired, "expired session"))
+	case counts.Revoked > 0:
+		v.Title = shown + " has nothing left to revoke"
+		v.Message = fmt.Sprintf("%s has nothing left to revoke: %s already revoked.", shown, isAreCount(counts.Revoked, "session"))
+		v.Action, v.Cancel = "", "Close"
+	default:
+		v.Title = shown + " has no sessions"
+		v.Message = fmt.Sprintf("%s has no sessions: there is nothing to revoke.", shown)
+		v.Action, v.Cancel = "", "Close"
+	}
+	return v, counts, nil
 }
 
 func (h *Handler) confirmRevokeSession(c echo.Context) error {
@@ -82,25 +114,39 @@ func (h *Handler) confirmRevokeSession(c echo.Context) error {
 	}
 	q, ret := confirmReturn(c)
 	now := h.now()
-	msg := fmt.Sprintf("Session %d of %s (%s, expires %s) stops working at once.", s.ID, templates.ShowName(s.Username), s.StatusAt(now),
-		templates.Relative(s.ExpiresAt, now))
-	return h.confirm(c, templates.Confirm{
-		Title:     "Revoke session " + strconv.FormatInt(id, 10) + "?",
-		Message:   msg,
-		Action:    "/sessions/" + strconv.FormatInt(id, 10) + "/revoke",
+	ids := strconv.FormatInt(id, 10)
+	shown := templates.ShowName(s.Username)
+	v := templates.Confirm{
+		Title:     "Revoke session " + ids + "?",
+		Action:    "/sessions/" + ids + "/revoke",
 		Return:    ret,
 		CancelURL: q.url("/sessions"),
+		Cancel:    "Cancel",
 		Button:    "Revoke session",
-	})
+	}
+	switch s.StatusAt(now) {
+	case sessionstore.StatusActive:
+		v.Message = fmt.Sprintf("Session %d of %s (active, expires %s) stops working at once.", s.ID, shown,
+			templates.Relative(s.ExpiresAt, now))
+	case sessionstore.StatusExpired:
+		v.Message = fmt.Sprintf("Session %d of %s expired %s and no longer works; revoking marks it revoked.", s.ID, shown,
+			templates.Relative(s.ExpiresAt, now))
+	default:
+		v.Title = "Session " + ids + " is already revoked"
+		v.Message = fmt.Sprintf("Session %d of %s was already revoked at %s. There is nothing to do.", s.ID, shown,
+			templates.CellTime(*s.RevokedAt))
+		v.Action, v.Cancel = "", "Close"
+	}
+	return h.confirm(c, http.StatusOK, v)
 }
 
-func (h *Handler) confirm(c echo.Context, v templates.Confirm) error {
+func (h *Handler) confirm(c echo.Context, status int, v templates.Confirm) error {
 	varyOnHTMX(c)
 	v.Page = h.page(c, v.Title, "sessions")
 	if isPartial(c) {
-		return h.render(c, http.StatusOK, templates.ConfirmFragment(v))
+		return h.render(c, status, templates.ConfirmFragment(v))
 	}
-	return h.render(c, http.StatusOK, templates.ConfirmView(v))
+	return h.render(c, status, templates.ConfirmView(v))
 }
 
 func (h *Handler) revokeUserSessions(c echo.Context) error {
@@ -108,16 +154,32 @@ func (h *Handler) revokeUserSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	user := h.sessions.Username(name)
+	shown := templates.ShowName(user)
+	// A large revoke-all needs the name typed (as shown): checked against a fresh count, since
+	// more sessions may have come since the confirmation was shown.
+	if typed := c.FormValue("confirm_name"); typed != shown && strings.TrimSpace(typed) != shown {
+		v, counts, err := h.revokeUserConfirm(c, name)
+		if err != nil {
+			return err
+		}
+		if counts.Active > h.cfg.ConfirmByNameOver {
+			v.NameError = fmt.Sprintf("Type %s exactly as shown to revoke its %s.", shown, plural(counts.Active, "active session"))
+			if isPartial(c) {
+				c.Response().Header().Set("HX-Retarget", "#confirm-dialog")
+				c.Response().Header().Set("HX-Reswap", "innerHTML")
+			}
+			return h.confirm(c, http.StatusUnprocessableEntity, v)
+		}
+	}
 	revoked, active, err := h.actions.EndUserSessions(c.Request().Context(), h.actor(c), name, actions.Note{})
 	if err != nil {
 		return err
 	}
-	user := h.sessions.Username(name)
-	notice := fmt.Sprintf("Revoked %s of %s (%d were active).", plural(revoked, "session"), templates.ShowName(user), active)
 	if revoked == 0 {
-		notice = fmt.Sprintf("%s had no session left to revoke.", templates.ShowName(user))
+		return h.afterChange(c, noticeInfo, fmt.Sprintf("%s had no session left to revoke.", shown))
 	}
-	return h.afterChange(c, notice)
+	return h.afterChange(c, noticeSuccess, fmt.Sprintf("Revoked %s of %s (%s active).", plural(revoked, "session"), shown, wereActive(active)))
 }
 
 func (h *Handler) revokeSession(c echo.Context) error {
@@ -129,27 +191,11 @@ func (h *Handler) revokeSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	notice := fmt.Sprintf("Revoked session %d of %s.", r.ID, templates.ShowName(r.Username))
+	shown := templates.ShowName(r.Username)
 	if !r.Newly {
-		notice = fmt.Sprintf("Session %d of %s was already revoked at %s UTC.", r.ID, templates.ShowName(r.Username), r.RevokedAt.Format("2006-01-02 15:04:05"))
+		return h.afterChange(c, noticeInfo, fmt.Sprintf("Session %d of %s was already revoked at %s.", r.ID, shown, templates.CellTime(r.RevokedAt)))
 	}
-	return h.afterChange(c, notice)
-}
-
-// afterChange answers a revoke: htmx gets the refreshed table with the notice; a plain form
-// post is redirected to the view it came from, the notice kept for it in a flash cookie.
-func (h *Handler) afterChange(c echo.Context, notice string) error {
-	q := returnQuery(c)
-	if isPartial(c) {
-		table, err := h.sessionsTable(c.Request().Context(), q, notice)
-		if err != nil {
-			return err
-		}
-		c.Response().Header().Set("HX-Trigger", "dialog-done")
-		return h.render(c, http.StatusOK, templates.Table(table))
-	}
-	h.setFlash(c, notice)
-	return c.Redirect(http.StatusSeeOther, q.url("/sessions"))
+	return h.afterChange(c, noticeSuccess, fmt.Sprintf("Revoked session %d of %s.", r.ID, shown))
 }
 
 // actor is the signed-in admin of the request, as audited actions name them.
@@ -165,4 +211,22 @@ func plural(n int64, noun string) string {
 		return "1 " + noun
 	}
 	return thousands(n) + " " + noun + "s"
+}
+
+func isAre(n int64) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+// isAreCount: "1 session is", "3 sessions are".
+func isAreCount(n int64, noun string) string { return plural(n, noun) + " " + isAre(n) }
+
+// wereActive: "1 was", "7,200 were".
+func wereActive(n int64) string {
+	if n == 1 {
+		return "1 was"
+	}
+	return thousands(n) + " were"
 }

@@ -71,7 +71,7 @@ func TestRevokeAllWithConfirmation(t *testing.T) {
 		t.Errorf("Location %q", loc)
 	}
 	r = c.get("/sessions?" + view)
-	if got := textOf(r.body, "notice"); got != "Revoked 1 session of "+user+" (1 were active)." {
+	if got := textOf(r.body, "notice"); got != "Revoked 1 session of "+user+" (1 was active)." {
 		t.Errorf("flash notice %q", got)
 	}
 	if r = c.get("/sessions?" + view); testids(r.body, "notice") != 0 {
@@ -139,7 +139,7 @@ func TestRevokeAwkwardUsernames(t *testing.T) {
 			}
 			r = c.hxPost("/users/"+url.PathEscape(name)+"/revoke", nil)
 			wantStatus(t, r, http.StatusOK)
-			if got := html.UnescapeString(textOf(r.body, "notice")); got != "Revoked 1 session of "+name+" (1 were active)." {
+			if got := html.UnescapeString(textOf(r.body, "notice")); got != "Revoked 1 session of "+name+" (1 was active)." {
 				t.Errorf("notice %q", got)
 			}
 		})

@@ -82,6 +82,7 @@ var routeCases = map[string]routeCase{
 	"GET /readyz":              {},
 	"* /auth/verify":           {},
 	"GET /static/*":            {},
+	"GET /favicon.ico":         {},
 	"GET /login":               {},
 	"POST /login":              {},
 	"GET /set-password":        {},

@@ -31,6 +31,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Any("/auth/verify", h.verifySession)
 
 	e.GET(static.Prefix+"*", echo.WrapHandler(h.assets))
+	e.GET("/favicon.ico", echo.WrapHandler(h.assets.File("favicon.svg")))
 
 	// Sign-in: the pre-session's CSRF token only. Single sign-on starts and returns here too.
 	e.GET("/login", h.showLogin, h.loginCSRF)

@@ -166,9 +166,11 @@ func (h *Handler) showSessionsPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx := c.Request().Context()
+	q.User = h.filterName(ctx, q.User)
 	varyOnHTMX(c)
-	notice := h.takeFlash(c)
-	table, err := h.sessionsTable(c.Request().Context(), q, notice)
+	notice := h.takeNotice(c, q)
+	table, err := h.sessionsTable(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -181,17 +183,31 @@ func (h *Handler) showSessionsPage(c echo.Context) error {
 		return h.render(c, http.StatusOK, templates.Table(table))
 	}
 	return h.render(c, http.StatusOK, templates.SessionsView(templates.SessionsPage{
-		Page: h.page(c, "Sessions", "sessions"), Filters: filters(q), Table: table, Issue: h.issueForm(c, q),
+		Page: h.page(c, "Sessions", "sessions"), Filters: filters(q), Notice: notice, Table: table, Issue: h.issueForm(c, q),
 	}))
 }
 
+// filterName is the username filter as typed, without surrounding space, unless a user has the
+// name with that space (then it is that user's name, as a row's link gives it).
+func (h *Handler) filterName(ctx context.Context, name string) string {
+	trimmed := strings.TrimSpace(name)
+	if trimmed == name || trimmed == "" {
+		return trimmed
+	}
+	users, err := h.sessions.Users(ctx, name, 1)
+	if err == nil && len(users) == 1 && users[0] == h.sessions.Username(name) {
+		return name
+	}
+	return trimmed
+}
+
 // sessionsTable loads one page and the counts, and builds the table fragment's view.
-func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice string) (templates.SessionsTable, error) {
+func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates.SessionsTable, error) {
 	page, err := h.sessions.List(ctx, q.filter())
 	if err != nil {
 		return templates.SessionsTable{}, err
 	}
-	counts, err := h.sessions.Counts(ctx, sessionstore.Filter{Username: q.User, Prefix: q.Prefix})
+	counts, err := h.pageCounts(ctx, q, page)
 	var fse *sessionstore.FullScanError
 	refused := errors.As(err, &fse)
 	if err != nil && !refused {
@@ -202,7 +218,6 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 	ret := q.values().Encode()
 	t := templates.SessionsTable{
 		SelfURL:    q.url("/sessions"),
-		Notice:     notice,
 		FirstURL:   first.url("/sessions"),
 		CSVURL:     first.url("/sessions.csv"),
 		JSONURL:    first.url("/sessions.json"),
@@ -222,7 +237,7 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 		Total:     thousands(counts.Total()),
 		ActiveURL: statusURL(sessionstore.StatusActive), ExpiredURL: statusURL(sessionstore.StatusExpired),
 		RevokedURL: statusURL(sessionstore.StatusRevoked), AllURL: statusURL(sessionstore.StatusAll),
-		At: templates.Relative(counts.At, now),
+		At: templates.Relative(counts.At, now), AtISO: counts.At.UTC().Format(time.RFC3339Nano),
 	}
 	if refused { // the rows still show; the counts would read the whole table
 		t.Counts.Active, t.Counts.Expired, t.Counts.Revoked, t.Counts.Total = "–", "–", "–", "–"
@@ -239,9 +254,21 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 		t.PrevURL = p.url("/sessions")
 	}
 	t.ReturnQuery = "?" + url.Values{"return": {ret}}.Encode()
+	total := countOf(counts, q.Status)
+	if refused {
+		total = -1
+	}
+	t.Heading, t.Summary = viewHeading(q, templates.ShowName(h.sessions.Username(q.User)), len(page.Sessions), total)
 	if q.User != "" && !q.Prefix {
 		t.User = h.sessions.Username(q.User)
-		t.UserRevokeAllURL = "/users/" + url.PathEscape(t.User) + "/revoke" + t.ReturnQuery
+		switch {
+		case refused && len(page.Sessions) > 0, counts.Active+counts.Expired > 0:
+			t.UserRevokeAllURL = "/users/" + url.PathEscape(t.User) + "/revoke" + t.ReturnQuery
+		case !refused && counts.Total() == 0:
+			p := first
+			p.Prefix = true
+			t.PrefixURL = p.url("/sessions")
+		}
 	}
 	// The view of one user: this view's first page with user= added. Encode sorts keys and
 	// "user" comes after every other key, so it can go last.
@@ -258,6 +285,94 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery, notice str
 			ExpiresAt: s.ExpiresAt, RevokedAt: s.RevokedAt, LastUsedAt: s.LastUsedAt})
 	}
 	return t, nil
+}
+
+// pageCounts returns the status counts to show above a page of rows. Cached counts serve as
+// long as they cannot be wrong about the page: when the rows shown contradict them (sessions
+// written elsewhere since they were counted, such as CLI logins, or sessions that expired),
+// they are counted again; and as the page and the count are two reads, counts are never shown
+// below what the page itself shows. Their time is when they were counted.
+func (h *Handler) pageCounts(ctx context.Context, q sessionsQuery, page sessionstore.Page) (sessionstore.Counts, error) {
+	f := sessionstore.Filter{Username: q.User, Prefix: q.Prefix}
+	var seen sessionstore.Counts // lower bounds from the page
+	for _, s := range page.Sessions {
+		switch s.StatusAt(page.Now) {
+		case sessionstore.StatusActive:
+			seen.Active++
+		case sessionstore.StatusExpired:
+			seen.Expired++
+		case sessionstore.StatusRevoked:
+			seen.Revoked++
+		}
+	}
+	// More pages in either direction: the view's status has at least one more session.
+	more := int64(0)
+	if page.Next != nil || page.Prev != nil {
+		more = 1
+	}
+	covers := func(c sessionstore.Counts) bool {
+		return c.Active >= seen.Active && c.Expired >= seen.Expired && c.Revoked >= seen.Revoked &&
+			countOf(c, q.Status) >= int64(len(page.Sessions))+more
+	}
+	counts, err := h.sessions.Counts(ctx, f)
+	if err != nil || covers(counts) {
+		return counts, err
+	}
+	if counts, err = h.sessions.CountNow(ctx, f); err != nil {
+		return counts, err
+	}
+	counts.Active, counts.Expired, counts.Revoked = max(counts.Active, seen.Active), max(counts.Expired, seen.Expired), max(counts.Revoked, seen.Revoked)
+	return counts, nil
+}
+
+// countOf is the count of one status (all: the total).
+func countOf(c sessionstore.Counts, s sessionstore.Status) int64 {
+	switch s {
+	case sessionstore.StatusActive:
+		return c.Active
+	case sessionstore.StatusExpired:
+		return c.Expired
+	case sessionstore.StatusRevoked:
+		return c.Revoked
+	}
+	return c.Total()
+}
+
+// viewHeading names a view ("Active sessions of alice") and says what a page of it shows, for
+// the status region ("Showing 2 of 2 active sessions of alice."; total < 0: not counted).
+func viewHeading(q sessionsQuery, user string, shown int, total int64) (heading, summary string) {
+	status := string(q.Status)
+	if q.Status == sessionstore.StatusAll {
+		status = "all"
+	}
+	whose := ""
+	switch {
+	case q.User != "" && q.Prefix:
+		whose = " of users starting with " + user
+	case q.User != "":
+		whose = " of " + user
+	}
+	noun := "sessions"
+	if q.Status == sessionstore.StatusAll {
+		heading = "All sessions" + whose
+	} else {
+		heading = strings.ToUpper(status[:1]) + status[1:] + " sessions" + whose
+	}
+	if total == 1 {
+		noun = "session"
+	}
+	if q.Status == sessionstore.StatusAll {
+		status = ""
+	} else {
+		status += " "
+	}
+	if total < 0 {
+		if shown == 1 {
+			noun = "session"
+		}
+		return heading, fmt.Sprintf("Showing %s %s%s%s.", thousands(int64(shown)), status, noun, whose)
+	}
+	return heading, fmt.Sprintf("Showing %s of %s %s%s%s.", thousands(int64(shown)), thousands(total), status, noun, whose)
 }
 
 func filters(q sessionsQuery) templates.Filters {

@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-//go:embed htmx.min.js app.css app.js
+//go:embed htmx.min.js app.css app.js favicon.svg
 var files embed.FS
 
 // Prefix is the URL path under which assets are served.
@@ -77,4 +77,16 @@ func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write(f.body)
+}
+
+// File serves the asset name ("favicon.svg") at a fixed path, such as /favicon.ico for clients
+// that ask there without reading the page's <link rel="icon">; cached for a day, not forever,
+// since the path does not change with the content.
+func (a *Assets) File(name string) http.Handler {
+	f := a.byPath[strings.TrimPrefix(a.URL(name), Prefix)]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", f.contentType)
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.Write(f.body)
+	})
 }

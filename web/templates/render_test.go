@@ -55,8 +55,6 @@ func TestTableRenders(t *testing.T) {
 		`data-session-id="784445853689282563" data-username="user2" data-status="expired"`,
 		`<span class="hint">1s ago</span>`,
 		`href="/sessions/784445853689282561/revoke?return=status%3Dall"`,
-		`href="/users/%3Cb%3E%22x%22%3C%2Fb%3E/revoke?return=status%3Dall"`,
-		`aria-label="Revoke all sessions of &lt;b&gt;&#34;x&#34;&lt;/b&gt;"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %s", want)

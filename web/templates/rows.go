@@ -50,7 +50,7 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 	userURLEnd := len(b)
 	b = append(b, `" hx-get="`...)
 	b = append(b, b[userURL:userURLEnd]...)
-	b = append(b, `" hx-target="#results" hx-swap="outerHTML" hx-push-url="true" data-testid="row-user">`...)
+	b = append(b, `" hx-target="#results" hx-swap="outerHTML" hx-push-url="true" class="uname" data-testid="row-user">`...)
 	b = appendShown(b, r.Username)
 	b = append(b, `</a></td><td data-label="Session ID" class="num"><code>`...)
 	b = append(b, id...)
@@ -87,21 +87,7 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 		b = append(b, id...)
 		b = append(b, `">Revoke</a>`...)
 	}
-	b = append(b, `<a class="button small danger" href="/users/`...)
-	revokeAll := len(b)
-	b = appendEscaped(b, url.PathEscape(r.Username))
-	b = append(b, `/revoke`...)
-	b = appendEscaped(b, t.ReturnQuery)
-	revokeAllEnd := len(b)
-	b = append(b, `" hx-get="/users/`...)
-	b = append(b, b[revokeAll:revokeAllEnd]...)
-	b = append(b, `" data-testid="revoke-user" title="Revoke all sessions of `...)
-	name := len(b)
-	b = appendShown(b, r.Username)
-	nameEnd := len(b)
-	b = append(b, `" aria-label="Revoke all sessions of `...)
-	b = append(b, b[name:nameEnd]...)
-	b = append(b, `">Revoke all</a></td></tr>`...)
+	b = append(b, `</td></tr>`...)
 	return b
 }
 

@@ -19,7 +19,7 @@ type Page struct {
 	IsOwner    bool
 	CSRF       string
 	// Asset URLs (content-hashed).
-	CSS, HTMX, JS string
+	CSS, HTMX, JS, Icon string
 }
 
 // htmxConfig: no eval, no inline style or script, no history snapshots in localStorage (a
@@ -72,16 +72,30 @@ type Option struct {
 type Counts struct {
 	Active, Expired, Revoked, Total           string
 	ActiveURL, ExpiredURL, RevokedURL, AllURL string
-	At                                        string // when they were counted
+	At                                        string // when they were counted: "now", "12s ago"
+	AtISO                                     string // the same, RFC 3339
 	Off                                       string // why there are no counts, shown instead of At
+}
+
+// Notice says what the last action changed. Kind is "success" (it changed something), "info"
+// (nothing needed changing) or "" (no notice).
+type Notice struct {
+	Kind, Text string
+	// DismissURL reloads the view without the notice (the Dismiss control without JavaScript).
+	DismissURL string
+	// Focus moves the keyboard focus to the notice when the page loads (a plain form post
+	// redirected here); htmx swaps move it from app.js.
+	Focus bool
 }
 
 // SessionsTable is the part of the sessions page that htmx swaps: counts, table, pager.
 type SessionsTable struct {
 	SelfURL string // this view: what the periodic refresh reloads
-	Notice  string // what the last action changed
-	Counts  Counts
-	Rows    []SessionRow
+	// Heading names the view ("Active sessions of alice"); Summary is what the status region
+	// announces after a swap the admin asked for ("Showing 2 of 2 active sessions of alice.").
+	Heading, Summary string
+	Counts           Counts
+	Rows             []SessionRow
 	// Now is the moment statuses and relative times are judged at.
 	Now time.Time
 	// CanOperate shows the revoke buttons (the viewer role sees none).
@@ -96,10 +110,13 @@ type SessionsTable struct {
 	CSVURL      string
 	JSONURL     string
 	UpdatedAt   string
-	// User and UserRevokeAllURL are set when the view shows exactly one user.
+	// User is set when the view shows exactly one user; UserRevokeAllURL when that user has
+	// sessions left to revoke (one revoke-all per user view, none on the rows).
 	User             string
 	UserRevokeAllURL string
-	StatusName       string
+	// PrefixURL is the prefix view of an exact name with no sessions ("did you mean ...").
+	PrefixURL  string
+	StatusName string
 }
 
 // Filters is the filter form's state (all of it also in the URL).
@@ -114,6 +131,15 @@ type Filters struct {
 
 // IssueForm is the form that issues a session, with its errors and its result.
 type IssueForm struct {
+	// Open shows the panel open (it holds a result or errors); without JavaScript the page
+	// renders it so.
+	Open bool
+	// Once is the form's one-time token: a second submission of the same form issues nothing.
+	Once string
+	// Repeated says what a repeated submission of a used form had issued ("" otherwise).
+	Repeated string
+	// DismissURL is the sessions view without the panel (the result's Dismiss link).
+	DismissURL    string
 	Username      string
 	Presets       []Option // expire_after radio choices, "custom" last
 	Custom        string
@@ -141,6 +167,7 @@ type Issued struct {
 type SessionsPage struct {
 	Page
 	Filters Filters
+	Notice  Notice
 	Table   SessionsTable
 	Issue   IssueForm
 }
@@ -150,10 +177,15 @@ type Confirm struct {
 	Page
 	Title     string
 	Message   string
-	Action    string // POST URL
+	Action    string // POST URL; "" when there is nothing to do (no revoke button)
 	Return    string
 	CancelURL string
+	Cancel    string // the label of the way back: "Cancel", or "Close" when nothing can be done
 	Button    string
+	// ConfirmName, when set, must be typed into the form to confirm (a large revoke-all);
+	// NameError says why the last try did not match.
+	ConfirmName string
+	NameError   string
 }
 
 // Login is the sign-in page.
@@ -201,4 +233,12 @@ type ErrorPage struct {
 	Status  int
 	Heading string
 	Message string
+}
+
+// expireDescribedBy is the custom duration field's description: its help and its error.
+func expireDescribedBy(f IssueForm) string {
+	if f.ExpireError != "" {
+		return "expire-help issue-expire-error"
+	}
+	return "expire-help"
 }
