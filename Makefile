@@ -5,7 +5,7 @@ PKGS    := ./...
 BENCH_OUT   ?= bench-results.json
 BENCH_QUICK ?=
 
-.PHONY: all build run test generate vet lint fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium deps-proxies clean
+.PHONY: all build run test generate vet lint fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium deps-proxies axe-update clean
 
 all: build
 
@@ -53,6 +53,24 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCookie -fuzztime 60s ./sessionstore
 
 deps: deps-postgres deps-chromium deps-proxies
+
+## axe-update: vendor axe-core (the browser tests' accessibility checker) from npm into
+## web/browser/testdata, with its version and checksums in testdata/VERSIONS (AXE_VERSION=4.x.y)
+AXE_VERSION ?= 4.14.1
+AXE_DIR     := web/browser/testdata
+axe-update:
+	@command -v npm >/dev/null 2>&1 || { echo "make: npm is needed to fetch axe-core (apt-get install npm)"; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && tar xzf axe-core-$(AXE_VERSION).tgz) && \
+	cp "$$tmp/package/axe.min.js" $(AXE_DIR)/axe.min.js && cp "$$tmp/package/LICENSE" $(AXE_DIR)/axe-core.LICENSE && \
+	integrity=$$(npm view axe-core@$(AXE_VERSION) dist.integrity) && \
+	sum=$$(sha256sum $(AXE_DIR)/axe.min.js | cut -d' ' -f1) && \
+	printf '%s\n' \
+	  "axe.min.js  axe-core $(AXE_VERSION) (npm: npm pack axe-core@$(AXE_VERSION), file package/axe.min.js; MPL-2.0, see axe-core.LICENSE)" \
+	  "            sha256 $$sum" \
+	  "            npm integrity $$integrity" \
+	  "            refresh with: make axe-update AXE_VERSION=4.x.y" > $(AXE_DIR)/VERSIONS && \
+	echo "axe-core $(AXE_VERSION) vendored into $(AXE_DIR) (sha256 $$sum)"
 
 # PostgreSQL server binaries (initdb, postgres): present, installed with apt-get as root, or a
 # clear message.

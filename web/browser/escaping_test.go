@@ -57,7 +57,7 @@ func TestUsernamesAreText(t *testing.T) {
 	})
 
 	t.Run("confirmation dialog and notice", func(t *testing.T) {
-		openConfirmation(t, ctx, chromedp.CSS(`[data-testid="session-row"] [data-testid="revoke-user"]`))
+		openConfirmation(t, ctx, byTestID("revoke-filtered-user"))
 		checkText(t, "confirmation title", `#confirm-title`)
 		checkText(t, "confirmation message", `[data-testid="confirm-message"]`)
 		do(t, ctx, "confirm", chromedp.Click(byTestID("confirm-revoke")))

@@ -281,8 +281,15 @@ func startBrowser(chromium, dir string) (context.Context, context.CancelFunc, er
 // cli runs the console binary on the test's data directory and returns its standard output.
 func cli(t *testing.T, args ...string) string {
 	t.Helper()
+	return cliInput(t, "", args...)
+}
+
+// cliInput is cli with stdin as the command's standard input.
+func cliInput(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(srv.bin, append(args, "--data-dir", srv.dataDir)...)
 	cmd.Env = consoleEnv()
+	cmd.Stdin = strings.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -391,6 +398,12 @@ const instrumentJS = `(() => {
 		const n = document.querySelector('[data-testid="notice"]');
 		if (n) window.__notices.push(n.textContent);
 	});
+	// Busy states as they come and go: aria-busy on regions, disabled on buttons.
+	window.__busy = [];
+	new MutationObserver(ms => ms.forEach(m => {
+		const e = m.target, v = e.getAttribute(m.attributeName);
+		if (v !== null && v !== "false") window.__busy.push((e.id || e.dataset.testid || e.tagName) + " " + m.attributeName);
+	})).observe(document, {subtree: true, attributes: true, attributeFilter: ["aria-busy", "disabled"]});
 })()`
 
 // htmxSettledJS is true when the page has no request in flight and htmx has finished every
@@ -458,20 +471,36 @@ func navigate(t *testing.T, ctx context.Context, u string) int64 {
 	return resp.Status
 }
 
+// sqlValue runs a query that returns one value and returns it as text.
+func sqlValue(t *testing.T, query string) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(cli(t, "sql", "--format", "csv", "-e", query)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%s: want a header and one value, got %q", query, lines)
+	}
+	return strings.TrimSpace(lines[1])
+}
+
 // signIn signs the tab in as the first admin, with the printed password, and lands on the
 // sessions page.
 func signIn(t *testing.T, ctx context.Context) {
 	t.Helper()
+	signInAs(t, ctx, "admin", srv.password)
+}
+
+// signInAs signs the tab in as the admin name.
+func signInAs(t *testing.T, ctx context.Context, name, password string) {
+	t.Helper()
 	navigate(t, ctx, "/login")
 	do(t, ctx, "fill in the sign-in form",
-		chromedp.SendKeys(chromedp.ID("login-username"), "admin"),
-		chromedp.SendKeys(chromedp.ID("login-password"), srv.password))
+		chromedp.SendKeys(chromedp.ID("login-username"), name),
+		chromedp.SendKeys(chromedp.ID("login-password"), password))
 	if st := navClick(t, ctx, "sign in", byTestID("sign-in")); st != http.StatusOK {
 		t.Fatalf("signing in with the printed credentials: HTTP %d, want 200", st)
 	}
 	do(t, ctx, "wait for the signed-in admin's name", chromedp.WaitVisible(byTestID("admin-name")))
-	if got := get(t, ctx, "read the admin name", chromedp.TextContent(byTestID("admin-name"))); got != "admin" {
-		t.Fatalf("after sign-in, admin-name = %q, want %q", got, "admin")
+	if got := get(t, ctx, "read the admin name", chromedp.TextContent(byTestID("admin-name"))); got != name {
+		t.Fatalf("after sign-in, admin-name = %q, want %q", got, name)
 	}
 }
 

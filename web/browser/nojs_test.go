@@ -88,7 +88,7 @@ func TestWithoutJavaScript(t *testing.T) {
 
 	t.Run("revoke all through the confirmation page", func(t *testing.T) {
 		back := location(t, ctx).RequestURI()
-		sel := chromedp.CSS(`tr[data-username="` + filtered + `"] [data-testid="revoke-user"]`)
+		sel := byTestID("revoke-filtered-user")
 		if st := navClick(t, ctx, "follow revoke all", sel); st != http.StatusOK {
 			t.Fatalf("the confirmation page: HTTP %d, want 200", st)
 		}
@@ -134,6 +134,7 @@ func TestWithoutJavaScript(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				navigate(t, ctx, "/sessions")
+				openIssuePanel(t, ctx)
 				do(t, ctx, "type the username", chromedp.SendKeys(byTestID("issue-username"), issued))
 				if tc.custom == "" {
 					do(t, ctx, "choose "+tc.preset, chromedp.Click(byTestID("expire-"+tc.preset)))

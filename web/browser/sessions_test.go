@@ -132,7 +132,7 @@ func TestRevokeAllWithConfirmation(t *testing.T) {
 	navigate(t, ctx, "/sessions?status=all&user="+user)
 	waitJS(t, ctx, "the user's 2 active sessions", allRowsJS(user, 2, "active"))
 
-	openConfirmation(t, ctx, chromedp.CSS(`tr[data-username="`+user+`"] [data-testid="revoke-user"]`))
+	openConfirmation(t, ctx, byTestID("revoke-filtered-user"))
 	msg := get(t, ctx, "read the confirmation", chromedp.TextContent(byTestID("confirm-message")))
 	if !strings.Contains(msg, "This ends 2 active sessions of "+user) {
 		t.Errorf("confirm-message = %q, want it to say it ends 2 active sessions of %s", msg, user)
@@ -210,9 +210,21 @@ func issueWithJS(t *testing.T, ctx context.Context, user, preset, custom string)
 			text: r.textContent}; })()`)
 }
 
+// openIssuePanel opens the "Issue a session" panel, as a click on its button does (with or
+// without JavaScript: it is a <details>).
+func openIssuePanel(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if !eval[bool](t, ctx, `document.getElementById("issue").open`) {
+		do(t, ctx, "open the issue panel", chromedp.Click(byTestID("issue-open")))
+	}
+	waitJS(t, ctx, "the issue panel to open", `document.getElementById("issue").open`)
+	waitJS(t, ctx, "the issue form to show", `document.querySelector('[data-testid="issue-form"]').checkVisibility()`)
+}
+
 // fillIssueForm fills in the issue form (the page must run JavaScript).
 func fillIssueForm(t *testing.T, ctx context.Context, user, preset, custom string) {
 	t.Helper()
+	openIssuePanel(t, ctx)
 	setField(t, ctx, `[data-testid="issue-username"]`, "")
 	do(t, ctx, "fill in the username", chromedp.SendKeys(byTestID("issue-username"), user))
 	if custom == "" {
@@ -409,7 +421,7 @@ func TestIssueErrors(t *testing.T) {
 		expireErr      string // want in issue-expire-error ("" : none)
 	}{
 		{name: "user that does not exist", user: "nosuch", preset: "1h", userErr: `user "nosuch" does not exist`},
-		{name: "duration in days", user: "issue_err_days", exists: true, custom: "1d", expireErr: `invalid duration "1d"`},
+		{name: "fraction of a day", user: "issue_err_days", exists: true, custom: "1.5d", expireErr: `invalid duration "1.5d"`},
 		{name: "longer than the maximum", user: "issue_err_max", exists: true, custom: "800h", expireErr: "longer than the maximum"},
 	}
 	for _, tc := range cases {

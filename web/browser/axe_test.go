@@ -1,0 +1,203 @@
+package browser
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"testing"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+)
+
+// axe-core, vendored from npm into testdata (version and checksum in testdata/VERSIONS; `make
+// axe-update` refreshes both).
+var axe struct {
+	once sync.Once
+	src  string
+	err  error
+}
+
+// axeSource returns axe.min.js once its sha256 matches the one testdata/VERSIONS records.
+func axeSource(t *testing.T) string {
+	t.Helper()
+	axe.once.Do(func() {
+		body, err := os.ReadFile("testdata/axe.min.js")
+		if err != nil {
+			axe.err = err
+			return
+		}
+		want := ""
+		f, err := os.Open("testdata/VERSIONS")
+		if err != nil {
+			axe.err = err
+			return
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if fields := strings.Fields(sc.Text()); len(fields) == 2 && fields[0] == "sha256" {
+				want = fields[1]
+			}
+		}
+		sum := sha256.Sum256(body)
+		if got := hex.EncodeToString(sum[:]); want == "" || got != want {
+			axe.err = fmt.Errorf("testdata/axe.min.js has sha256 %s, testdata/VERSIONS says %q: run `make axe-update`", got, want)
+			return
+		}
+		axe.src = string(body)
+	})
+	if axe.err != nil {
+		t.Fatal(axe.err)
+	}
+	return axe.src
+}
+
+// axeViolation is one failed rule of an axe run, with the elements it failed on.
+type axeViolation struct {
+	ID    string `json:"id"`
+	Help  string `json:"help"`
+	Nodes []struct {
+		Target  []string `json:"target"`
+		Summary string   `json:"failureSummary"`
+	} `json:"nodes"`
+}
+
+// checkAxe runs axe-core on the page as it is (every rule that axe runs by default: WCAG 2.x A
+// and AA, and its best practices) and fails the test on any violation. It is evaluated through
+// the DevTools protocol, so the page's Content-Security-Policy and a tab without JavaScript
+// do not stop it.
+func checkAxe(t *testing.T, ctx context.Context, state string) {
+	t.Helper()
+	for _, v := range axeViolations(t, ctx) {
+		var where []string
+		for i, n := range v.Nodes {
+			if i == 3 {
+				where = append(where, fmt.Sprintf("and %d more", len(v.Nodes)-3))
+				break
+			}
+			where = append(where, strings.Join(n.Target, " ")+": "+strings.ReplaceAll(n.Summary, "\n", " "))
+		}
+		t.Errorf("%s: axe %s (%s) on\n\t%s", state, v.ID, v.Help, strings.Join(where, "\n\t"))
+	}
+}
+
+// axeViolations runs axe-core on the page and returns what it found.
+func axeViolations(t *testing.T, ctx context.Context) []axeViolation {
+	t.Helper()
+	src := axeSource(t)
+	if !eval[bool](t, ctx, `typeof window.axe === "object"`) {
+		get(t, ctx, "load axe-core", chromedp.Evaluate[chromedp.Void](src))
+	}
+	return get(t, ctx, "run axe-core", chromedp.Evaluate[[]axeViolation](
+		`axe.run(document, {resultTypes: ["violations"]}).then(r => r.violations)`, chromedp.EvalAwaitPromise))
+}
+
+// The checker itself finds what it should: a page with an image without text and grey-on-grey
+// text fails it.
+func TestAxeFindsViolations(t *testing.T) {
+	t.Parallel()
+	ctx := newTab(t)
+	navigate(t, ctx, "/login")
+	eval[chromedp.Void](t, ctx, `(() => { const m = document.querySelector("main");
+		const i = document.createElement("img"); i.src = "data:image/gif;base64,R0lGODlhAQABAAAAACw="; m.append(i);
+		const p = document.createElement("p"); p.textContent = "faint"; p.style.color = "#ccc"; p.style.background = "#ddd"; m.append(p); })()`)
+	found := map[string]bool{}
+	for _, v := range axeViolations(t, ctx) {
+		found[v.ID] = true
+	}
+	for _, id := range []string{"image-alt", "color-contrast"} {
+		if !found[id] {
+			t.Errorf("axe did not report %s on a page made to fail it (found %v)", id, found)
+		}
+	}
+}
+
+// emulateScheme makes the tab prefer the light or the dark colour scheme.
+func emulateScheme(t *testing.T, ctx context.Context, scheme string) {
+	t.Helper()
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+	}); err != nil {
+		t.Fatalf("emulate prefers-color-scheme: %s: %v", scheme, err)
+	}
+}
+
+// Every page and state, at 1280 and 390 px, light and dark, passes axe-core; each is also
+// written as a screenshot (SCREENSHOT_DIR).
+func TestAccessibility(t *testing.T) {
+	t.Parallel()
+	for _, width := range []int64{1280, 390} {
+		for _, scheme := range []string{"light", "dark"} {
+			t.Run(fmt.Sprintf("%d px %s", width, scheme), func(t *testing.T) {
+				t.Parallel()
+				walkStates(t, width, scheme)
+			})
+		}
+	}
+}
+
+func walkStates(t *testing.T, width int64, scheme string) {
+	user := fmt.Sprintf("a11y_%d_%s", width, scheme)
+	seed(t, user, 3)
+	cli(t, "sql", "-e", `UPDATE console.web_sessions SET "expiresAt" = now() AT TIME ZONE 'UTC' - INTERVAL '5 minutes',
+		"createdAt" = now() AT TIME ZONE 'UTC' - INTERVAL '2 hours' WHERE id = (SELECT min(id) FROM console.web_sessions WHERE username = '`+user+`')`)
+	ctx := newTab(t)
+	do(t, ctx, "set the viewport", chromedp.EmulateViewport(width, 900))
+	emulateScheme(t, ctx, scheme)
+	state := func(name string) {
+		t.Helper()
+		waitSettled(t, ctx)
+		st := time.Now()
+		checkAxe(t, ctx, name)
+		t.Logf("axe %s: %s", name, time.Since(st))
+		screenshot(t, ctx, fmt.Sprintf("%s-%d-%s", name, width, scheme))
+	}
+
+	navigate(t, ctx, "/login")
+	state("login")
+	signIn(t, ctx)
+	pauseAutoRefresh(t, ctx)
+	state("sessions")
+
+	navigate(t, ctx, "/sessions?status=all&user="+user)
+	waitJS(t, ctx, "the user's sessions", `document.querySelectorAll('[data-testid="session-row"]').length === 3`)
+	openConfirmation(t, ctx, chromedp.CSS(`tr[data-status="active"] [data-testid="revoke-session"]`))
+	state("dialog-revoke-session")
+	do(t, ctx, "confirm", chromedp.Click(byTestID("confirm-revoke")))
+	waitJS(t, ctx, "the notice", `document.querySelector('[data-testid="notice"]') !== null`)
+	state("sessions-filtered-notice")
+	openConfirmation(t, ctx, byTestID("revoke-filtered-user"))
+	state("dialog-revoke-all")
+	do(t, ctx, "cancel", chromedp.Click(byTestID("confirm-cancel")))
+	waitJS(t, ctx, "the dialog to close", `!document.getElementById("confirm-dialog").open`)
+
+	navigate(t, ctx, "/sessions?user="+user[:4])
+	state("sessions-empty")
+
+	navigate(t, ctx, "/sessions")
+	openIssuePanel(t, ctx)
+	state("issue-open")
+	fillIssueForm(t, ctx, "no_such_"+user, "", "1.5d")
+	do(t, ctx, "submit the issue form", chromedp.Click(byTestID("issue-submit")))
+	waitJS(t, ctx, "the field error", `document.querySelector('[data-testid="issue-expire-error"]') !== null`)
+	state("issue-errors")
+	issueWithJS(t, ctx, user, "15m", "")
+	state("issue-result")
+
+	if st := navigate(t, ctx, "/users/"+user+"/revoke"); st != http.StatusOK {
+		t.Fatalf("the confirmation page: HTTP %d", st)
+	}
+	state("confirm-page")
+	navigate(t, ctx, "/audit")
+	state("audit")
+	navigate(t, ctx, "/no/such/page")
+	state("not-found")
+}
