@@ -30,7 +30,9 @@ func TestRefreshesDoNotKeepTheSessionAlive(t *testing.T) {
 	const admin, password = "idle_admin", "idle admin password"
 	cliInput(t, password+"\n", "admin", "add", admin)
 	ctx := newTab(t)
-	signInAs(t, ctx, admin, password)
+	if path := signInAs(t, ctx, srv.baseURL, admin, password); path != "/sessions" {
+		t.Fatalf("signed in as %s on %s, want /sessions", admin, path)
+	}
 	idleSeconds := func() float64 {
 		t.Helper()
 		v := sqlValue(t, `SELECT extract(epoch FROM now() - last_seen) FROM console.admin_sessions WHERE admin = '`+admin+`'`)

@@ -3,6 +3,9 @@
   "use strict";
   var REFRESH_MS = 10000;
   var PAUSE_KEY = "console.refresh.paused";
+  // Sent with the table's periodic refresh only: the server does not count it as the admin's
+  // activity, so an untouched tab still reaches --idle-timeout (handlers.BackgroundHeader).
+  var BACKGROUND_HEADER = "X-Console-Background";
 
   function $(id) { return document.getElementById(id); }
   function dialog() { return $("confirm-dialog"); }
@@ -10,6 +13,22 @@
   function showJSOnly(root) {
     (root || document).querySelectorAll(".js-only[hidden]").forEach(function (el) { el.hidden = false; });
     syncPauseButton();
+  }
+
+  // The page's one status region: short announcements for screen readers. Cleared first, so
+  // that the same words said twice are announced twice.
+  function announce(msg) {
+    var a = $("announce");
+    if (!a) return;
+    a.textContent = "";
+    setTimeout(function () { a.textContent = msg; }, 50);
+  }
+
+  // Moves the focus to el (made focusable by tabindex="-1" in the markup) and brings it into view.
+  function focusOn(el) {
+    if (!el) return;
+    el.focus({ preventScroll: true });
+    el.scrollIntoView({ block: "nearest" });
   }
 
   // Copy buttons: data-copy names the element whose text is copied.
@@ -22,6 +41,7 @@
     var done = function () {
       var label = btn.textContent;
       btn.textContent = "Copied";
+      announce("Copied to the clipboard.");
       setTimeout(function () { btn.textContent = label; }, 1500);
     };
     if (navigator.clipboard && window.isSecureContext) {
@@ -40,11 +60,50 @@
     s.addRange(r);
   }
 
+  // Dismiss controls are links (they reload the view without JavaScript); here they just remove
+  // what they dismiss and put the focus somewhere sensible.
+  document.addEventListener("click", function (ev) {
+    var d = ev.target.closest("[data-dismiss]");
+    if (!d) return;
+    ev.preventDefault();
+    if (d.getAttribute("data-dismiss") === "notice") {
+      var n = $("notices");
+      if (n) n.innerHTML = "";
+      focusOn($("results-heading"));
+      return;
+    }
+    var result = d.closest('[data-testid="issue-result"]');
+    if (result) result.remove();
+    var details = $("issue");
+    if (details) {
+      details.open = false;
+      focusOn(details.querySelector("summary"));
+    }
+  });
+
+  // The issue panel: opening it moves the focus into its form; Escape closes it.
+  document.addEventListener("toggle", function (ev) {
+    var details = ev.target;
+    if (details.id !== "issue" || !details.open) return;
+    if (details.querySelector("[autofocus]")) return;
+    var u = $("issue-username");
+    if (u) u.focus();
+  }, true);
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Escape") return;
+    var details = $("issue");
+    if (!details || !details.open || !details.contains(document.activeElement)) return;
+    details.open = false;
+    focusOn(details.querySelector("summary"));
+  });
+
   // Confirmation dialogs: htmx loads the confirmation into the dialog; we open and close it.
   document.addEventListener("htmx:afterSwap", function (ev) {
     var d = dialog();
     if (ev.detail.target === d && d.innerHTML.trim() !== "" && !d.open) {
       d.showModal();
+      var first = d.querySelector("[autofocus]");
+      if (first) first.focus();
     }
   });
   // New content, also when an outerHTML swap replaced the target itself: show its
@@ -88,11 +147,41 @@
     if (custom) custom.value = "";
   });
 
-  // Auto-refresh of the sessions table, never while a confirmation is open or the tab hidden.
-  var inFlight = false;
-  document.addEventListener("htmx:beforeRequest", function () { inFlight = true; });
-  document.addEventListener("htmx:afterRequest", function () { inFlight = false; });
+  // Requests: the background mark, the busy state of the table, and where the focus goes.
+  var inFlight = 0;
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var t = ev.detail.triggeringEvent;
+    if (t && t.type === "refresh") ev.detail.headers[BACKGROUND_HEADER] = "refresh";
+  });
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    inFlight++;
+    var target = ev.detail.target;
+    if (target && target.id === "results") target.setAttribute("aria-busy", "true");
+  });
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    inFlight = Math.max(0, inFlight - 1);
+    var target = ev.detail.target;
+    if (target && target.removeAttribute) target.removeAttribute("aria-busy");
+    var r = $("results");
+    if (r && inFlight === 0) r.removeAttribute("aria-busy");
+  });
+  // After a view the admin asked for (filters, paging, a username): say what it shows; after
+  // paging, move the focus to the table's heading (the old scroll position is meaningless).
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    var r = $("results");
+    var cfg = ev.detail.requestConfig;
+    var elt = cfg && cfg.elt;
+    if (!elt || !r || ev.target !== r) return;
+    var t = cfg.triggeringEvent;
+    if (t && (t.type === "refresh" || t.type === "sessions-changed")) return;
+    var focus = elt.getAttribute && elt.getAttribute("data-focus-after");
+    if (focus) focusOn($(focus));
+    if (elt.closest && elt.closest('#filters, .pager, [data-testid="row-user"], [data-testid="try-prefix"]')) {
+      announce(r.getAttribute("data-summary") || "");
+    }
+  });
 
+  // Auto-refresh of the sessions table, never while a confirmation is open or the tab hidden.
   function paused() { return sessionStorage.getItem(PAUSE_KEY) === "1"; }
   function syncPauseButton() {
     var b = $("pause-refresh");
@@ -104,11 +193,12 @@
     if (!ev.target.closest("#pause-refresh")) return;
     sessionStorage.setItem(PAUSE_KEY, paused() ? "0" : "1");
     syncPauseButton();
+    announce(paused() ? "Auto-refresh paused." : "Auto-refresh resumed.");
   });
   setInterval(function () {
     var results = $("results");
     var d = dialog();
-    if (!results || paused() || inFlight || (d && d.open) || document.visibilityState !== "visible") return;
+    if (!results || paused() || inFlight > 0 || (d && d.open) || document.visibilityState !== "visible") return;
     if (document.activeElement && results.contains(document.activeElement) && document.activeElement.tagName !== "BODY") return;
     htmx.trigger(results, "refresh");
   }, REFRESH_MS);

@@ -24,12 +24,12 @@ type Page struct {
 
 // htmxConfig: no eval, no inline style or script, no history snapshots in localStorage (a
 // snapshot could hold an issued cookie: the back button asks the server instead), and the
-// error-swap rule for htmx 2: 422 re-renders the form in place; other 4xx/5xx are errors
-// that app.js shows in the banner.
+// error-swap rule for htmx 2: 422 re-renders the form in place, 409 (an issue form sent twice)
+// shows what happened in place; other 4xx/5xx are errors that app.js shows in the banner.
 const htmxConfig = `{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,` +
 	`"historyCacheSize":0,"refreshOnHistoryMiss":false,"selfRequestsOnly":true,"scrollBehavior":"auto",` +
 	`"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},` +
-	`{"code":"422","swap":true},{"code":"[45]..","swap":false,"error":true}]}`
+	`{"code":"422","swap":true},{"code":"409","swap":true},{"code":"[45]..","swap":false,"error":true}]}`
 
 func csrfHeaders(token string) string {
 	b, _ := json.Marshal(map[string]string{"X-CSRF-Token": token})
