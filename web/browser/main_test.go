@@ -315,6 +315,12 @@ func seed(t *testing.T, name string, n int) {
 // returns its chromedp context, bounded by testTimeout. The tab closes when the test ends.
 func newTab(t *testing.T) context.Context {
 	t.Helper()
+	return newTabFor(t, testTimeout)
+}
+
+// newTabFor is newTab bounded by timeout instead of testTimeout.
+func newTabFor(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
 	tabCtx, cancelTab := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancelTab)
 	if err := chromedp.Do(tabCtx); err != nil {
@@ -323,7 +329,7 @@ func newTab(t *testing.T) context.Context {
 	if _, err := chromedp.Call(tabCtx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: instrumentJS}); err != nil {
 		t.Fatalf("instrument the tab: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(tabCtx, testTimeout)
+	ctx, cancel := context.WithTimeout(tabCtx, timeout)
 	t.Cleanup(cancel)
 	t.Cleanup(func() {
 		if t.Failed() {
