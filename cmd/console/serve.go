@@ -39,6 +39,7 @@ type serveFlags struct {
 	verifyTimeout   time.Duration
 	pageTimeout     time.Duration
 	sso             ssoFlags
+	confirmByName   int64
 }
 
 // httpLimits are the HTTP server's timeouts and connection cap.
@@ -123,6 +124,8 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 		"deadline of the database work of one /auth/verify request; past it the answer is 503")
 	fl.DurationVar(&f.pageTimeout, "page-timeout", handlers.DefaultPageTimeout,
 		"deadline of the database work of one page or action (503 past it); an export fails when no row comes for this long")
+	fl.Int64Var(&f.confirmByName, "confirm-by-name-over", handlers.DefaultConfirmByNameOver,
+		"a revoke-all that ends more active sessions than this asks for the username to be typed")
 	fl.DurationVar(&f.adminCache, "admin-session-cache", 2*time.Second,
 		"how long a checked admin session is trusted without asking the database (sign-out in this process ends it at once)")
 	f.sso.register(fl)
@@ -185,6 +188,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		TrustedProxies: trusted, Throttle: f.throttle, Logger: log,
 		VerifyTimeout: f.verifyTimeout, PageTimeout: f.pageTimeout, WriteTimeout: f.http.write,
 		Tokens: a.tokens, NoLocalLogin: !f.sso.localLogin, LinkTTL: f.sso.linkTTL,
+		ConfirmByNameOver: f.confirmByName,
 	}
 	if ssoClient != nil { // (a nil *sso.Client in the interface would not be nil)
 		cfg.SSO = ssoClient
