@@ -435,6 +435,15 @@ func pauseAutoRefresh(t *testing.T, ctx context.Context) {
 	eval[chromedp.Void](t, ctx, `sessionStorage.setItem("console.refresh.paused", "1")`)
 }
 
+// typeInto focuses the field with data-testid id and types text into it, as SendKeys does. For
+// fields whose attributes change while typing (htmx marks the username field of the issue form
+// while it fetches suggestions): chromedp v0.23's SendKeys reads a node's attributes without its
+// lock, which the race detector reports when the page changes them at the same time.
+func typeInto(t *testing.T, ctx context.Context, what, id, text string) {
+	t.Helper()
+	do(t, ctx, what, chromedp.Focus(byTestID(id)), chromedp.KeyEvent(text))
+}
+
 // setField sets an input's value from script, without any event.
 func setField(t *testing.T, ctx context.Context, css, value string) {
 	t.Helper()

@@ -135,7 +135,7 @@ func TestWithoutJavaScript(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				navigate(t, ctx, "/sessions")
 				openIssuePanel(t, ctx)
-				do(t, ctx, "type the username", chromedp.SendKeys(byTestID("issue-username"), issued))
+				typeInto(t, ctx, "type the username", "issue-username", issued)
 				if tc.custom == "" {
 					do(t, ctx, "choose "+tc.preset, chromedp.Click(byTestID("expire-"+tc.preset)))
 				} else {

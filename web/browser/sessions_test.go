@@ -226,7 +226,7 @@ func fillIssueForm(t *testing.T, ctx context.Context, user, preset, custom strin
 	t.Helper()
 	openIssuePanel(t, ctx)
 	setField(t, ctx, `[data-testid="issue-username"]`, "")
-	do(t, ctx, "fill in the username", chromedp.SendKeys(byTestID("issue-username"), user))
+	typeInto(t, ctx, "fill in the username", "issue-username", user)
 	if custom == "" {
 		do(t, ctx, "choose the preset "+preset, chromedp.Click(byTestID("expire-"+preset)))
 		return
