@@ -180,6 +180,16 @@ func walkStates(t *testing.T, width int64, scheme string) {
 	navigate(t, ctx, "/sessions?user="+user[:4])
 	state("sessions-empty")
 
+	many := user + "_many"
+	seed(t, many, 0)
+	cli(t, "sql", "-e", `INSERT INTO console.web_sessions ("hashedSecret", username, "expiresAt")
+		SELECT '\x00', '`+many+`', now() AT TIME ZONE 'UTC' + INTERVAL '1 hour' FROM generate_series(1, 101)`)
+	navigate(t, ctx, "/sessions?user="+many)
+	openConfirmation(t, ctx, byTestID("revoke-filtered-user"))
+	state("dialog-confirm-name")
+	do(t, ctx, "cancel", chromedp.Click(byTestID("confirm-cancel")))
+	waitJS(t, ctx, "the dialog to close", `!document.getElementById("confirm-dialog").open`)
+
 	navigate(t, ctx, "/sessions")
 	openIssuePanel(t, ctx)
 	state("issue-open")
@@ -189,6 +199,17 @@ func walkStates(t *testing.T, width int64, scheme string) {
 	state("issue-errors")
 	issueWithJS(t, ctx, user, "15m", "")
 	state("issue-result")
+
+	// The same form sent twice, as a reload after a plain (not htmx) post does it.
+	navigate(t, ctx, "/sessions")
+	fillIssueForm(t, ctx, user, "1h", "")
+	if _, err := chromedp.RunResponse(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid="issue-form"]').submit()`)); err != nil {
+		t.Fatalf("post the issue form: %v", err)
+	}
+	if resp, err := chromedp.RunResponse(ctx, chromedp.Reload()); err != nil || resp.Status != http.StatusConflict {
+		t.Fatalf("reload after issuing: %v, %v; want HTTP 409", resp, err)
+	}
+	state("issue-repeated")
 
 	if st := navigate(t, ctx, "/users/"+user+"/revoke"); st != http.StatusOK {
 		t.Fatalf("the confirmation page: HTTP %d", st)

@@ -172,7 +172,9 @@ func (h *Handler) issueOnce(c echo.Context, once, user string, ttl time.Duration
 		}
 		prior, err := h.admins.ClaimForm(ctx, adminSessionID(c), key)
 		if errors.Is(err, admins.ErrFormUsed) {
+			// A fresh, empty form below the message: another session is a deliberate act.
 			form.Repeated = h.repeatedIssue(ctx, prior)
+			form.Username, form.Custom, form.Presets = "", "", presets(defaultPreset)
 			return http.StatusConflict, nil
 		}
 		if err != nil {
