@@ -8,15 +8,15 @@ import (
 )
 
 // A peek answers like a check but leaves the idle clock where it was; a session idle past the
-// timeout ends at a peek too. With a cache, a peek never hides an activity from the database.
+// timeout ends at a peek too; a peek says who (role and sign-in method) as a check does. With a cache, a peek never hides an activity from the database.
 func TestPeekSession(t *testing.T) {
 	ctx := context.Background()
 	for _, cache := range []time.Duration{0, time.Minute} {
 		s := newStore(t, cache)
-		if err := s.Add(ctx, "alice", "correct horse battery"); err != nil {
+		if err := s.Add(ctx, "alice", "correct horse battery", Operator); err != nil {
 			t.Fatal(err)
 		}
-		id, _ := s.StartSession(ctx, "alice")
+		id, _ := s.StartSession(ctx, "alice", SessionMeta{})
 		idleFor := func(d time.Duration) {
 			s.pool.Exec(ctx, `UPDATE console.admin_sessions SET last_seen = now() - $2::INT8 * INTERVAL '1 microsecond' WHERE id = $1`, id, d.Microseconds())
 		}
@@ -27,8 +27,14 @@ func TestPeekSession(t *testing.T) {
 		}
 		idleFor(20 * time.Minute)
 		for range 3 {
-			if who, err := s.PeekSession(ctx, id, 30*time.Minute, time.Hour); err != nil || who != "alice" {
-				t.Fatalf("cache %s: PeekSession = %q, %v", cache, who, err)
+			if who, err := s.PeekSession(ctx, id, 30*time.Minute, time.Hour); err != nil || who != (Identity{Admin: "alice", Role: Operator, Method: MethodPassword}) {
+				t.Fatalf("cache %s: PeekSession = %+v, %v", cache, who, err)
+			}
+		}
+		if cache == 0 { // a peek reads the admin's current role, as a check does
+			s.pool.Exec(ctx, `UPDATE console.admins SET role = 'viewer' WHERE name = 'alice'`)
+			if who, err := s.PeekSession(ctx, id, 30*time.Minute, time.Hour); err != nil || who.Role != Viewer {
+				t.Fatalf("after a role change: PeekSession = %+v, %v; want role viewer", who, err)
 			}
 		}
 		if d := lastSeen(); d < 20*time.Minute {
@@ -62,10 +68,10 @@ func TestPeekSession(t *testing.T) {
 func TestClaimForm(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, 0)
-	if err := s.Add(ctx, "alice", "correct horse battery"); err != nil {
+	if err := s.Add(ctx, "alice", "correct horse battery", Operator); err != nil {
 		t.Fatal(err)
 	}
-	sid, _ := s.StartSession(ctx, "alice")
+	sid, _ := s.StartSession(ctx, "alice", SessionMeta{})
 	if prior, err := s.ClaimForm(ctx, sid, "t1"); err != nil || prior != "" {
 		t.Fatalf("first claim = %q, %v", prior, err)
 	}

@@ -257,17 +257,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // The access log names what was asked for: the path (never the query) for 404s and static
-// assets, so a missing favicon is recognisable; but the route where the path holds a username.
+// assets, so a missing icon is recognisable; but the route where the path holds a username.
 func TestAccessLogPaths(t *testing.T) {
 	s := newServer(t)
 	c := s.signIn(t)
-	for _, path := range []string{"/no-such-page", "/favicon.ico", "/static/missing.css", "/sessions?user=querysecret",
+	for _, path := range []string{"/no-such-page", "/apple-touch-icon.png", "/static/missing.css", "/sessions?user=querysecret",
 		"/users/secretname/revoke", "/users/secretname/bogus", "/sessions/12345/revoke"} {
 		c.get(path)
 	}
 	logs := s.logs.String()
 	for _, want := range []string{
-		`path=/no-such-page status=404`, `path=/favicon.ico status=404`, `path=/static/missing.css status=404`,
+		`path=/no-such-page status=404`, `path=/apple-touch-icon.png status=404`, `path=/static/missing.css status=404`,
 		`path=/sessions status=200`, `path=/users/:name/revoke`, `path=/users/*`, `path=/sessions/12345/revoke`,
 	} {
 		if !strings.Contains(logs, want) {

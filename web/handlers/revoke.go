@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -160,10 +161,11 @@ func (h *Handler) revokeUserSessions(c echo.Context) error {
 	// more sessions may have come since the confirmation was shown.
 	if typed := c.FormValue("confirm_name"); typed != shown && strings.TrimSpace(typed) != shown {
 		v, counts, err := h.revokeUserConfirm(c, name)
-		if err != nil {
+		var fse *sessionstore.FullScanError
+		if err != nil && !errors.As(err, &fse) { // refused to count: the revoke-all says why
 			return err
 		}
-		if counts.Active > h.cfg.ConfirmByNameOver {
+		if err == nil && counts.Active > h.cfg.ConfirmByNameOver {
 			v.NameError = fmt.Sprintf("Type %s exactly as shown to revoke its %s.", shown, plural(counts.Active, "active session"))
 			if isPartial(c) {
 				c.Response().Header().Set("HX-Retarget", "#confirm-dialog")
