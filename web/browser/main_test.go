@@ -378,9 +378,17 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 
 // pollJS waits until the JavaScript expression is truthy in the page, at most waitTimeout.
 func pollJS(ctx context.Context, expr string) error {
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout)))
-	return err
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(time.Until(deadline))))
+		// Right after a navigation chromedp may still name the old document's execution
+		// context: poll again in the new one.
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context with specified id") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // instrumentJS runs in every document of a tab before the page's own scripts. It tracks the
