@@ -218,7 +218,7 @@ func (h *Handler) repeatedIssue(ctx context.Context, prior string) string {
 	}
 	who := ""
 	if s, err := h.sessions.Get(ctx, id); err == nil {
-		who = " for " + s.Username
+		who = " for " + templates.ShowName(s.Username)
 	}
 	return fmt.Sprintf(nothing+"The cookie of session %d%s was already shown and is not shown again; "+
 		"issue a new session if you need another cookie.", id, who)
