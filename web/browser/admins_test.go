@@ -90,7 +90,7 @@ func TestAdminManagement(t *testing.T) {
 		t.Fatalf("after the change: %q", got)
 	}
 	navigate(t, brenda, "/sessions")
-	do(t, brenda, "see the issue form (operator)", chromedp.WaitVisible(byTestID("issue-form")))
+	do(t, brenda, "see the issue form (operator)", chromedp.WaitVisible(byTestID("issue-open")))
 	if n := eval[int](t, brenda, `document.querySelectorAll('[data-testid="nav-admins"]').length`); n != 0 {
 		t.Error("an operator sees the Admins section")
 	}
@@ -104,7 +104,7 @@ func TestAdminManagement(t *testing.T) {
 	}
 	navigate(t, brenda, "/sessions")
 	do(t, brenda, "wait for the sessions table", chromedp.WaitVisible(byTestID("sessions-table")))
-	if n := eval[int](t, brenda, `document.querySelectorAll('[data-testid="issue-form"], [data-testid="revoke-session"], [data-testid="revoke-user"]').length`); n != 0 {
+	if n := eval[int](t, brenda, `document.querySelectorAll('[data-testid="issue-details"], [data-testid="issue-form"], [data-testid="revoke-session"], [data-testid="revoke-user"], [data-testid="revoke-filtered-user"]').length`); n != 0 {
 		t.Errorf("a viewer sees %d issue or revoke controls", n)
 	}
 	if got := get(t, brenda, "read the role", chromedp.TextContent(byTestID("admin-role"))); got != "viewer" {

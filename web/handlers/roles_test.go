@@ -336,9 +336,17 @@ func TestRefusalAudited(t *testing.T) {
 	if admin != "vera" || target != strconv.FormatInt(is.ID, 10) || detail != "POST /sessions/:id/revoke needs operator, has viewer" {
 		t.Errorf("refused entry: %q %q %q", admin, target, detail)
 	}
-	// The page offers a viewer nothing it would refuse.
-	p := c.get("/sessions?status=all")
-	wantStatus(t, p, http.StatusOK)
-	wantNotContains(t, p.body, `data-testid="issue-form"`, `data-testid="revoke-session"`, `data-testid="revoke-user"`, `data-testid="nav-admins"`)
-	wantContains(t, p.body, `data-testid="session-row"`, `data-testid="admin-role">viewer<`)
+	// The page offers a viewer nothing it would refuse: no issue button or panel, no revoke,
+	// no revoke-all on the view of one user. An operator gets them on the same pages.
+	refused := []string{`data-testid="issue-details"`, `data-testid="issue-open"`, `data-testid="issue-form"`,
+		`data-testid="revoke-session"`, `data-testid="revoke-user"`, `data-testid="revoke-filtered-user"`, `data-testid="nav-admins"`}
+	op := s.addAdmin(t, "otto", admins.Operator)
+	for _, path := range []string{"/sessions?status=all", "/sessions?status=all&user=" + url.QueryEscape(u)} {
+		p := c.get(path)
+		wantStatus(t, p, http.StatusOK)
+		wantNotContains(t, p.body, refused...)
+		wantContains(t, p.body, `data-testid="session-row"`, `data-testid="admin-role">viewer<`)
+		wantContains(t, op.get(path).body, `data-testid="issue-open"`, `data-testid="revoke-session"`)
+	}
+	wantContains(t, op.get("/sessions?status=all&user="+url.QueryEscape(u)).body, `data-testid="revoke-filtered-user"`)
 }
