@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
@@ -133,14 +134,34 @@ func emulateScheme(t *testing.T, ctx context.Context, scheme string) {
 // written as a screenshot (SCREENSHOT_DIR).
 func TestAccessibility(t *testing.T) {
 	t.Parallel()
+	ssoBase, _ := startSSOConsole(t) // for the single sign-on pages
 	for _, width := range []int64{1280, 390} {
 		for _, scheme := range []string{"light", "dark"} {
 			t.Run(fmt.Sprintf("%d px %s", width, scheme), func(t *testing.T) {
 				t.Parallel()
 				walkStates(t, width, scheme)
+				walkAdminStates(t, width, scheme)
+				walkSSOStates(t, ssoBase, width, scheme)
 			})
 		}
 	}
+}
+
+// a11yTab opens a tab of width px (900 px tall) preferring scheme, bounded by timeout.
+func a11yTab(t *testing.T, timeout time.Duration, width int64, scheme string) context.Context {
+	t.Helper()
+	ctx := newTabFor(t, timeout)
+	do(t, ctx, "set the viewport", chromedp.EmulateViewport(width, 900))
+	emulateScheme(t, ctx, scheme)
+	return ctx
+}
+
+// checkState waits for the tab to settle, checks it with axe-core and photographs it.
+func checkState(t *testing.T, ctx context.Context, name string, width int64, scheme string) {
+	t.Helper()
+	waitSettled(t, ctx)
+	checkAxe(t, ctx, name)
+	screenshot(t, ctx, fmt.Sprintf("%s-%d-%s", name, width, scheme))
 }
 
 func walkStates(t *testing.T, width int64, scheme string) {
@@ -149,14 +170,10 @@ func walkStates(t *testing.T, width int64, scheme string) {
 	cli(t, "sql", "-e", `UPDATE console.web_sessions SET "expiresAt" = now() AT TIME ZONE 'UTC' - INTERVAL '5 minutes',
 		"createdAt" = now() AT TIME ZONE 'UTC' - INTERVAL '2 hours' WHERE id = (SELECT min(id) FROM console.web_sessions WHERE username = '`+user+`')`)
 	// A dozen states, each checked and photographed: more than one test's time.
-	ctx := newTabFor(t, 4*testTimeout)
-	do(t, ctx, "set the viewport", chromedp.EmulateViewport(width, 900))
-	emulateScheme(t, ctx, scheme)
+	ctx := a11yTab(t, 4*testTimeout, width, scheme)
 	state := func(name string) {
 		t.Helper()
-		waitSettled(t, ctx)
-		checkAxe(t, ctx, name)
-		screenshot(t, ctx, fmt.Sprintf("%s-%d-%s", name, width, scheme))
+		checkState(t, ctx, name, width, scheme)
 	}
 
 	navigate(t, ctx, "/login")
@@ -219,4 +236,85 @@ func walkStates(t *testing.T, width int64, scheme string) {
 	state("audit")
 	navigate(t, ctx, "/no/such/page")
 	state("not-found")
+}
+
+// walkAdminStates checks the owner's pages: admins, a one-time password and a set-password
+// link, the removal confirmation (dialog and page), the account page, the set-password page,
+// and the account page of a first sign-in with a one-time password.
+func walkAdminStates(t *testing.T, width int64, scheme string) {
+	ctx := a11yTab(t, 3*testTimeout, width, scheme)
+	state := func(name string) {
+		t.Helper()
+		checkState(t, ctx, name, width, scheme)
+	}
+	signIn(t, ctx)
+	navigate(t, ctx, "/admins")
+	state("admins")
+	admin := fmt.Sprintf("a11y_admin_%d_%s", width, scheme)
+	do(t, ctx, "fill in the add form",
+		chromedp.SendKeys(byTestID("add-name"), admin),
+		chromedp.SetValue(byTestID("add-role"), "operator"),
+		chromedp.Click(byTestID("add-credential-password")))
+	if st := navClick(t, ctx, "add an admin", byTestID("add-submit")); st != http.StatusOK {
+		t.Fatalf("adding %s: HTTP %d", admin, st)
+	}
+	otp := get(t, ctx, "read the one-time password", chromedp.TextContent(byTestID("one-time-secret")))
+	state("admins-one-time-password")
+	openConfirmation(t, ctx, rowSel(admin, `[data-testid="remove-admin"]`))
+	state("dialog-remove-admin")
+	do(t, ctx, "cancel", chromedp.Click(byTestID("confirm-cancel")))
+	waitJS(t, ctx, "the dialog to close", `!document.getElementById("confirm-dialog").open`)
+	if st := navigate(t, ctx, "/admins/"+admin+"/remove"); st != http.StatusOK {
+		t.Fatalf("the removal page: HTTP %d", st)
+	}
+	state("confirm-remove-admin")
+	navigate(t, ctx, "/admins")
+	do(t, ctx, "fill in the add form",
+		chromedp.SendKeys(byTestID("add-name"), admin+"_link"),
+		chromedp.Click(byTestID("add-credential-link")))
+	navClick(t, ctx, "add an admin with a link", byTestID("add-submit"))
+	link := get(t, ctx, "read the link", chromedp.TextContent(byTestID("one-time-link")))
+	state("admins-set-password-link")
+	navigate(t, ctx, "/account")
+	state("account")
+	navigate(t, ctx, link)
+	waitJS(t, ctx, "the code in the form", `document.querySelector('[data-link-code]').value !== ""`)
+	state("set-password")
+	navigate(t, ctx, "/set-password")
+	state("set-password-no-code")
+	// A one-time password's first sign-in: the account page asks for a new password.
+	navigate(t, ctx, "/account")
+	navClick(t, ctx, "sign out", byTestID("sign-out"))
+	if path := signInAs(t, ctx, srv.baseURL, admin, otp); path != "/account" {
+		t.Fatalf("a one-time password's sign-in ends on %s, want /account", path)
+	}
+	state("account-must-change")
+
+	// A viewer's sessions page and a user's view: no issue or revoke controls.
+	viewer := admin + "_viewer"
+	cliInput(t, "a viewer's password\n", "admin", "add", viewer, "--role", "viewer")
+	ctx = a11yTab(t, testTimeout, width, scheme)
+	if path := signInAs(t, ctx, srv.baseURL, viewer, "a viewer's password"); path != "/sessions" {
+		t.Fatalf("the viewer's sign-in ends on %s", path)
+	}
+	pauseAutoRefresh(t, ctx)
+	navigate(t, ctx, "/sessions?status=all&user="+fmt.Sprintf("a11y_%d_%s", width, scheme))
+	state("sessions-viewer-user")
+}
+
+// walkSSOStates checks the single sign-on console's pages: the sign-in page with both ways in,
+// a person the role mapping refuses, and a callback with a forged state.
+func walkSSOStates(t *testing.T, base string, width int64, scheme string) {
+	ctx := a11yTab(t, 2*testTimeout, width, scheme)
+	navigate(t, ctx, base+"/login")
+	checkState(t, ctx, "login-sso", width, scheme)
+	ssoSignIn(t, ctx, base, "rita", "rita-pw")
+	do(t, ctx, "see the refusal", chromedp.WaitVisible(byTestID("sso-problem")))
+	checkState(t, ctx, "sso-refused", width, scheme)
+	navigate(t, ctx, base+"/login/oidc")
+	do(t, ctx, "wait for the provider's page", chromedp.WaitVisible(chromedp.ID("username")))
+	if st := navigate(t, ctx, base+"/login/oidc/callback?state=forged-state&code=forged-code"); st != http.StatusBadRequest {
+		t.Fatalf("a forged state: HTTP %d, want 400", st)
+	}
+	checkState(t, ctx, "sso-not-completed", width, scheme)
 }

@@ -202,6 +202,14 @@ func TestManageAdmins(t *testing.T) {
 	wantStatus(t, r, http.StatusOK)
 	wantContains(t, r.body, `data-testid="confirm-submit"`, "carol (viewer) can no longer sign in")
 	wantNotContains(t, r.body, "<html")
+	// Cancel first and focused, never the destructive button; as a page, the title is its <h1>.
+	if _, ok := attrOf(r.body, "confirm-cancel", "autofocus"); !ok || strings.Index(r.body, `data-testid="confirm-cancel"`) > strings.Index(r.body, `data-testid="confirm-submit"`) {
+		t.Errorf("the removal dialog does not put a focused Cancel first:\n%s", r.body)
+	}
+	if _, ok := attrOf(r.body, "confirm-submit", "autofocus"); ok {
+		t.Errorf("the removal dialog focuses its destructive button")
+	}
+	wantContains(t, owner.get("/admins/carol/remove").body, `<h1 id="confirm-title">Remove admin carol?</h1>`)
 	wantStatus(t, owner.post("/admins/carol/remove", url.Values{}), http.StatusSeeOther)
 	if _, err := s.admins.Get(context.Background(), "carol"); err == nil {
 		t.Error("carol is still there")
