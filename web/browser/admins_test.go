@@ -42,6 +42,21 @@ func signInAs(t *testing.T, ctx context.Context, base, name, password string) st
 	return eval[string](t, ctx, `location.pathname`)
 }
 
+// addAdminByForm adds an admin through the add form of the /admins page the tab shows, with
+// role ("": the form's default, viewer) and credential ("password" or "link").
+func addAdminByForm(t *testing.T, ctx context.Context, name, role, credential string) {
+	t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{chromedp.SendKeys(byTestID("add-name"), name)}
+	if role != "" {
+		steps = append(steps, chromedp.SetValue(byTestID("add-role"), role))
+	}
+	steps = append(steps, chromedp.Click(byTestID("add-credential-"+credential)))
+	do(t, ctx, "fill in the add form", steps...)
+	if st := navClick(t, ctx, "add the admin "+name, byTestID("add-submit")); st != http.StatusOK {
+		t.Fatalf("adding %s: HTTP %d", name, st)
+	}
+}
+
 // rowSel is the CSS selector of an element in the /admins row of name.
 func rowSel(name, inner string) chromedp.CSS {
 	return chromedp.CSS(`tr[data-admin="` + name + `"] ` + inner)
@@ -58,13 +73,7 @@ func TestAdminManagement(t *testing.T) {
 	if st := navigate(t, owner, "/admins"); st != http.StatusOK {
 		t.Fatalf("/admins: HTTP %d", st)
 	}
-	do(t, owner, "fill in the add form",
-		chromedp.SendKeys(byTestID("add-name"), name),
-		chromedp.SetValue(byTestID("add-role"), "operator"),
-		chromedp.Click(byTestID("add-credential-password")))
-	if st := navClick(t, owner, "add the admin", byTestID("add-submit")); st != http.StatusOK {
-		t.Fatalf("adding %s: HTTP %d", name, st)
-	}
+	addAdminByForm(t, owner, name, "operator", "password")
 	otp := get(t, owner, "read the one-time password", chromedp.TextContent(byTestID("one-time-secret")))
 	if len(otp) < 20 {
 		t.Fatalf("one-time password %q", otp)
@@ -166,10 +175,7 @@ func TestSetPasswordLinkPage(t *testing.T) {
 	owner := newTab(t)
 	signIn(t, owner)
 	navigate(t, owner, "/admins")
-	do(t, owner, "fill in the add form",
-		chromedp.SendKeys(byTestID("add-name"), name),
-		chromedp.Click(byTestID("add-credential-link")))
-	navClick(t, owner, "add the admin", byTestID("add-submit"))
+	addAdminByForm(t, owner, name, "", "link")
 	link := get(t, owner, "read the link", chromedp.TextContent(byTestID("one-time-link")))
 	u, err := url.Parse(link)
 	if err != nil || u.Path != "/set-password" || len(u.Fragment) < 40 {

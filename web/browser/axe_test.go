@@ -251,13 +251,7 @@ func walkAdminStates(t *testing.T, width int64, scheme string) {
 	navigate(t, ctx, "/admins")
 	state("admins")
 	admin := fmt.Sprintf("a11y_admin_%d_%s", width, scheme)
-	do(t, ctx, "fill in the add form",
-		chromedp.SendKeys(byTestID("add-name"), admin),
-		chromedp.SetValue(byTestID("add-role"), "operator"),
-		chromedp.Click(byTestID("add-credential-password")))
-	if st := navClick(t, ctx, "add an admin", byTestID("add-submit")); st != http.StatusOK {
-		t.Fatalf("adding %s: HTTP %d", admin, st)
-	}
+	addAdminByForm(t, ctx, admin, "operator", "password")
 	otp := get(t, ctx, "read the one-time password", chromedp.TextContent(byTestID("one-time-secret")))
 	state("admins-one-time-password")
 	openConfirmation(t, ctx, rowSel(admin, `[data-testid="remove-admin"]`))
@@ -269,10 +263,7 @@ func walkAdminStates(t *testing.T, width int64, scheme string) {
 	}
 	state("confirm-remove-admin")
 	navigate(t, ctx, "/admins")
-	do(t, ctx, "fill in the add form",
-		chromedp.SendKeys(byTestID("add-name"), admin+"_link"),
-		chromedp.Click(byTestID("add-credential-link")))
-	navClick(t, ctx, "add an admin with a link", byTestID("add-submit"))
+	addAdminByForm(t, ctx, admin+"_link", "", "link")
 	link := get(t, ctx, "read the link", chromedp.TextContent(byTestID("one-time-link")))
 	state("admins-set-password-link")
 	navigate(t, ctx, "/account")
