@@ -100,7 +100,7 @@ type Options struct {
 	LeaseTTL time.Duration
 	// Tx runs fn in a transaction, retrying it as the database requires (default: one
 	// pgx.BeginFunc, retried on serialization failures).
-	Tx func(ctx context.Context, fn func(pgx.Tx) error) error
+	Tx     func(ctx context.Context, fn func(pgx.Tx) error) error
 	Logger *slog.Logger
 }
 
