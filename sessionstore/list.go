@@ -57,6 +57,66 @@ type Filter struct {
 	Limit int
 	// After and Before are keyset cursors: the page after or before that row (at most one).
 	After, Before *Cursor
+	// ID selects one session (0: any).
+	ID int64
+	// Time ranges, UTC: a zero time is no bound; After bounds are inclusive, Before bounds
+	// exclusive (CreatedAfter=Nov 3, CreatedBefore=Nov 4 is the sessions created on Nov 3).
+	CreatedAfter, CreatedBefore time.Time
+	ExpiresAfter, ExpiresBefore time.Time
+	UsedAfter, UsedBefore       time.Time
+	// From lists another table of sessions (the console's history) instead of the live one.
+	From *Source
+	// Purged, with From, selects rows that left the live table (PurgedOnly) or that are
+	// still in it (PurgedNot); "" lists both.
+	Purged PurgedFilter
+}
+
+// Source is a table of sessions with the live table's columns plus the time each row left the
+// live table: the console's history (internal/history), listed with the same filters, sorting
+// and paging as the live table.
+type Source struct {
+	Table  string // qualified name
+	Purged string // the TIMESTAMP column of when the row left the live table, NULL while it has not
+}
+
+// PurgedFilter selects history rows by whether they left the live table.
+type PurgedFilter string
+
+// The purged filters.
+const (
+	PurgedAny  PurgedFilter = ""
+	PurgedOnly PurgedFilter = "yes"
+	PurgedNot  PurgedFilter = "no"
+)
+
+// ParsePurged parses a purged filter: "", "any", "yes" or "no".
+func ParsePurged(s string) (PurgedFilter, error) {
+	switch PurgedFilter(s) {
+	case PurgedAny, PurgedOnly, PurgedNot:
+		return PurgedFilter(s), nil
+	case "any":
+		return PurgedAny, nil
+	}
+	return "", fmt.Errorf("%w: unknown purged filter %q (possible values: any, yes, no)", ErrInvalidInput, s)
+}
+
+// timeBoundForms are the forms ParseTimeBound accepts, all UTC.
+var timeBoundForms = []string{
+	"2006-01-02", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999Z", "2006-01-02 15:04:05.999999999Z",
+}
+
+// ParseTimeBound parses a filter's date or date-time, in UTC: 2026-11-03, 2026-11-03T14:05,
+// 2026-11-03 14:05:09, 2026-11-03T14:05:09.123456Z (the CLI's and the pages' forms). A date is
+// its midnight. Anything else wraps ErrInvalidInput.
+func ParseTimeBound(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, f := range timeBoundForms {
+		if t, err := time.ParseInLocation(f, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w: %q is not a date or date-time (use 2026-11-03, 2026-11-03T14:05 or 2026-11-03 14:05:09, UTC)", ErrInvalidInput, s)
 }
 
 // Cursor marks a row in a sorted list: its sort value and its ID.
@@ -137,6 +197,35 @@ func (s *Store) query(f Filter, now time.Time, limit int, asOf string) (string, 
 	} else if w != "" {
 		where = append(where, w)
 	}
+	if f.ID != 0 {
+		where = append(where, "id = "+arg(f.ID))
+	}
+	for _, r := range []struct {
+		col      string
+		from, to time.Time
+	}{{`"createdAt"`, f.CreatedAfter, f.CreatedBefore}, {`"expiresAt"`, f.ExpiresAfter, f.ExpiresBefore}, {`"lastUsedAt"`, f.UsedAfter, f.UsedBefore}} {
+		if !r.from.IsZero() {
+			where = append(where, r.col+" >= "+arg(r.from.UTC()))
+		}
+		if !r.to.IsZero() {
+			where = append(where, r.col+" < "+arg(r.to.UTC()))
+		}
+	}
+	table, columns := s.table, sessionColumns
+	if f.From != nil {
+		table, columns = f.From.Table, sessionColumns+", "+f.From.Purged
+		switch f.Purged {
+		case PurgedOnly:
+			where = append(where, f.From.Purged+" IS NOT NULL")
+		case PurgedNot:
+			where = append(where, f.From.Purged+" IS NULL")
+		case PurgedAny:
+		default:
+			return "", nil, fmt.Errorf("%w: unknown purged filter %q", ErrInvalidInput, f.Purged)
+		}
+	} else if f.Purged != PurgedAny {
+		return "", nil, fmt.Errorf("%w: the live table has no purged rows", ErrInvalidInput)
+	}
 	switch f.Status {
 	case StatusActive:
 		where = append(where, `"revokedAt" IS NULL AND "expiresAt" > `+arg(now))
@@ -168,7 +257,7 @@ func (s *Store) query(f Filter, now time.Time, limit int, asOf string) (string, 
 	if desc {
 		dir = "DESC"
 	}
-	sql := `SELECT id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt" FROM ` + s.table
+	sql := `SELECT ` + columns + ` FROM ` + table
 	if asOf != "" {
 		sql += " " + asOf
 	}
@@ -245,6 +334,10 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
+	scan := scanSession
+	if f.From != nil {
+		scan = scanPurgedSession
+	}
 	var sessions []Session
 	read := func(q pgdb.DBTX) error {
 		return pgdb.Retry(ctx, func() error {
@@ -252,11 +345,11 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 			if err != nil {
 				return err
 			}
-			sessions, err = pgx.CollectRows(rows, scanSession)
+			sessions, err = pgx.CollectRows(rows, scan)
 			return err
 		})
 	}
-	if f.Username != "" {
+	if f.Username != "" && f.From == nil {
 		err = s.scanning(ctx, scanUserFilter, read)
 	} else {
 		err = read(s.pool)
@@ -321,7 +414,8 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Session) error) erro
 		return err
 	}
 	// A username filter, or no filter at all, reads every row; a status alone has an index.
-	scans := s.flavor == pgdb.Cockroach && (f.Username != "" || f.Status == StatusAll || f.Status == "")
+	// The history (f.From) has a username index; without one it reads every row too.
+	scans := s.flavor == pgdb.Cockroach && f.From == nil && (f.Username != "" || f.Status == StatusAll || f.Status == "")
 	if scans {
 		op := scanEveryRow
 		if f.Username != "" {
@@ -331,14 +425,18 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Session) error) erro
 			return err
 		}
 	}
+	wholeHistory := f.From != nil && f.Username == ""
 	var sess Session
 	scan := []any{&sess.ID, &sess.Username, &sess.CreatedAt, &sess.ExpiresAt, &sess.RevokedAt, &sess.LastUsedAt}
+	if f.From != nil {
+		scan = append(scan, &sess.PurgedAt)
+	}
 	var fnErr error
-	err := pgdb.Stream(ctx, s.pool, s.server, pgdb.StreamOptions{FullScan: scans}, func(asOf string) (string, []any) {
+	err := pgdb.Stream(ctx, s.pool, s.server, pgdb.StreamOptions{FullScan: scans || wholeHistory}, func(asOf string) (string, []any) {
 		sql, args, _ := s.query(f, now, 0, asOf)
 		return sql, args
 	}, func(rows pgx.Rows) error {
-		sess.RevokedAt = nil
+		sess.RevokedAt, sess.PurgedAt = nil, nil
 		if err := rows.Scan(scan...); err != nil {
 			return err
 		}
@@ -392,9 +490,13 @@ func (s *Store) CountNow(ctx context.Context, f Filter) (Counts, error) {
 	return s.count(ctx, s.countKey(f))
 }
 
-// countKey is the username part of f, as the dialect stores names.
+// countKey is the username part of f, as the dialect stores names, and its table.
 func (s *Store) countKey(f Filter) countKey {
-	return countKey{user: s.Username(f.Username), prefix: f.Prefix}
+	k := countKey{user: s.Username(f.Username), prefix: f.Prefix, table: s.table}
+	if f.From != nil {
+		k.table = f.From.Table
+	}
+	return k
 }
 
 func (s *Store) count(ctx context.Context, key countKey) (Counts, error) {
@@ -411,16 +513,21 @@ func (s *Store) count(ctx context.Context, key countKey) (Counts, error) {
 	sql := `SELECT count(*) FILTER (WHERE "revokedAt" IS NULL AND "expiresAt" > $1),
 		count(*) FILTER (WHERE "revokedAt" IS NULL AND "expiresAt" <= $1),
 		count(*) FILTER (WHERE "revokedAt" IS NOT NULL)
-		FROM ` + s.table
+		FROM ` + key.table
 	if w != "" {
 		sql += " WHERE " + w
 	}
 	c := Counts{At: now}
-	err = s.scanning(ctx, scanCounts, func(q pgdb.DBTX) error {
+	read := func(q pgdb.DBTX) error {
 		return pgdb.Retry(ctx, func() error {
 			return q.QueryRow(ctx, sql, args...).Scan(&c.Active, &c.Expired, &c.Revoked)
 		})
-	})
+	}
+	if key.table == s.table {
+		err = s.scanning(ctx, scanCounts, read)
+	} else { // the history: the console's own table, counted with its indexes where they serve
+		err = pgdb.WithFullScan(ctx, s.pool, s.server, read)
+	}
 	if err != nil {
 		var fse *FullScanError
 		if errors.As(err, &fse) {
@@ -434,6 +541,7 @@ func (s *Store) count(ctx context.Context, key countKey) (Counts, error) {
 type countKey struct {
 	user   string
 	prefix bool
+	table  string
 }
 
 type countEntry struct {
@@ -445,6 +553,7 @@ type countEntry struct {
 // countCache keeps recent counts per filter: fresh ones are returned as they are, stale ones are
 // returned while one background refresh runs, invalidated ones are recounted before returning.
 type countCache struct {
+	table   string // the live table, the one this store's writes change
 	mu      sync.Mutex
 	maxAge  time.Duration
 	gen     uint64 // bumped by invalidate
@@ -454,8 +563,8 @@ type countCache struct {
 
 const maxCountEntries = 512
 
-func newCountCache(maxAge time.Duration) *countCache {
-	return &countCache{maxAge: maxAge, entries: map[countKey]*countEntry{}, genOf: map[countKey]uint64{}}
+func newCountCache(maxAge time.Duration, table string) *countCache {
+	return &countCache{table: table, maxAge: maxAge, entries: map[countKey]*countEntry{}, genOf: map[countKey]uint64{}}
 }
 
 func (c *countCache) invalidate() {
@@ -480,7 +589,7 @@ func (c *countCache) adjust(user string, d countDelta) {
 		if c.genOf[key] != prev {
 			continue
 		}
-		if key.user == "" || key.user == user || (key.prefix && strings.HasPrefix(user, key.user)) {
+		if key.table == c.table && (key.user == "" || key.user == user || (key.prefix && strings.HasPrefix(user, key.user))) {
 			e.counts.Active += d.active
 			e.counts.Expired += d.expired
 			e.counts.Revoked += d.revoked

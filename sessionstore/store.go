@@ -81,6 +81,9 @@ type Session struct {
 	ExpiresAt  time.Time
 	RevokedAt  *time.Time
 	LastUsedAt time.Time
+	// PurgedAt is set on history rows (Filter.From) that left the live table: when the
+	// console saw them go. Nil on live rows.
+	PurgedAt *time.Time
 }
 
 // StatusAt returns the session's status at now.
@@ -226,7 +229,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error)
 	if maxAge <= 0 {
 		maxAge = 15 * time.Second
 	}
-	s.counts = newCountCache(maxAge)
+	s.counts = newCountCache(maxAge, s.table)
 	every := opts.UsedEvery
 	if every <= 0 {
 		every = 10 * time.Second
@@ -254,6 +257,9 @@ func (s *Store) Server() pgdb.Flavor { return s.server }
 
 // Table returns the qualified name of the session table.
 func (s *Store) Table() string { return s.table }
+
+// HasUserID reports whether the session table has CockroachDB's user_id column (v23.1+).
+func (s *Store) HasUserID() bool { return s.hasUserID }
 
 // MaxTTL returns the longest session Issue grants.
 func (s *Store) MaxTTL() time.Duration { return s.maxTTL }
@@ -432,9 +438,20 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.dbErr("ping", s.pool.Ping(ctx))
 }
 
+// sessionColumns are the columns scanSession reads, in its order.
+const sessionColumns = `id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
+
 func scanSession(r pgx.CollectableRow) (Session, error) {
 	var s Session
 	err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt)
+	s.utc()
+	return s, err
+}
+
+// scanPurgedSession reads a history row: sessionColumns and the purge time.
+func scanPurgedSession(r pgx.CollectableRow) (Session, error) {
+	var s Session
+	err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt, &s.PurgedAt)
 	s.utc()
 	return s, err
 }
@@ -446,6 +463,10 @@ func (s *Session) utc() {
 	if s.RevokedAt != nil {
 		t := s.RevokedAt.UTC()
 		s.RevokedAt = &t
+	}
+	if s.PurgedAt != nil {
+		t := s.PurgedAt.UTC()
+		s.PurgedAt = &t
 	}
 }
 

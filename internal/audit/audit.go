@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -93,7 +94,10 @@ CREATE TABLE IF NOT EXISTS console.audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_admin_idx ON console.audit_log (admin, id);
 CREATE INDEX IF NOT EXISTS audit_log_target_idx ON console.audit_log (target, id);
 CREATE INDEX IF NOT EXISTS audit_log_action_idx ON console.audit_log (action, id);
-`}, {Version: 2, SQL: `ALTER TABLE console.audit_log ADD COLUMN IF NOT EXISTS reason TEXT NOT NULL DEFAULT ''`}}
+`}, {Version: 2, SQL: `ALTER TABLE console.audit_log ADD COLUMN IF NOT EXISTS reason TEXT NOT NULL DEFAULT ''`}, {Version: 3, SQL: `
+CREATE INDEX IF NOT EXISTS audit_log_session_idx ON console.audit_log (session_id, id);
+CREATE INDEX IF NOT EXISTS audit_log_at_idx ON console.audit_log (at, id);
+`}}
 
 // Store reads and writes the audit log.
 type Store struct {
@@ -159,9 +163,17 @@ func Insert(ctx context.Context, q pgdb.DBTX, e Entry) error {
 
 // Filter selects entries; empty fields match everything. Entries come newest first.
 type Filter struct {
-	Admin  string
-	Action Action
-	Target string
+	// Admin and Target match exactly, or with AdminPrefix / TargetPrefix every value that
+	// starts with them.
+	Admin        string
+	AdminPrefix  bool
+	Action       Action
+	Target       string
+	TargetPrefix bool
+	// SessionID selects the entries about one session (0: any).
+	SessionID int64
+	// Since (inclusive) and Until (exclusive) bound the entries' time; zero: no bound.
+	Since, Until time.Time
 	// Before lists entries older than this ID (keyset paging); 0 starts at the newest.
 	Before int64
 	// After lists entries newer than this ID (the previous page), still newest first.
@@ -183,14 +195,31 @@ func (f Filter) where() (string, []any) {
 		args = append(args, v)
 		w = append(w, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
-	if f.Admin != "" {
-		add("admin = ?", f.Admin)
+	match := func(col, v string, prefix bool) {
+		switch {
+		case v == "":
+		case !prefix:
+			add(col+" = ?", v)
+		default: // a range, so that the index serves it and % or _ are plain characters
+			add(col+" >= ?", v)
+			if hi, ok := prefixEnd(v); ok {
+				add(col+" < ?", hi)
+			}
+		}
 	}
+	match("admin", f.Admin, f.AdminPrefix)
 	if f.Action != "" {
 		add("action = ?", string(f.Action))
 	}
-	if f.Target != "" {
-		add("target = ?", f.Target)
+	match("target", f.Target, f.TargetPrefix)
+	if f.SessionID != 0 {
+		add("session_id = ?", f.SessionID)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("at < ?", f.Until)
 	}
 	if f.Before > 0 {
 		add("id < ?", f.Before)
@@ -302,4 +331,21 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 		return fmt.Errorf("audit: list: %w", pgdb.Unavailable(err))
 	}
 	return nil
+}
+
+// prefixEnd returns the least string greater than every string starting with p (comparing
+// bytes), or false when there is none.
+func prefixEnd(p string) (string, bool) {
+	for p != "" {
+		r, size := utf8.DecodeLastRuneInString(p)
+		p = p[:len(p)-size]
+		if r < utf8.MaxRune {
+			r++
+			if r >= 0xD800 && r <= 0xDFFF {
+				r = 0xE000
+			}
+			return p + string(r), true
+		}
+	}
+	return "", false
 }

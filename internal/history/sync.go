@@ -1,0 +1,427 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessionconsole/console/internal/pgdb"
+)
+
+// asOf is the one place where the history reads the live table in the past. On a real
+// CockroachDB (SELECT version() says so) every read of system.web_sessions is a follower read,
+// AS OF SYSTEM TIME follower_read_timestamp(): it never waits on, or conflicts with, the
+// cluster's own writes to the table, at the price of seeing it a few seconds late (which the
+// sync's overlap covers). Untested here: the PostgreSQL fixture that stands in for CockroachDB
+// cannot run the clause, so the fixtures read the present.
+func (s *Store) asOf() string {
+	if s.server == pgdb.Cockroach {
+		return " AS OF SYSTEM TIME follower_read_timestamp()"
+	}
+	return ""
+}
+
+// liveRow is a live table row as the sync reads it, with what the console knows of it.
+type liveRow struct {
+	id                 int64
+	username           string
+	userID             *int64
+	created, expires   time.Time
+	revoked            *time.Time
+	lastUsed           time.Time
+	auditInfo          *string
+	activityLastUse    *time.Time
+	issuedBy, issueWhy string
+}
+
+// liveSelect is the SELECT list and FROM clause of the sync's reads of the live table: its
+// columns, the console's last recorded use (CockroachDB never updates "lastUsedAt") and, for
+// sessions the console issued, who issued them and why (from the audit log).
+func (s *Store) liveSelect() string {
+	uid := "NULL::INT8"
+	if s.live.HasUserID() {
+		uid = "w.user_id::INT8"
+	}
+	return `SELECT w.id, w.username, ` + uid + `, w."createdAt", w."expiresAt", w."revokedAt", w."lastUsedAt", w."auditInfo",
+		a.last_used_at,
+		COALESCE((SELECT au.admin FROM console.audit_log AS au WHERE au.session_id = w.id AND au.action = 'issue' ORDER BY au.id LIMIT 1), ''),
+		COALESCE((SELECT au.reason FROM console.audit_log AS au WHERE au.session_id = w.id AND au.action = 'issue' ORDER BY au.id LIMIT 1), '')
+	FROM ` + s.live.Table() + ` AS w LEFT JOIN console.session_activity AS a ON a.session_id = w.id` + s.asOf()
+}
+
+func scanLive(rows pgx.Rows) ([]liveRow, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (liveRow, error) {
+		var l liveRow
+		err := r.Scan(&l.id, &l.username, &l.userID, &l.created, &l.expires, &l.revoked, &l.lastUsed, &l.auditInfo,
+			&l.activityLastUse, &l.issuedBy, &l.issueWhy)
+		l.created, l.expires, l.lastUsed = l.created.UTC(), l.expires.UTC(), l.lastUsed.UTC()
+		l.revoked = utcPtr(l.revoked)
+		if l.activityLastUse != nil && l.activityLastUse.After(l.lastUsed) {
+			l.lastUsed = l.activityLastUse.UTC()
+		}
+		return l, err
+	})
+}
+
+// SyncResult is what one sync pass recorded.
+type SyncResult struct {
+	New, Changed, Purged int64
+	// Backfilling is true while the first pass over an existing table is still going.
+	Backfilling bool
+}
+
+// syncState is the sync's progress, kept in console.history_sync.
+type syncState struct {
+	createdMark, revokedMark *time.Time
+}
+
+// maxSyncBatches bounds one pass (syncBatch rows each); a longer backfill goes on next pass.
+const maxSyncBatches = 200
+
+// Sync records what changed in the live table since the last pass: sessions created since
+// (through the createdAt index), sessions revoked since (revokedAt index), and sessions that
+// left the table (see detectPurged). It reads in batches of syncBatch rows, each written
+// through tx in its own transaction together with the sync's watermarks, so a pass that stops
+// halfway (a lost lease, a failed statement) is continued by the next, on any replica.
+//
+// The first pass over an existing table records every row in it, in createdAt order, over as
+// many passes as it takes. Rows written later with a createdAt (or revokedAt) older than the
+// watermark less syncOverlap are not seen by the index scans (back-dated writes); the purge
+// detection notices them only if they were recorded before.
+func (s *Store) Sync(ctx context.Context, tx Txer) (SyncResult, error) {
+	var res SyncResult
+	var st syncState
+	var now time.Time
+	err := s.pool.QueryRow(ctx, `SELECT created_mark, revoked_mark, now() AT TIME ZONE 'UTC' FROM console.history_sync WHERE id = 1`).
+		Scan(&st.createdMark, &st.revokedMark, &now)
+	if err != nil {
+		return res, dbErr("sync", err)
+	}
+	now = now.UTC()
+	if st.revokedMark == nil {
+		// Everything revoked so far is recorded by the first pass over createdAt, with its state
+		// at that time; revocations from now on are found through revokedAt.
+		if err := tx.Tx(ctx, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE console.history_sync SET revoked_mark = $1 WHERE id = 1 AND revoked_mark IS NULL`, now)
+			return err
+		}); err != nil {
+			return res, dbErr("sync", err)
+		}
+		st.revokedMark = &now
+	}
+	batches := 0
+	// Sessions created since the mark.
+	from := time.Time{}
+	if st.createdMark != nil {
+		from = st.createdMark.Add(-syncOverlap)
+	}
+	cur := struct {
+		at time.Time
+		id int64
+	}{from, -1 << 63}
+	for batches < maxSyncBatches {
+		batches++
+		rows, err := s.pool.Query(ctx, s.liveSelect()+`
+			WHERE w."createdAt" >= $1 AND (w."createdAt", w.id) > ($2, $3)
+				AND NOT EXISTS (SELECT 1 FROM `+Table+` AS h WHERE h.id = w.id)
+			ORDER BY w."createdAt", w.id LIMIT $4`, from, cur.at, cur.id, syncBatch)
+		if err != nil {
+			return res, dbErr("sync: read new sessions", err)
+		}
+		batch, err := scanLive(rows)
+		if err != nil {
+			return res, dbErr("sync: read new sessions", err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		last := batch[len(batch)-1]
+		cur.at, cur.id = last.created, last.id
+		mark := last.created
+		if mark.After(now) {
+			mark = now // a createdAt in the future must not hide the rows created until then
+		}
+		n, changed, err := s.record(ctx, tx, batch, now, `UPDATE console.history_sync
+			SET created_mark = CASE WHEN created_mark IS NULL OR created_mark < $1 THEN $1 ELSE created_mark END WHERE id = 1`, mark)
+		if err != nil {
+			return res, err
+		}
+		res.New += n
+		res.Changed += changed
+		if len(batch) < syncBatch {
+			break
+		}
+	}
+	if batches >= maxSyncBatches {
+		res.Backfilling = true
+		return res, nil
+	}
+	// Sessions revoked since the mark whose revocation the history lacks.
+	from = st.revokedMark.Add(-syncOverlap)
+	cur.at, cur.id = from, -1<<63
+	for batches < maxSyncBatches {
+		batches++
+		rows, err := s.pool.Query(ctx, s.liveSelect()+`
+			WHERE w."revokedAt" >= $1 AND (w."revokedAt", w.id) > ($2, $3)
+				AND NOT EXISTS (SELECT 1 FROM `+Table+` AS h WHERE h.id = w.id
+					AND h."revokedAt" IS NOT DISTINCT FROM w."revokedAt" AND h."expiresAt" = w."expiresAt" AND h.purged_at IS NULL)
+			ORDER BY w."revokedAt", w.id LIMIT $4`, from, cur.at, cur.id, syncBatch)
+		if err != nil {
+			return res, dbErr("sync: read revocations", err)
+		}
+		batch, err := scanLive(rows)
+		if err != nil {
+			return res, dbErr("sync: read revocations", err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		last := batch[len(batch)-1]
+		cur.at, cur.id = *last.revoked, last.id
+		mark := *last.revoked
+		if mark.After(now) {
+			mark = now
+		}
+		n, changed, err := s.record(ctx, tx, batch, now, `UPDATE console.history_sync
+			SET revoked_mark = CASE WHEN revoked_mark < $1 THEN $1 ELSE revoked_mark END WHERE id = 1`, mark)
+		if err != nil {
+			return res, err
+		}
+		res.New += n
+		res.Changed += changed
+		if len(batch) < syncBatch {
+			break
+		}
+	}
+	purged, changed, err := s.detectPurged(ctx, tx, now)
+	res.Purged += purged
+	res.Changed += changed
+	return res, err
+}
+
+// record writes a batch of live rows into the history in one transaction with the statement
+// mark, if any (which moves the sync's watermark): new sessions are inserted (and counted per day of
+// creation), known ones get their new state. It returns how many were new and how many
+// changed.
+func (s *Store) record(ctx context.Context, tx Txer, batch []liveRow, now time.Time, mark string, markArg any) (int64, int64, error) {
+	sort.Slice(batch, func(i, j int) bool { return batch[i].id < batch[j].id })
+	n := len(batch)
+	ids, users, uids := make([]int64, n), make([]string, n), make([]*int64, n)
+	created, expires, revoked, used := make([]time.Time, n), make([]time.Time, n), make([]*time.Time, n), make([]time.Time, n)
+	audit, by, why := make([]*string, n), make([]string, n), make([]string, n)
+	for i, l := range batch {
+		ids[i], users[i], uids[i] = l.id, l.username, l.userID
+		created[i], expires[i], revoked[i], used[i] = l.created, l.expires, l.revoked, l.lastUsed
+		audit[i], by[i], why[i] = l.auditInfo, l.issuedBy, l.issueWhy
+	}
+	var inserted, changed int64
+	err := tx.Tx(ctx, func(tx pgx.Tx) error {
+		inserted, changed = 0, 0
+		rows, err := tx.Query(ctx, `INSERT INTO `+Table+` (id, username, user_id, "createdAt", "expiresAt", "revokedAt",
+				"lastUsedAt", "auditInfo", ended_at, first_seen_at, changed_at, issued_by, issue_reason)
+			SELECT v.id, v.username, v.user_id, v.created, v.expires, v.revoked, v.used, v.audit,
+				CASE WHEN v.revoked IS NOT NULL AND v.revoked < v.expires THEN v.revoked ELSE v.expires END, $12, $12, v.by, v.why
+			FROM unnest($1::INT8[], $2::TEXT[], $3::INT8[], $4::TIMESTAMP[], $5::TIMESTAMP[], $6::TIMESTAMP[],
+				$7::TIMESTAMP[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::INT8[])
+				AS v(id, username, user_id, created, expires, revoked, used, audit, by, why, ord)
+			ORDER BY v.ord
+			ON CONFLICT (id) DO NOTHING
+			RETURNING "createdAt"`, ids, users, uids, created, expires, revoked, used, audit, by, why, seq(n), now)
+		if err != nil {
+			return err
+		}
+		days, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		if err != nil {
+			return err
+		}
+		inserted = int64(len(days))
+		tag, err := tx.Exec(ctx, `UPDATE `+Table+` AS h SET "expiresAt" = v.expires, "revokedAt" = v.revoked,
+				"lastUsedAt" = CASE WHEN v.used > h."lastUsedAt" THEN v.used ELSE h."lastUsedAt" END, "auditInfo" = v.audit,
+				ended_at = CASE WHEN v.revoked IS NOT NULL AND v.revoked < v.expires THEN v.revoked ELSE v.expires END,
+				changed_at = $7, purged_at = NULL
+			FROM unnest($1::INT8[], $2::TIMESTAMP[], $3::TIMESTAMP[], $4::TIMESTAMP[], $5::TEXT[], $6::INT8[])
+				AS v(id, expires, revoked, used, audit, ord)
+			WHERE h.id = v.id AND (h."expiresAt" <> v.expires OR h."revokedAt" IS DISTINCT FROM v.revoked
+				OR h.purged_at IS NOT NULL OR h."auditInfo" IS DISTINCT FROM v.audit)`,
+			ids, expires, revoked, used, audit, seq(n), now)
+		if err != nil {
+			return err
+		}
+		changed = tag.RowsAffected()
+		if err := addDaily(ctx, tx, "created", perDay(days)); err != nil {
+			return err
+		}
+		if mark == "" {
+			return nil
+		}
+		_, err = tx.Exec(ctx, mark, markArg)
+		return err
+	})
+	if err != nil {
+		return 0, 0, dbErr("sync: record", err)
+	}
+	return inserted, changed, nil
+}
+
+// seq returns 0..n-1, the input order of an unnest (so that rows lock in ID order).
+func seq(n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = int64(i)
+	}
+	return out
+}
+
+// addDaily adds counts (per UTC day) to column (created or purged) of console.history_daily.
+func addDaily(ctx context.Context, tx pgx.Tx, column string, per map[time.Time]int64) error {
+	if len(per) == 0 {
+		return nil
+	}
+	days := make([]time.Time, 0, len(per))
+	for d := range per {
+		days = append(days, d)
+	}
+	sort.Slice(days, func(i, j int) bool { return days[i].Before(days[j]) })
+	counts := make([]int64, len(days))
+	for i, d := range days {
+		counts[i] = per[d]
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO console.history_daily AS d (day, `+column+`)
+		SELECT v.day::DATE, v.n FROM unnest($1::TIMESTAMP[], $2::INT8[]) AS v(day, n)
+		ON CONFLICT (day) DO UPDATE SET `+column+` = d.`+column+` + excluded.`+column, days, counts)
+	if err != nil {
+		return fmt.Errorf("daily %s: %w", column, err)
+	}
+	return nil
+}
+
+// perDay counts times by UTC day.
+func perDay(times []time.Time) map[time.Time]int64 {
+	per := map[time.Time]int64{}
+	for _, t := range times {
+		per[day(t)]++
+	}
+	return per
+}
+
+// day is t's UTC midnight.
+func day(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// maxPurgeChecks bounds the history rows one pass checks for having left the live table.
+const maxPurgeChecks = 20 * PurgeBatch
+
+// detectPurged marks as purged the sessions that left the live table, without scanning it:
+// the live table's oldest expiresAt and oldest revokedAt (two index lookups) bound what it
+// still holds, so every unpurged history row that expired, or was revoked, before those can
+// no longer be there (unless its row changed, which a lookup by primary key settles before
+// marking it). A pass with nothing purged costs those two lookups and two empty index ranges
+// on the history.
+func (s *Store) detectPurged(ctx context.Context, tx Txer, now time.Time) (purged, changed int64, err error) {
+	var minExpires, minRevoked *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT min("expiresAt") FROM `+s.live.Table()+s.asOf()).Scan(&minExpires); err != nil {
+		return 0, 0, dbErr("sync: live table bounds", err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT min("revokedAt") FROM `+s.live.Table()+s.asOf()).Scan(&minRevoked); err != nil {
+		return 0, 0, dbErr("sync: live table bounds", err)
+	}
+	// With no rows (or no revoked rows) left, every such history row has gone.
+	far := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	if minExpires == nil {
+		minExpires = &far
+	}
+	if minRevoked == nil {
+		minRevoked = &far
+	}
+	for checked := 0; checked < maxPurgeChecks; checked += PurgeBatch {
+		rows, err := s.pool.Query(ctx, `(SELECT id FROM `+Table+` WHERE purged_at IS NULL AND "expiresAt" < $1 ORDER BY "expiresAt" LIMIT $3)
+			UNION (SELECT id FROM `+Table+` WHERE purged_at IS NULL AND "revokedAt" IS NOT NULL AND "revokedAt" < $2 ORDER BY "revokedAt" LIMIT $3)`,
+			*minExpires, *minRevoked, PurgeBatch)
+		if err != nil {
+			return purged, changed, dbErr("sync: purge candidates", err)
+		}
+		cands, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return purged, changed, dbErr("sync: purge candidates", err)
+		}
+		if len(cands) == 0 {
+			return purged, changed, nil
+		}
+		rows, err = s.pool.Query(ctx, s.liveSelect()+` WHERE w.id = ANY($1)`, cands)
+		if err != nil {
+			return purged, changed, dbErr("sync: purge check", err)
+		}
+		present, err := scanLive(rows)
+		if err != nil {
+			return purged, changed, dbErr("sync: purge check", err)
+		}
+		if len(present) > 0 { // changed rows, not purged ones: record their new state
+			_, c, err := s.record(ctx, tx, present, now, "", nil)
+			if err != nil {
+				return purged, changed, err
+			}
+			changed += c
+		}
+		still := make(map[int64]bool, len(present))
+		for _, l := range present {
+			still[l.id] = true
+		}
+		gone := cands[:0]
+		for _, id := range cands {
+			if !still[id] {
+				gone = append(gone, id)
+			}
+		}
+		n, err := s.markPurged(ctx, tx, gone, now)
+		purged += n
+		if err != nil {
+			return purged, changed, err
+		}
+		if len(present) == len(cands) {
+			// Every candidate changed instead: the bounds above are stale; the next pass
+			// looks again.
+			return purged, changed, nil
+		}
+	}
+	return purged, changed, nil
+}
+
+// markPurged records that the sessions ids left the live table at `at`, in one transaction
+// with the daily count and the sync's "last purge seen".
+func (s *Store) markPurged(ctx context.Context, tx Txer, ids []int64, at time.Time) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var n int64
+	err := tx.Tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE `+Table+` SET purged_at = $2 WHERE id = ANY($1) AND purged_at IS NULL`, ids, at)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		return notePurge(ctx, tx, n, at)
+	})
+	if err != nil {
+		return 0, dbErr("sync: mark purged", err)
+	}
+	return n, nil
+}
+
+// notePurge counts n purged rows at `at` in the daily counts and the sync state.
+func notePurge(ctx context.Context, tx pgx.Tx, n int64, at time.Time) error {
+	if n == 0 {
+		return nil
+	}
+	if err := addDaily(ctx, tx, "purged", map[time.Time]int64{day(at): n}); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE console.history_sync SET last_purge_seen_at = $1, last_purge_seen_rows = $2,
+		purged_rows = purged_rows + $2 WHERE id = 1`, at, n)
+	return err
+}
