@@ -282,7 +282,7 @@ func TestCountsAdjusted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := e.s.count(ctx, countKey{user: e.s.Username(f.Username), prefix: f.Prefix})
+			want, err := e.s.count(ctx, e.s.countKey(f))
 			if err != nil {
 				t.Fatal(err)
 			}
