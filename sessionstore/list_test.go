@@ -292,3 +292,83 @@ func TestCountsAdjusted(t *testing.T) {
 		}
 	})
 }
+
+// The auditors' filters: a session ID, and created, expires and last-used ranges (after
+// inclusive, before exclusive), combined with the others.
+func TestListIDAndTimeRanges(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		u := uniqueName("ranges")
+		all := seedList(t, e, []string{u})
+		var ids []int64
+		for id := range all {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		// Spread creation over days: session i was created i days ago at noon.
+		base := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+		for i, id := range ids {
+			c := base.AddDate(0, 0, -i)
+			e.exec(t, `UPDATE `+e.s.Table()+` SET "createdAt" = $2::TIMESTAMP, "lastUsedAt" = $2::TIMESTAMP + INTERVAL '1 hour', "expiresAt" = $2::TIMESTAMP + INTERVAL '2 days' WHERE id = $1`, id, c)
+		}
+		day := func(d int) time.Time { return time.Date(2026, 11, 20-d, 0, 0, 0, 0, time.UTC) }
+		cases := []struct {
+			name string
+			f    Filter
+			want []int64
+		}{
+			{"id", Filter{ID: ids[3]}, []int64{ids[3]}},
+			{"unknown id", Filter{ID: 1 << 62}, nil},
+			{"created on one day", Filter{CreatedAfter: day(2), CreatedBefore: day(1)}, []int64{ids[2]}},
+			{"created after", Filter{CreatedAfter: day(1)}, []int64{ids[1], ids[0]}},
+			{"created before", Filter{CreatedBefore: day(5)}, []int64{ids[6]}},
+			{"expires range", Filter{ExpiresAfter: day(0).Add(12 * time.Hour), ExpiresBefore: day(-2)}, []int64{ids[2], ids[1]}},
+			{"used exact bound is inclusive", Filter{UsedAfter: base.Add(time.Hour)}, []int64{ids[0]}},
+			{"used before is exclusive", Filter{UsedBefore: base.AddDate(0, 0, -6).Add(time.Hour)}, nil},
+			{"with user and status", Filter{Username: u, Status: StatusRevoked, CreatedAfter: day(6)}, nil},
+		}
+		for _, c := range cases {
+			c.f.Sort = SortCreated
+			p, err := e.s.List(ctx, c.f)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			var got []int64
+			for _, s := range p.Sessions {
+				got = append(got, s.ID)
+			}
+			if c.name == "with user and status" {
+				for _, s := range p.Sessions {
+					if s.StatusAt(p.Now) != StatusRevoked || s.CreatedAt.Before(day(6)) {
+						t.Errorf("%s: %+v", c.name, s)
+					}
+				}
+				continue
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+			}
+		}
+	})
+}
+
+func TestParseTimeBound(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"2026-11-03":                  time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
+		"2026-11-03T14:05":            time.Date(2026, 11, 3, 14, 5, 0, 0, time.UTC),
+		"2026-11-03 14:05":            time.Date(2026, 11, 3, 14, 5, 0, 0, time.UTC),
+		" 2026-11-03 14:05:09 ":       time.Date(2026, 11, 3, 14, 5, 9, 0, time.UTC),
+		"2026-11-03T14:05:09.123456Z": time.Date(2026, 11, 3, 14, 5, 9, 123456000, time.UTC),
+		"2026-11-03 14:05:09.5":       time.Date(2026, 11, 3, 14, 5, 9, 500000000, time.UTC),
+	} {
+		got, err := ParseTimeBound(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTimeBound(%q) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "yesterday", "2026-13-01", "2026-11-03T25:00", "2026-11-03+01:00", "03/11/2026", "2026-11-03\x00"} {
+		if _, err := ParseTimeBound(in); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("ParseTimeBound(%q): %v, want ErrInvalidInput", in, err)
+		}
+	}
+}
