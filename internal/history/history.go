@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -102,6 +103,7 @@ CREATE INDEX IF NOT EXISTS session_history_ended_idx ON console.session_history 
 CREATE INDEX IF NOT EXISTS session_history_live_expires_idx ON console.session_history ("expiresAt") WHERE purged_at IS NULL;
 CREATE INDEX IF NOT EXISTS session_history_live_revoked_idx ON console.session_history ("revokedAt") WHERE purged_at IS NULL AND "revokedAt" IS NOT NULL;
 CREATE INDEX IF NOT EXISTS session_history_purged_idx ON console.session_history (purged_at) WHERE purged_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS session_history_live_ended_idx ON console.session_history (ended_at, id) WHERE purged_at IS NULL;
 CREATE TABLE IF NOT EXISTS console.session_activity (
 	session_id INT8 PRIMARY KEY,
 	first_used_at TIMESTAMP NOT NULL,
@@ -131,8 +133,8 @@ CREATE TABLE IF NOT EXISTS console.history_sync (
 	id INT8 PRIMARY KEY,
 	created_mark TIMESTAMP NULL,
 	revoked_mark TIMESTAMP NULL,
-	backfilled BOOL NOT NULL DEFAULT false,
-	backfill_after INT8 NOT NULL DEFAULT 0,
+	check_after_at TIMESTAMP NULL,
+	check_after_id INT8 NOT NULL DEFAULT 0,
 	last_pass_at TIMESTAMP NULL,
 	last_purge_seen_at TIMESTAMP NULL,
 	last_purge_seen_rows INT8 NOT NULL DEFAULT 0,
@@ -166,6 +168,10 @@ type Store struct {
 	purgeTTL  time.Duration
 	retention time.Duration
 	now       func() time.Time
+
+	settingsMu sync.Mutex
+	settings   PurgeConfig
+	settingsAt time.Time
 }
 
 // Open migrates the history tables and returns the store.

@@ -528,3 +528,97 @@ func TestListHistory(t *testing.T) {
 		t.Error("purged filter on the live table: no error")
 	}
 }
+
+// Purge health: the oldest ended row still in the table, the days' counts, the last purge
+// seen, and the warnings (purge behind, purge off, growth).
+func TestHealth(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		u := e.user(t)
+		old := e.insert(t, u, -30*time.Hour, -26*time.Hour, nil)
+		e.insert(t, u, -time.Hour, time.Hour, nil)
+		gone := e.insert(t, u, -3*time.Hour, -2*time.Hour, nil)
+		e.sync(t)
+		if e.dialect == "cockroach" {
+			// The cluster purged a row but not an older one (stuck below a node's bound): the
+			// sync finds the purged one by walking the ended rows.
+			e.exec(t, `DELETE FROM `+e.live.Table()+` WHERE id = $1`, gone)
+			e.sync(t)
+		} else {
+			// The console's purge takes both; then a stuck old row appears.
+			if n, err := e.h.Purge(ctx, e.tx); err != nil || n != 2 {
+				t.Fatalf("purge %d %v", n, err)
+			}
+			old = e.insert(t, u, -time.Minute, -26*time.Hour, nil)
+			e.sync(t)
+		}
+		h, err := e.h.Health(ctx, 2, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := e.get(t, old)
+		if h.OldestEnded == nil || !h.OldestEnded.Equal(rec.ExpiresAt) {
+			t.Errorf("oldest ended %v, want %s", h.OldestEnded, rec.ExpiresAt)
+		}
+		wantPurged := map[string]int64{"cockroach": 1, "postgres": 2}[e.dialect]
+		if h.LastPurgeSeenAt == nil || h.LastPurgeSeenRows != wantPurged || h.PurgedRows != wantPurged {
+			t.Errorf("last purge seen %v, %d, %d", h.LastPurgeSeenAt, h.LastPurgeSeenRows, h.PurgedRows)
+		}
+		var created, ended int64
+		for _, d := range h.Days {
+			created += d.Created
+			ended += d.Ended
+		}
+		wantCreated := map[string]int64{"cockroach": 3, "postgres": 4}[e.dialect]
+		if len(h.Days) != healthDays || h.Days[0].Purged != wantPurged || created != wantCreated || ended != wantCreated-1 {
+			t.Errorf("days %+v", h.Days[:2])
+		}
+		if len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "is behind") {
+			t.Errorf("warnings %q, want the purge behind", h.Warnings)
+		}
+		if e.dialect == "cockroach" && (h.Purge.ByConsole || h.SettingsNote == "" || h.Purge.TTL != time.Hour) {
+			t.Errorf("cockroach purge config %+v, note %q", h.Purge, h.SettingsNote)
+		}
+		if e.dialect == "postgres" {
+			h, _ := e.h.Health(ctx, 2, 0)
+			if !h.Purge.Off || len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "disabled") {
+				t.Errorf("purge off: %+v %q", h.Purge, h.Warnings)
+			}
+		}
+	})
+}
+
+// A runaway script: many more sessions created than purged over the last days.
+func TestHealthGrowthWarning(t *testing.T) {
+	e := newEnv(t, "postgres")
+	e.exec(t, `INSERT INTO console.history_daily (day, created, purged) VALUES ((now() AT TIME ZONE 'UTC')::DATE, 50000, 100)`)
+	h, err := e.h.Health(context.Background(), 60000, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "grows faster than it is purged") {
+		t.Errorf("warnings %q", h.Warnings)
+	}
+	h, _ = e.h.Health(context.Background(), 600000, time.Hour)
+	if len(h.Warnings) != 0 {
+		t.Errorf("growth under a tenth of the table warned: %q", h.Warnings)
+	}
+}
+
+func TestParseInterval(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"01:00:00": time.Hour, "1h": time.Hour, "00:00:00": 0, "1 day 02:30:00": 26*time.Hour + 30*time.Minute,
+		"168:00:00": 168 * time.Hour, "00:00:01.5": 1500 * time.Millisecond, "7 days": 0,
+	} {
+		got, ok := ParseInterval(in)
+		if in == "7 days" {
+			if ok {
+				t.Errorf("ParseInterval(%q) accepted", in)
+			}
+			continue
+		}
+		if !ok || got != want {
+			t.Errorf("ParseInterval(%q) = %s, %v; want %s", in, got, ok, want)
+		}
+	}
+}

@@ -350,7 +350,7 @@ func (s *Store) detectPurged(ctx context.Context, tx Txer, now time.Time) (purge
 			return purged, changed, dbErr("sync: purge candidates", err)
 		}
 		if len(cands) == 0 {
-			return purged, changed, nil
+			break
 		}
 		rows, err = s.pool.Query(ctx, s.liveSelect()+` WHERE w.id = ANY($1)`, cands)
 		if err != nil {
@@ -385,10 +385,101 @@ func (s *Store) detectPurged(ctx context.Context, tx Txer, now time.Time) (purge
 		if len(present) == len(cands) {
 			// Every candidate changed instead: the bounds above are stale; the next pass
 			// looks again.
-			return purged, changed, nil
+			break
+		}
+	}
+	// The bounds find rows purged in age order, as CockroachDB purges. A row the purge
+	// should long have taken but did not (a back-dated revocation below a node's purge
+	// bound, a purge that fell behind) holds them back: then walk the ended rows by
+	// primary key instead, a batch a pass, from where the last pass stopped.
+	if s.live.Flavor() == pgdb.Cockroach {
+		p, c, err := s.walkEnded(ctx, tx, now, *minExpires, *minRevoked)
+		purged += p
+		changed += c
+		if err != nil {
+			return purged, changed, err
 		}
 	}
 	return purged, changed, nil
+}
+
+// walkEnded checks, when the live table's bounds are stuck on rows older than the purge
+// horizon, up to PurgeBatch history rows that ended before the purge TTL, by primary key in
+// the live table, continuing from the previous pass's cursor.
+func (s *Store) walkEnded(ctx context.Context, tx Txer, now, minExpires, minRevoked time.Time) (purged, changed int64, err error) {
+	ttl, every, off := s.clusterPurge(ctx)
+	stuck := now.Add(-(ttl + 2*every + behindSlack))
+	if off || !(minExpires.Before(stuck) || minRevoked.Before(stuck)) {
+		return 0, 0, nil
+	}
+	var afterAt *time.Time
+	var afterID int64
+	if err := s.pool.QueryRow(ctx, `SELECT check_after_at, check_after_id FROM console.history_sync WHERE id = 1`).Scan(&afterAt, &afterID); err != nil {
+		return 0, 0, dbErr("sync: purge walk", err)
+	}
+	from := time.Time{}
+	if afterAt != nil {
+		from = *afterAt
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, ended_at FROM `+Table+` WHERE purged_at IS NULL AND (ended_at, id) > ($1, $2) AND ended_at < $3
+		ORDER BY ended_at, id LIMIT $4`, from, afterID, now.Add(-ttl), PurgeBatch)
+	if err != nil {
+		return 0, 0, dbErr("sync: purge walk", err)
+	}
+	type cand struct {
+		id    int64
+		ended time.Time
+	}
+	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cand, error) {
+		var c cand
+		return c, r.Scan(&c.id, &c.ended)
+	})
+	if err != nil {
+		return 0, 0, dbErr("sync: purge walk", err)
+	}
+	ids := make([]int64, len(cands))
+	for i, c := range cands {
+		ids[i] = c.id
+	}
+	var present []liveRow
+	if len(ids) > 0 {
+		rows, err = s.pool.Query(ctx, s.liveSelect()+` WHERE w.id = ANY($1)`, ids)
+		if err != nil {
+			return 0, 0, dbErr("sync: purge walk", err)
+		}
+		if present, err = scanLive(rows); err != nil {
+			return 0, 0, dbErr("sync: purge walk", err)
+		}
+	}
+	if len(present) > 0 {
+		if _, changed, err = s.record(ctx, tx, present, now, "", nil); err != nil {
+			return 0, changed, err
+		}
+	}
+	still := make(map[int64]bool, len(present))
+	for _, l := range present {
+		still[l.id] = true
+	}
+	var gone []int64
+	for _, id := range ids {
+		if !still[id] {
+			gone = append(gone, id)
+		}
+	}
+	if purged, err = s.markPurged(ctx, tx, gone, now); err != nil {
+		return purged, changed, err
+	}
+	// Move the cursor on, or back to the start after the last batch.
+	var nextAt any
+	var nextID int64
+	if len(cands) == PurgeBatch {
+		nextAt, nextID = cands[len(cands)-1].ended, cands[len(cands)-1].id
+	}
+	err = tx.Tx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE console.history_sync SET check_after_at = $1, check_after_id = $2 WHERE id = 1`, nextAt, nextID)
+		return err
+	})
+	return purged, changed, dbErr("sync: purge walk", err)
 }
 
 // markPurged records that the sessions ids left the live table at `at`, in one transaction
