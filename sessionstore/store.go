@@ -128,9 +128,6 @@ type Options struct {
 	// CountsMaxAge is how long status counts are reused before they are counted again
 	// (default 15 s); writes through this store recount at once.
 	CountsMaxAge time.Duration
-	// UsedEvery is how often sessions noted with NoteUsed get their lastUsedAt written
-	// (default 10 s).
-	UsedEvery time.Duration
 	// RefuseFullScans makes the statements that must read all of system.web_sessions (see
 	// FullScanError) fail with a *FullScanError instead of running. CockroachDB dialect only.
 	RefuseFullScans bool
@@ -152,17 +149,7 @@ type Store struct {
 	now       func() time.Time
 
 	bg sync.WaitGroup
-
-	usedMu    sync.Mutex
-	used      map[int64]struct{} // noted by NoteUsed, not written yet
-	usedKick  chan struct{}
-	usedStop  chan struct{}
-	usedDone  chan struct{}
-	closeOnce sync.Once
 }
-
-// maxPendingUsed bounds the sessions NoteUsed keeps before it writes them early.
-const maxPendingUsed = 10_000
 
 // Migrations are the PostgreSQL dialect's schema steps for its session table. (On CockroachDB
 // the table is system.web_sessions and the console never changes it.)
@@ -230,22 +217,11 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error)
 		maxAge = 15 * time.Second
 	}
 	s.counts = newCountCache(maxAge, s.table)
-	every := opts.UsedEvery
-	if every <= 0 {
-		every = 10 * time.Second
-	}
-	s.used = map[int64]struct{}{}
-	s.usedKick, s.usedStop, s.usedDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	go s.writeUsedEvery(every)
 	return s, nil
 }
 
 // Close waits for background recounts to finish. It does not close the pool.
 func (s *Store) Close() {
-	s.closeOnce.Do(func() {
-		close(s.usedStop)
-		<-s.usedDone
-	})
 	s.bg.Wait()
 }
 
@@ -341,66 +317,6 @@ func (s *Store) Verify(ctx context.Context, cookie string) (Verified, error) {
 	}
 	v.LastUsedAt = v.LastUsedAt.UTC()
 	return v, nil
-}
-
-// NoteUsed records that session id was used just now. The store sets lastUsedAt of the noted
-// sessions off the request path, in one UPDATE every Options.UsedEvery
-// (at most one write a minute per session); Close writes what is still pending.
-func (s *Store) NoteUsed(id int64) {
-	s.usedMu.Lock()
-	s.used[id] = struct{}{}
-	full := len(s.used) >= maxPendingUsed
-	s.usedMu.Unlock()
-	if full {
-		select {
-		case s.usedKick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// writeUsedEvery writes the noted sessions' lastUsedAt every period until Close, and once
-// more then. lastUsedAt is advisory: a failed write is dropped, not retried.
-func (s *Store) writeUsedEvery(period time.Duration) {
-	defer close(s.usedDone)
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		stop := false
-		select {
-		case <-t.C:
-		case <-s.usedKick:
-		case <-s.usedStop:
-			stop = true
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		s.WriteUsed(ctx)
-		cancel()
-		if stop {
-			return
-		}
-	}
-}
-
-// WriteUsed writes the lastUsedAt of the sessions noted so far now, instead of at the next
-// period.
-func (s *Store) WriteUsed(ctx context.Context) error {
-	s.usedMu.Lock()
-	ids := make([]int64, 0, len(s.used))
-	for id := range s.used {
-		ids = append(ids, id)
-	}
-	clear(s.used)
-	s.usedMu.Unlock()
-	if len(ids) == 0 {
-		return nil
-	}
-	err := pgdb.Retry(ctx, func() error { // setting a timestamp twice sets it once
-		_, err := s.pool.Exec(ctx, `UPDATE `+s.table+` SET "lastUsedAt" = now() AT TIME ZONE 'UTC'
-		WHERE id = ANY($1) AND "lastUsedAt" < (now() AT TIME ZONE 'UTC') - INTERVAL '1 minute'`, ids)
-		return err
-	})
-	return s.dbErr("mark used", err)
 }
 
 // Users returns up to limit names that Issue accepts and that start with prefix, sorted.

@@ -433,27 +433,6 @@ func TestVerify(t *testing.T) {
 	})
 }
 
-func TestNoteUsed(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		ctx := context.Background()
-		user := uniqueName("nora")
-		e.createUser(t, user)
-		fresh, stale := e.issue(t, user, time.Hour), e.issue(t, user, time.Hour)
-		e.exec(t, `UPDATE `+e.s.Table()+` SET "lastUsedAt" = "lastUsedAt" - INTERVAL '5 minutes' WHERE id = $1`, stale.ID)
-		e.s.NoteUsed(fresh.ID)
-		e.s.NoteUsed(stale.ID)
-		e.s.Close() // writes what is pending
-		got, _ := e.s.Get(ctx, fresh.ID)
-		if !got.LastUsedAt.Equal(fresh.CreatedAt) {
-			t.Errorf("lastUsedAt moved within a minute: %v -> %v", fresh.CreatedAt, got.LastUsedAt)
-		}
-		got, _ = e.s.Get(ctx, stale.ID)
-		if got.LastUsedAt.Before(stale.CreatedAt.Add(-time.Second)) {
-			t.Errorf("lastUsedAt not written: %v", got.LastUsedAt)
-		}
-	})
-}
-
 func TestUsers(t *testing.T) {
 	eachDialect(t, func(t *testing.T, e *env) {
 		user := uniqueName("listed")

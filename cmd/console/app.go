@@ -18,6 +18,7 @@ import (
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/connflags"
+	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgembed"
 	"github.com/sessionconsole/console/internal/tokens"
@@ -84,6 +85,8 @@ type app struct {
 	audit    *audit.Store
 	actions  *actions.Service // every audited action, with its audit row in the same transaction
 	tokens   *tokens.Store
+	history  *history.Store
+	server   pgdb.Flavor      // what the database really is (SELECT version())
 	cluster  *pgembed.Cluster // nil when connection flags name a database
 }
 
@@ -148,6 +151,10 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 	if a.tokens, err = tokens.Open(ctx, a.pool, detected, g.maxTokenTTL); err != nil {
 		return nil, err
 	}
+	if a.history, err = history.Open(ctx, a.pool, history.Options{Live: a.sessions, Server: detected}); err != nil {
+		return nil, err
+	}
+	a.server = detected
 	ok = true
 	return a, nil
 }

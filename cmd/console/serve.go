@@ -40,6 +40,7 @@ type serveFlags struct {
 	pageTimeout     time.Duration
 	sso             ssoFlags
 	confirmByName   int64
+	jobs            jobFlags
 }
 
 // httpLimits are the HTTP server's timeouts and connection cap.
@@ -129,6 +130,7 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 	fl.DurationVar(&f.adminCache, "admin-session-cache", 2*time.Second,
 		"how long a checked admin session is trusted without asking the database (sign-out in this process ends it at once)")
 	f.sso.register(fl)
+	f.jobs.register(fl)
 	return cmd
 }
 
@@ -172,6 +174,15 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	runner, recorder, err := startJobs(a, f.jobs, log)
+	if err != nil {
+		return err
+	}
+	defer runner.Stop() // after the HTTP server's shutdown: the last uses are flushed
+	var activity handlers.ActivityRecorder
+	if recorder != nil {
+		activity = recorder
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
@@ -187,6 +198,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		ClusterURL: f.clusterURL, SelfURL: scheme + "://" + displayAddr(ln.Addr()),
 		TrustedProxies: trusted, Throttle: f.throttle, Logger: log,
 		VerifyTimeout: f.verifyTimeout, PageTimeout: f.pageTimeout, WriteTimeout: f.http.write,
+		Activity: activity,
 		Tokens: a.tokens, NoLocalLogin: !f.sso.localLogin, LinkTTL: f.sso.linkTTL,
 		ConfirmByNameOver: f.confirmByName,
 	}

@@ -85,16 +85,16 @@ type Health struct {
 	Now      time.Time
 }
 
-// Health reads the purge settings and health. liveRows is the live table's row count;
-// purgeEvery is the console's purge period on PostgreSQL (0: disabled).
-func (s *Store) Health(ctx context.Context, liveRows int64, purgeEvery time.Duration) (Health, error) {
+// Health reads the purge settings and health. liveRows is the live table's row count; ttl and
+// every are the console's purge on PostgreSQL (every 0: disabled).
+func (s *Store) Health(ctx context.Context, liveRows int64, ttl, every time.Duration) (Health, error) {
 	h := Health{LiveRows: liveRows}
 	if err := s.pool.QueryRow(ctx, `SELECT now() AT TIME ZONE 'UTC'`).Scan(&h.Now); err != nil {
 		return h, dbErr("health", err)
 	}
 	h.Now = h.Now.UTC()
 	if s.live.Flavor() == pgdb.Postgres {
-		h.Purge = PurgeConfig{ByConsole: true, TTL: s.purgeTTL, Every: purgeEvery, Off: purgeEvery <= 0}
+		h.Purge = PurgeConfig{ByConsole: true, TTL: ttl, Every: every, Off: every <= 0}
 	} else {
 		h.Purge = PurgeConfig{TTL: DefaultPurgeTTL, Every: DefaultPurgeEvery}
 		s.clusterSettings(ctx, &h)

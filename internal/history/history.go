@@ -7,8 +7,8 @@
 //   - console.session_history: one row per session ever seen, with the live table's columns as
 //     last seen, when the console first saw it, when it ended (or will: the first of expiresAt
 //     and revokedAt), when it left the live table, and who issued it and why. Kept until
-//     Retention after it ended and left the live table (default 400 days), then deleted in
-//     batches with its activity.
+//     the retention (default 400 days) after it ended and left the live table, then deleted
+//     in batches with its activity (Expire).
 //   - console.session_activity and console.session_clients: per session, uses seen at
 //     /auth/verify, and the distinct (address, user agent) pairs with counts (at most
 //     MaxClientsPerSession per session). Deleted with the session's history.
@@ -152,22 +152,15 @@ type Options struct {
 	// session dialect on the CockroachDB test fixtures: it decides AS OF SYSTEM TIME and
 	// SHOW CLUSTER SETTING.
 	Server pgdb.Flavor
-	// PurgeTTL: on PostgreSQL, ended sessions are purged this long after they end
-	// (default DefaultPurgeTTL; see Purge).
-	PurgeTTL time.Duration
-	// Retention: history of a purged session is deleted this long after it ended
-	// (default DefaultRetention).
-	Retention time.Duration
 }
 
-// Store reads and writes the history. It is safe for concurrent use.
+// Store reads and writes the history. It is safe for concurrent use. Open it after the audit
+// log (the sync reads who issued a session from there).
 type Store struct {
-	pool      *pgxpool.Pool
-	live      *sessionstore.Store
-	server    pgdb.Flavor
-	purgeTTL  time.Duration
-	retention time.Duration
-	now       func() time.Time
+	pool   *pgxpool.Pool
+	live   *sessionstore.Store
+	server pgdb.Flavor
+	now    func() time.Time
 
 	settingsMu sync.Mutex
 	settings   PurgeConfig
@@ -182,16 +175,10 @@ func Open(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
 	if o.Server == 0 {
 		o.Server = o.Live.Flavor()
 	}
-	if o.PurgeTTL <= 0 {
-		o.PurgeTTL = DefaultPurgeTTL
-	}
-	if o.Retention <= 0 {
-		o.Retention = DefaultRetention
-	}
 	if err := pgdb.Migrate(ctx, pool, o.Server, "history", migrations(o.Server)); err != nil {
 		return nil, err
 	}
-	return &Store{pool: pool, live: o.Live, server: o.Server, purgeTTL: o.PurgeTTL, retention: o.Retention, now: time.Now}, nil
+	return &Store{pool: pool, live: o.Live, server: o.Server, now: time.Now}, nil
 }
 
 // Txer runs fn in a transaction; a *jobs.Pass is one (its transactions commit only under the

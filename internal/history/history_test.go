@@ -234,7 +234,7 @@ func TestPurgeOnPostgres(t *testing.T) {
 	e.sync(t)
 	unseen := e.insert(t, u, -3*time.Hour, -2*time.Hour, nil) // back-dated: the sync cannot see it
 	e.exec(t, `UPDATE console.web_sessions SET "expiresAt" = "expiresAt" - INTERVAL '1 second' WHERE id = $1`, expired)
-	n, err := e.h.Purge(ctx, e.tx)
+	n, err := e.h.Purge(ctx, e.tx, time.Hour)
 	if err != nil || n != 3 {
 		t.Fatalf("purge: %d, %v; want 3", n, err)
 	}
@@ -261,7 +261,7 @@ func TestPurgeOnPostgres(t *testing.T) {
 	if r := e.sync(t); r != (SyncResult{}) {
 		t.Errorf("sync after the purge: %+v", r)
 	}
-	if n, err := e.h.Purge(ctx, e.tx); err != nil || n != 0 {
+	if n, err := e.h.Purge(ctx, e.tx, time.Hour); err != nil || n != 0 {
 		t.Errorf("second purge: %d %v", n, err)
 	}
 }
@@ -269,7 +269,7 @@ func TestPurgeOnPostgres(t *testing.T) {
 // The purge on CockroachDB is the cluster's; the console refuses to delete there.
 func TestPurgeRefusedOnCockroach(t *testing.T) {
 	e := newEnv(t, "cockroach")
-	if _, err := e.h.Purge(context.Background(), e.tx); err != ErrNotPostgres {
+	if _, err := e.h.Purge(context.Background(), e.tx, time.Hour); err != ErrNotPostgres {
 		t.Fatalf("Purge on the CockroachDB dialect: %v", err)
 	}
 }
@@ -338,7 +338,7 @@ func TestExpireRetention(t *testing.T) {
 	if err := rec.Flush(ctx, e.tx); err != nil {
 		t.Fatal(err)
 	}
-	n, err := e.h.Expire(ctx, e.tx)
+	n, err := e.h.Expire(ctx, e.tx, DefaultRetention)
 	if err != nil || n != 1 {
 		t.Fatalf("Expire: %d, %v; want 1", n, err)
 	}
@@ -546,13 +546,13 @@ func TestHealth(t *testing.T) {
 			e.sync(t)
 		} else {
 			// The console's purge takes both; then a stuck old row appears.
-			if n, err := e.h.Purge(ctx, e.tx); err != nil || n != 2 {
+			if n, err := e.h.Purge(ctx, e.tx, time.Hour); err != nil || n != 2 {
 				t.Fatalf("purge %d %v", n, err)
 			}
 			old = e.insert(t, u, -time.Minute, -26*time.Hour, nil)
 			e.sync(t)
 		}
-		h, err := e.h.Health(ctx, 2, time.Hour)
+		h, err := e.h.Health(ctx, 2, time.Hour, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -580,7 +580,7 @@ func TestHealth(t *testing.T) {
 			t.Errorf("cockroach purge config %+v, note %q", h.Purge, h.SettingsNote)
 		}
 		if e.dialect == "postgres" {
-			h, _ := e.h.Health(ctx, 2, 0)
+			h, _ := e.h.Health(ctx, 2, time.Hour, 0)
 			if !h.Purge.Off || len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "disabled") {
 				t.Errorf("purge off: %+v %q", h.Purge, h.Warnings)
 			}
@@ -592,14 +592,14 @@ func TestHealth(t *testing.T) {
 func TestHealthGrowthWarning(t *testing.T) {
 	e := newEnv(t, "postgres")
 	e.exec(t, `INSERT INTO console.history_daily (day, created, purged) VALUES ((now() AT TIME ZONE 'UTC')::DATE, 50000, 100)`)
-	h, err := e.h.Health(context.Background(), 60000, time.Hour)
+	h, err := e.h.Health(context.Background(), 60000, time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(h.Warnings) != 1 || !strings.Contains(h.Warnings[0], "grows faster than it is purged") {
 		t.Errorf("warnings %q", h.Warnings)
 	}
-	h, _ = e.h.Health(context.Background(), 600000, time.Hour)
+	h, _ = e.h.Health(context.Background(), 600000, time.Hour, time.Hour)
 	if len(h.Warnings) != 0 {
 		t.Errorf("growth under a tenth of the table warned: %q", h.Warnings)
 	}

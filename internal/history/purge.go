@@ -17,18 +17,18 @@ var ErrNotPostgres = errors.New("history: the console purges only its own sessio
 const maxPurgeBatches = 1000
 
 // Purge deletes, on PostgreSQL, the sessions of console.web_sessions that expired or were
-// revoked more than PurgeTTL ago, as CockroachDB purges system.web_sessions: one statement per
+// revoked more than ttl ago, as CockroachDB purges system.web_sessions: one statement per
 // column, at most PurgeBatch rows each, repeated until a statement deletes fewer. A row is
 // deleted only once the history has recorded it as it is (same expiresAt and revokedAt; rows
 // the sync has not recorded are recorded first), and the history marks it purged in the same
 // transaction. It returns the number of rows deleted.
-func (s *Store) Purge(ctx context.Context, tx Txer) (int64, error) {
+func (s *Store) Purge(ctx context.Context, tx Txer, ttl time.Duration) (int64, error) {
 	if s.live.Flavor() != pgdb.Postgres {
 		return 0, ErrNotPostgres
 	}
 	var total int64
 	for _, col := range []string{`"expiresAt"`, `"revokedAt"`} {
-		if err := s.recordStragglers(ctx, tx, col); err != nil {
+		if err := s.recordStragglers(ctx, tx, col, ttl); err != nil {
 			return 0, err
 		}
 		for range maxPurgeBatches {
@@ -48,7 +48,7 @@ func (s *Store) Purge(ctx context.Context, tx Txer) (int64, error) {
 						FOR UPDATE OF w),
 					d AS (DELETE FROM console.web_sessions AS w USING c WHERE w.id = c.id RETURNING w.id)
 					UPDATE `+Table+` AS h SET purged_at = $3 FROM d WHERE h.id = d.id RETURNING h.id`,
-					now.Add(-s.purgeTTL), PurgeBatch, now)
+					now.Add(-ttl), PurgeBatch, now)
 				if err != nil {
 					return err
 				}
@@ -74,7 +74,7 @@ func (s *Store) Purge(ctx context.Context, tx Txer) (int64, error) {
 // recordStragglers records the rows due for purging by col that the history lacks or has in
 // another state (written back-dated, or changed since the last sync), so that the purge can
 // take them too, never before they are recorded.
-func (s *Store) recordStragglers(ctx context.Context, tx Txer, col string) error {
+func (s *Store) recordStragglers(ctx context.Context, tx Txer, col string, ttl time.Duration) error {
 	var now time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT now() AT TIME ZONE 'UTC'`).Scan(&now); err != nil {
 		return dbErr("purge", err)
@@ -84,7 +84,7 @@ func (s *Store) recordStragglers(ctx context.Context, tx Txer, col string) error
 		rows, err := s.pool.Query(ctx, s.liveSelect()+` WHERE w.`+col+` < $1
 			AND NOT EXISTS (SELECT 1 FROM `+Table+` AS h WHERE h.id = w.id AND h."expiresAt" = w."expiresAt"
 				AND h."revokedAt" IS NOT DISTINCT FROM w."revokedAt")
-			ORDER BY w.`+col+` LIMIT $2`, now.Add(-s.purgeTTL), syncBatch)
+			ORDER BY w.`+col+` LIMIT $2`, now.Add(-ttl), syncBatch)
 		if err != nil {
 			return dbErr("purge: unrecorded rows", err)
 		}
@@ -105,12 +105,12 @@ func (s *Store) recordStragglers(ctx context.Context, tx Txer, col string) error
 	return nil
 }
 
-// Expire deletes the history of sessions that ended more than Retention ago and left the live
+// Expire deletes the history of sessions that ended more than retention ago and left the live
 // table, with their activity, at most retentionBatch rows a transaction, and returns how many
 // it deleted. History of sessions still in the live table is kept, whatever their age.
-func (s *Store) Expire(ctx context.Context, tx Txer) (int64, error) {
+func (s *Store) Expire(ctx context.Context, tx Txer, retention time.Duration) (int64, error) {
 	var total int64
-	cutoff := s.now().UTC().Add(-s.retention)
+	cutoff := s.now().UTC().Add(-retention)
 	for range maxPurgeBatches {
 		var n int
 		err := tx.Tx(ctx, func(tx pgx.Tx) error {

@@ -31,7 +31,6 @@ type SessionStore interface {
 	Each(ctx context.Context, f sessionstore.Filter, fn func(sessionstore.Session) error) error
 	Get(ctx context.Context, id int64) (sessionstore.Session, error)
 	Verify(ctx context.Context, cookie string) (sessionstore.Verified, error)
-	NoteUsed(id int64)
 	Users(ctx context.Context, prefix string, limit int) ([]string, error)
 	Username(name string) string
 	CheckTTL(ttl time.Duration) error
@@ -48,6 +47,12 @@ type Actions interface {
 	// sign-out); Record writes an entry that changes nothing else (a failed sign-in).
 	Do(ctx context.Context, by actions.Actor, change func(t *sessionstore.Tx) (audit.Entry, error)) error
 	Record(ctx context.Context, by actions.Actor, e audit.Entry) error
+}
+
+// ActivityRecorder notes the uses of sessions that /auth/verify accepts (history.Recorder):
+// cheaply, for writing later off the request path.
+type ActivityRecorder interface {
+	Note(id int64, at time.Time, addr, userAgent, host, path string)
 }
 
 // AdminStore is what the handlers need of admins.Store.
@@ -168,6 +173,8 @@ type Config struct {
 	NoLocalLogin bool
 	// LinkTTL is how long a set-password link works (default admins.DefaultLinkTTL).
 	LinkTTL time.Duration
+	// Activity records the uses /auth/verify accepts; nil records none.
+	Activity ActivityRecorder
 }
 
 // DefaultConfirmByNameOver is the default of Config.ConfirmByNameOver.

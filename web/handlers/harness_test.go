@@ -27,6 +27,7 @@ import (
 	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgtest"
 	"github.com/sessionconsole/console/internal/tokens"
@@ -49,6 +50,8 @@ type server struct {
 	audit    *audit.Store
 	actions  *actions.Service
 	tokens   *tokens.Store
+	history  *history.Store
+	activity *history.Recorder
 	handler  *Handler
 	// transport reaches the server (nil: the default; with Config.Secure, one that trusts the
 	// test server's certificate).
@@ -141,6 +144,13 @@ func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts session
 	if cfg.Tokens == nil {
 		cfg.Tokens = s.tokens
 	}
+	if s.history, err = history.Open(ctx, pool, history.Options{Live: s.sessions, Server: s.sessions.Server()}); err != nil {
+		t.Fatal(err)
+	}
+	s.activity = s.history.NewRecorder()
+	if cfg.Activity == nil {
+		cfg.Activity = s.activity
+	}
 	if err := s.admins.Add(ctx, "admin", adminPassword, admins.Owner); err != nil && !errors.Is(err, admins.ErrExists) {
 		t.Fatal(err) // (a second server on the same database finds the admin there)
 	}
@@ -195,6 +205,19 @@ func (s *server) issue(t *testing.T, user string, ttl time.Duration) sessionstor
 		t.Fatal(err)
 	}
 	return is
+}
+
+// sync runs a history sync pass and flushes the activity noted so far, as the background
+// jobs would.
+func (s *server) sync(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.activity.Flush(ctx, history.PlainTx{Pool: s.pool}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.history.Sync(ctx, history.PlainTx{Pool: s.pool}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (s *server) count(t *testing.T, sql string, args ...any) int {

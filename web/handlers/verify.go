@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -63,14 +62,23 @@ func (h *Handler) verifySession(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if h.now().Sub(v.LastUsedAt) > time.Minute {
-			h.sessions.NoteUsed(v.SessionID)
+		if h.cfg.Activity != nil {
+			h.cfg.Activity.Note(v.SessionID, h.now(), c.RealIP(), r.UserAgent(), r.Header.Get("X-Forwarded-Host"), forwardedURI(r))
 		}
 		resp.Header().Set("X-Auth-User", headerSafe(v.Username))
 		resp.Header().Set("X-Auth-Session-Id", strconv.FormatInt(v.SessionID, 10))
 		return c.NoContent(http.StatusOK)
 	}
 	return c.String(http.StatusUnauthorized, "unauthorized\n")
+}
+
+// forwardedURI is the path the proxy says the client asked for: X-Forwarded-Uri (Traefik,
+// Caddy), else X-Original-URI (nginx's usual auth_request header).
+func forwardedURI(r *http.Request) string {
+	if u := r.Header.Get("X-Forwarded-Uri"); u != "" {
+		return u
+	}
+	return r.Header.Get("X-Original-URI")
 }
 
 // headerSafe keeps a username exact in a header value: printable ASCII as is, but every byte

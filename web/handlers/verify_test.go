@@ -66,20 +66,28 @@ func TestVerifyEndpoint(t *testing.T) {
 			t.Errorf("refusals differ (%q vs %q): they must not tell why", b, bodies[0])
 		}
 	}
-	// lastUsedAt: refreshed on use when older than a minute, not on every request.
+	// Activity: each use is noted in memory and written by the next flush; lastUsedAt gets
+	// the time of the use, not of the write.
+	s.sync(t)
+	before, _, _ := s.history.Activity(ctx, ok.ID)
 	s.pool.Exec(ctx, `UPDATE console.web_sessions SET "lastUsedAt" = "lastUsedAt" - INTERVAL '10 minutes' WHERE id = $1`, ok.ID)
-	before, _ := s.sessions.Get(ctx, ok.ID)
-	c.do("GET", "/auth/verify", nil, map[string]string{"X-Cockroach-API-Session": ok.Cookie.Value()})
-	s.sessions.WriteUsed(ctx)
-	after, _ := s.sessions.Get(ctx, ok.ID)
-	if !after.LastUsedAt.After(before.LastUsedAt.Add(9 * time.Minute)) {
-		t.Errorf("lastUsedAt %v -> %v", before.LastUsedAt, after.LastUsedAt)
+	usedAt := time.Now().UTC()
+	for range 3 {
+		c.do("GET", "/auth/verify", nil, map[string]string{"X-Cockroach-API-Session": ok.Cookie.Value(),
+			"User-Agent": "probe/1.0", "X-Forwarded-Host": "app.example", "X-Original-URI": "/reports?key=secret"})
 	}
-	c.do("GET", "/auth/verify", nil, map[string]string{"X-Cockroach-API-Session": ok.Cookie.Value()})
-	s.sessions.WriteUsed(ctx)
-	again, _ := s.sessions.Get(ctx, ok.ID)
-	if !again.LastUsedAt.Equal(after.LastUsedAt) {
-		t.Errorf("lastUsedAt moved again within the minute: %v -> %v", after.LastUsedAt, again.LastUsedAt)
+	if a, _, _ := s.history.Activity(ctx, ok.ID); a.Uses != before.Uses {
+		t.Errorf("verify wrote activity on the request path")
+	}
+	time.Sleep(50 * time.Millisecond)
+	s.sync(t)
+	after, _ := s.sessions.Get(ctx, ok.ID)
+	if after.LastUsedAt.Before(usedAt.Add(-time.Second)) || after.LastUsedAt.After(usedAt.Add(50*time.Millisecond)) {
+		t.Errorf("lastUsedAt %v, want the time of the use %v", after.LastUsedAt, usedAt)
+	}
+	a, found, err := s.history.Activity(ctx, ok.ID)
+	if err != nil || !found || a.Uses != before.Uses+3 || a.LastUserAgent != "probe/1.0" || a.LastHost != "app.example" || a.LastPath != "/reports" || a.LastAddr != "127.0.0.1" {
+		t.Errorf("activity %+v %v %v", a, found, err)
 	}
 }
 

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sessionconsole/console/internal/history"
+	"github.com/sessionconsole/console/internal/jobs"
+	"github.com/sessionconsole/console/internal/pgdb"
+)
+
+// The background jobs of `console serve`, by name (their leases in console.job_leases).
+const (
+	jobHistorySync = "history-sync"
+	jobPurge       = "purge"
+	jobRetention   = "history-retention"
+	jobActivity    = "activity-flush"
+	// retentionEvery is how often old history is deleted.
+	retentionEvery = time.Hour
+)
+
+// jobFlags are serve's settings of the background jobs.
+type jobFlags struct {
+	historySync      time.Duration
+	historyRetention time.Duration
+	purgeTTL         time.Duration
+	purgeInterval    time.Duration
+	lease            time.Duration
+	activityFlush    time.Duration
+}
+
+func (j *jobFlags) register(fl *pflag.FlagSet) {
+	fl.DurationVar(&j.historySync, "history-sync", history.DefaultSyncEvery,
+		"how often the session history records what changed in the session table (0: never)")
+	fl.DurationVar(&j.historyRetention, "history-retention", history.DefaultRetention,
+		"how long the history keeps a session after it ended and left the session table (default 400 days)")
+	fl.DurationVar(&j.purgeTTL, "purge-ttl", history.DefaultPurgeTTL,
+		"PostgreSQL: delete sessions this long after they expired or were revoked, as CockroachDB's server.web_session.purge.ttl (ignored on CockroachDB, which purges by itself)")
+	fl.DurationVar(&j.purgeInterval, "purge-interval", history.DefaultPurgeEvery,
+		"PostgreSQL: how often the purge runs (0: never; ignored on CockroachDB)")
+	fl.DurationVar(&j.lease, "job-lease", jobs.DefaultLeaseTTL,
+		"with several console processes on one database, each background job runs in one of them under a lease of this length; another takes it over this long after the holder dies")
+	fl.DurationVar(&j.activityFlush, "activity-flush", history.DefaultActivityFlushEvery,
+		"how often the uses seen at /auth/verify are written to the activity tables")
+}
+
+// startJobs builds the job runner of a serve process with every job, and starts it. The
+// recorder is the activity buffer /auth/verify notes uses in. Stop the runner at shutdown
+// (after the HTTP server, so the last uses are flushed).
+func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Recorder, error) {
+	ctx := context.Background()
+	r, err := jobs.New(ctx, a.pool, a.server, jobs.Options{LeaseTTL: f.lease, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := a.history.NewRecorder()
+	r.Add(jobs.Job{Name: jobHistorySync, Every: f.historySync, Run: func(ctx context.Context, p *jobs.Pass) error {
+		res, err := a.history.Sync(ctx, p)
+		p.Detail("%d new, %d changed, %d purged", res.New, res.Changed, res.Purged)
+		return err
+	}})
+	if a.flavor == pgdb.Postgres {
+		ttl := f.purgeTTL
+		r.Add(jobs.Job{Name: jobPurge, Every: f.purgeInterval, Run: func(ctx context.Context, p *jobs.Pass) error {
+			n, err := a.history.Purge(ctx, p, ttl)
+			p.Detail("%d purged", n)
+			return err
+		}})
+	}
+	retention := f.historyRetention
+	r.Add(jobs.Job{Name: jobRetention, Every: retentionEvery, Run: func(ctx context.Context, p *jobs.Pass) error {
+		n, err := a.history.Expire(ctx, p, retention)
+		p.Detail("%d deleted", n)
+		return err
+	}})
+	r.Add(jobs.Job{Name: jobActivity, Local: true, Every: f.activityFlush, Run: func(ctx context.Context, p *jobs.Pass) error {
+		return rec.Flush(ctx, p)
+	}})
+	r.Start()
+	go func() { // an early flush when the buffer fills up
+		for range rec.Kick() {
+			r.RunNow(ctx, jobActivity)
+		}
+	}()
+	return r, rec, nil
+}
