@@ -52,7 +52,9 @@ func TestReplicasShareJobsUnderLeases(t *testing.T) {
 		pid, _ := strconv.Atoi(parts[len(parts)-2])
 		return pid
 	}
-	runs := func(job string) int64 { return tg.queryInt(t, `SELECT count(*) FROM console.job_runs WHERE job = $1`, job) }
+	runs := func(job string) int64 {
+		return tg.queryInt(t, `SELECT count(*) FROM console.job_runs WHERE job = $1`, job)
+	}
 	for _, job := range []string{jobHistorySync, jobPurge, jobRetention} {
 		wait(job+" held by a replica", func() bool { return pidOf[holderPID(job)] != nil })
 	}
