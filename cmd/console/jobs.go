@@ -44,11 +44,12 @@ func (j *jobFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&j.lease, "job-lease", jobs.DefaultLeaseTTL,
 		"with several console processes on one database, each background job runs in one of them under a lease of this length; another takes it over this long after the holder dies")
 	fl.DurationVar(&j.activityFlush, "activity-flush", history.DefaultActivityFlushEvery,
-		"how often the uses seen at /auth/verify are written to the activity tables")
+		"how often the uses seen at /auth/verify are written to the activity tables (0: record no activity)")
 }
 
 // startJobs builds the job runner of a serve process with every job, and starts it. The
-// recorder is the activity buffer /auth/verify notes uses in. Stop the runner at shutdown
+// recorder is the activity buffer /auth/verify notes uses in (nil with --activity-flush 0:
+// no activity is recorded). Stop the runner at shutdown
 // (after the HTTP server, so the last uses are flushed).
 func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Recorder, error) {
 	ctx := context.Background()
@@ -56,7 +57,6 @@ func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Rec
 	if err != nil {
 		return nil, nil, err
 	}
-	rec := a.history.NewRecorder()
 	r.Add(jobs.Job{Name: jobHistorySync, Every: f.historySync, Run: func(ctx context.Context, p *jobs.Pass) error {
 		res, err := a.history.Sync(ctx, p)
 		p.Detail("%d new, %d changed, %d purged", res.New, res.Changed, res.Purged)
@@ -76,14 +76,18 @@ func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Rec
 		p.Detail("%d deleted", n)
 		return err
 	}})
-	r.Add(jobs.Job{Name: jobActivity, Local: true, Every: f.activityFlush, Run: func(ctx context.Context, p *jobs.Pass) error {
-		return rec.Flush(ctx, p)
-	}})
+	var rec *history.Recorder
+	if f.activityFlush > 0 {
+		rec = a.history.NewRecorder()
+		r.Add(jobs.Job{Name: jobActivity, Local: true, Every: f.activityFlush, Run: func(ctx context.Context, p *jobs.Pass) error {
+			return rec.Flush(ctx, p)
+		}})
+		go func() { // an early flush when the buffer fills up
+			for range rec.Kick() {
+				r.RunNow(ctx, jobActivity)
+			}
+		}()
+	}
 	r.Start()
-	go func() { // an early flush when the buffer fills up
-		for range rec.Kick() {
-			r.RunNow(ctx, jobActivity)
-		}
-	}()
 	return r, rec, nil
 }

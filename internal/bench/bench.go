@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sessionconsole/console/internal/admins"
+	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgembed"
 	"github.com/sessionconsole/console/sessionstore"
@@ -282,10 +283,18 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		TableMB: float64(seeded.TableBytes) / (1 << 20), IndexMB: float64(seeded.IndexBytes) / (1 << 20)}
 	env := &sizeEnv{cfg: cfg, pool: pool, store: store, seeded: seeded, data: data, logf: logf,
 		postmaster: postmasterPID(cluster.DataDir())}
+	hist, err := backfillHistory(ctx, pool, store)
+	if err != nil {
+		return sr, err
+	}
+	sr.HistoryRows, sr.HistoryBackfillSeconds = hist.Rows, hist.Backfill.Seconds()
+	logf("%s sessions: history backfilled in %s (%s rows, %.0f rows/s)", thousands(int64(size)),
+		hist.Backfill.Round(time.Millisecond), thousands(hist.Rows), float64(hist.Rows)/hist.Backfill.Seconds())
 
 	var (
 		srv      *Server
 		client   *Client
+		plain    *Client
 		password = admins.RandomPassword()
 	)
 	if !cfg.FloorOnly {
@@ -296,7 +305,7 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		if err := adminStore.Add(ctx, "bench", password, admins.Owner); err != nil {
 			return sr, err
 		}
-		srv, err = StartServer(ctx, cfg.Console, dbURL, filepath.Join(tmp, "serve-"+strconv.Itoa(size)))
+		srv, err = StartServer(ctx, cfg.Console, dbURL, filepath.Join(tmp, "serve-"+strconv.Itoa(size)), serveArgs...)
 		if err != nil {
 			return sr, err
 		}
@@ -307,6 +316,15 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		if err := client.Login(ctx, "bench", password); err != nil {
 			return sr, err
 		}
+		// A second console that records no activity, for verify's comparison.
+		plainSrv, err := StartServer(ctx, cfg.Console, dbURL, filepath.Join(tmp, "serve-noact-"+strconv.Itoa(size)),
+			append(serveArgs, "--activity-flush", "0")...)
+		if err != nil {
+			return sr, err
+		}
+		defer plainSrv.Stop()
+		plain = NewClient(plainSrv.URL, cfg.Clients)
+		defer plain.Close()
 	}
 
 	// The cases, reads first (they see the seeded table), then the writes.
@@ -318,6 +336,14 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 	if deep.After, err = env.deepCursor(ctx, active, pages*active.Limit); err != nil {
 		return sr, err
 	}
+	historyFirst := active
+	historyFirst.Status = sessionstore.StatusAll
+	historyDeep := historyFirst
+	historyDeep.From = history.Source
+	if historyDeep.After, err = env.deepCursor(ctx, historyDeep, 100*historyFirst.Limit); err != nil {
+		return sr, err
+	}
+	historyDeep.From = nil
 	var cases []*benchCase
 	add := func(bc *benchCase, err error) error {
 		if err == nil {
@@ -331,14 +357,25 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		add(env.listCase("3", fmt.Sprintf("deep page (keyset, %d pages in)", pages), deep, true)),
 		add(env.listCase("4", "whole sessions page (not a fragment)", active, false)),
 		add(env.verifyCase(), nil),
+		add(env.historyListCase("history-first", "/history fragment (HX), all statuses, first page of 50", historyFirst)),
+		add(env.historyListCase("history-deep", "/history deep page (keyset, 100 pages in)", historyDeep)),
+		add(env.syncIdleCase(hist), nil),
 		add(env.cliListCase(), nil),
 		add(env.issueCase(), nil),
 		add(env.revokeCase(), nil),
 		add(env.csvCase()),
+		add(env.syncNewCase(hist), nil),
 	); err != nil {
 		return sr, err
 	}
-	cases[3].FloorOf = "1"
+	if plain != nil {
+		cases = append(cases, env.verifyWithoutActivityCase(plain))
+	}
+	for _, bc := range cases {
+		if bc.ID == "4" {
+			bc.FloorOf = "1"
+		}
+	}
 	if !cfg.FloorOnly {
 		hf, err := startHTTPFloor(cases)
 		if err != nil {

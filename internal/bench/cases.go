@@ -63,7 +63,7 @@ type sessionRow struct {
 	ID                               int64
 	Username                         string
 	CreatedAt, ExpiresAt, LastUsedAt time.Time
-	RevokedAt                        *time.Time
+	RevokedAt, PurgedAt              *time.Time
 }
 
 // queryRows runs sql on the pool and reads every row into memory, as a handler must before
@@ -75,8 +75,11 @@ func queryRows(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) 
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (sessionRow, error) {
 		var s sessionRow
-		err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt)
-		return s, err
+		dst := []any{&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt}
+		if len(r.FieldDescriptions()) == 7 { // the history's list: its purge time too
+			dst = append(dst, &s.PurgedAt)
+		}
+		return s, r.Scan(dst...)
 	})
 }
 

@@ -29,9 +29,9 @@ type Server struct {
 	logPath string
 }
 
-// StartServer runs `bin serve --listen 127.0.0.1:PORT --url dbURL --data-dir dataDir` and waits
-// for its `console: listening on http://...` line. Its stderr goes to dataDir/serve.log.
-func StartServer(ctx context.Context, bin, dbURL, dataDir string) (*Server, error) {
+// StartServer runs `bin serve --listen 127.0.0.1:PORT --url dbURL --data-dir dataDir [extra...]`
+// and waits for its `console: listening on http://...` line. Its stderr goes to dataDir/serve.log.
+func StartServer(ctx context.Context, bin, dbURL, dataDir string, extra ...string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func StartServer(ctx context.Context, bin, dbURL, dataDir string) (*Server, erro
 	}
 	defer logFile.Close()
 	listen := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "serve", "--listen", listen, "--url", dbURL, "--data-dir", dataDir)
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", listen, "--url", dbURL, "--data-dir", dataDir}, extra...)...)
 	cmd.Stderr = logFile
 	// Its own process group: the bench decides when it stops (a Ctrl-C reaches the bench,
 	// which then stops the server and the database in order).

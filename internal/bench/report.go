@@ -48,6 +48,9 @@ type SizeReport struct {
 	CopySeconds   float64 `json:"copy_seconds"`
 	TableMB       float64 `json:"table_mb"`
 	IndexMB       float64 `json:"index_mb"`
+	// HistoryRows and HistoryBackfillSeconds: the first history sync over the seeded table.
+	HistoryRows            int64   `json:"history_rows"`
+	HistoryBackfillSeconds float64 `json:"history_backfill_seconds"`
 	// ServerPeakRSSMB is the console process's VmHWM at the end of the size's run.
 	ServerPeakRSSMB float64      `json:"server_peak_rss_mb,omitempty"`
 	Cases           []CaseResult `json:"cases"`
@@ -399,6 +402,26 @@ func evaluateBars(r *Report) []Bar {
 					Notes: fmt.Sprintf("%s vs %s", msStr(cb.Console.P50ms), msStr(cs.Console.P50ms))})
 			}
 		}
+	}
+	// The history (issue 8): the same bars for /history as for /sessions, the sync's cost,
+	// and verify's cost of recording activity.
+	ratioBar("history-first", 0.5, ">= 50%")
+	for _, id := range []string{"history-first", "history-deep"} {
+		if c := find(big, id); c != nil {
+			add(Bar{Name: id + ": p99 <= 25 ms", Value: c.Console.P99ms, Limit: 25, Op: "<=", Unit: "ms"})
+		}
+	}
+	if c1, c := find(big, "history-first"), find(big, "history-deep"); c1 != nil && c != nil && c1.Console.P50ms > 0 {
+		add(Bar{Name: "history-deep p50 within 1.5x of history-first p50", Value: c.Console.P50ms / c1.Console.P50ms,
+			Limit: 1.5, Op: "<=", Unit: "x", Notes: fmt.Sprintf("%s vs %s", msStr(c.Console.P50ms), msStr(c1.Console.P50ms))})
+	}
+	if c := find(big, "sync-idle"); c != nil {
+		add(Bar{Name: "sync-idle: a sync pass with nothing new, p50 < 5 ms (wall time, which bounds database time)",
+			Value: c.Console.P50ms, Limit: 5, Op: "<", Unit: "ms", Notes: "p99 " + msStr(c.Console.P99ms)})
+	}
+	if c, base := find(big, "5"), find(big, "verify-noact"); c != nil && base != nil && base.Console.PerSec > 0 {
+		add(Bar{Name: "case 5 (activity recorded) within 5% of verify-noact (none recorded)", Value: c.Console.PerSec / base.Console.PerSec,
+			Limit: 0.95, Op: ">=", Unit: "x", Notes: fmt.Sprintf("%s vs %s req/s", num(c.Console.PerSec), num(base.Console.PerSec))})
 	}
 	peak := 0.0
 	for _, s := range r.Sizes {

@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/history"
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/sessionstore"
+)
+
+// serveArgs are the flags the bench gives `console serve`: the bench records the history
+// itself (so that its cost is measured, not paid during other cases) and keeps the seeded
+// table whole (no purge of the 70% expired rows).
+var serveArgs = []string{"--history-sync", "0", "--purge-interval", "0"}
+
+// historyEnv is the session history of one size, as the bench drives it.
+type historyEnv struct {
+	store *history.Store
+	tx    history.Txer
+	// Backfill is how long the first sync over the seeded table took, and how many rows it
+	// recorded.
+	Backfill time.Duration
+	Rows     int64
+}
+
+// backfillHistory opens the history over the seeded table and runs sync passes until the
+// first pass over it has recorded every row.
+func backfillHistory(ctx context.Context, pool *pgxpool.Pool, store *sessionstore.Store) (*historyEnv, error) {
+	if _, err := audit.Open(ctx, pool, pgdb.Postgres); err != nil {
+		return nil, err
+	}
+	h, err := history.Open(ctx, pool, history.Options{Live: store, Server: pgdb.Postgres})
+	if err != nil {
+		return nil, err
+	}
+	env := &historyEnv{store: h, tx: history.PlainTx{Pool: pool}}
+	start := time.Now()
+	for {
+		res, err := h.Sync(ctx, env.tx)
+		if err != nil {
+			return nil, err
+		}
+		env.Rows += res.New
+		if !res.Backfilling {
+			break
+		}
+	}
+	env.Backfill = time.Since(start)
+	if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+history.Table); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// syncIdleCase times a sync pass when nothing changed (the issue's bar: under 5 ms of
+// database time at 1M live sessions). It runs in the bench process through history.Sync, on
+// the bench's pool, one pass at a time: there is no floor, the figure is the pass's time.
+func (e *sizeEnv) syncIdleCase(h *historyEnv) *benchCase {
+	bc := &benchCase{ID: "sync-idle", Name: "history sync pass, nothing new", Unit: "req/s", Workers: 1, MaxOps: 400}
+	bc.console = func(ctx context.Context, _ *Client, _, _ int) (int64, error) {
+		res, err := h.store.Sync(ctx, h.tx)
+		if err == nil && (res.New != 0 || res.Changed != 0 || res.Purged != 0) {
+			err = fmt.Errorf("a pass with nothing new recorded %+v", res)
+		}
+		return 1, err
+	}
+	return bc
+}
+
+// syncNewBatch is how many sessions the sync-new case adds before each pass.
+const syncNewBatch = 1000
+
+// syncNewCase times a sync pass that finds syncNewBatch new sessions (added before each pass,
+// untimed, and removed again after the case).
+func (e *sizeEnv) syncNewCase(h *historyEnv) *benchCase {
+	bc := &benchCase{ID: "sync-1000", Name: fmt.Sprintf("history sync pass, %d new sessions", syncNewBatch), Unit: "req/s", Workers: 1, MaxOps: 30}
+	bc.prepare = func(ctx context.Context, _, _ int) error {
+		_, err := e.pool.Exec(ctx, `INSERT INTO console.web_sessions ("hashedSecret", username, "expiresAt")
+			SELECT '\x00', 'user' || lpad((i % 10000)::TEXT, 5, '0'), now() AT TIME ZONE 'UTC' + INTERVAL '1 hour'
+			FROM generate_series(1, $1) AS i`, syncNewBatch)
+		return err
+	}
+	bc.console = func(ctx context.Context, _ *Client, _, _ int) (int64, error) {
+		res, err := h.store.Sync(ctx, h.tx)
+		if err == nil && res.New != syncNewBatch {
+			err = fmt.Errorf("the pass recorded %d new sessions, want %d", res.New, syncNewBatch)
+		}
+		return 1, err
+	}
+	bc.cleanup = func(ctx context.Context) error {
+		for _, sql := range []string{`DELETE FROM console.web_sessions WHERE id > $1`, `DELETE FROM ` + history.Table + ` WHERE id > $1`} {
+			if _, err := e.pool.Exec(ctx, sql, e.seeded.MaxID); err != nil {
+				return err
+			}
+		}
+		_, err := e.pool.Exec(ctx, `VACUUM console.web_sessions, `+history.Table)
+		return err
+	}
+	return bc
+}
+
+// historyListCase is a page of /history against the floor of the store's query for it.
+func (e *sizeEnv) historyListCase(id, name string, f sessionstore.Filter) (*benchCase, error) {
+	f.From = history.Source
+	bc, err := e.listCase(id, name, f, true)
+	if err != nil {
+		return nil, err
+	}
+	path := "/history" + listPath(f)[len("/sessions"):]
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		_, err := c.Do(ctx, Request{Path: path, Header: hxHeader})
+		return 1, err
+	}
+	bc.check = func(ctx context.Context, c *Client) error {
+		resp, err := c.Do(ctx, Request{Path: path, Header: hxHeader, Keep: true})
+		if err != nil {
+			return err
+		}
+		sql, args, err := e.store.ListQuery(f)
+		if err != nil {
+			return err
+		}
+		want, err := queryRows(ctx, e.pool, sql, args)
+		if err != nil || len(want) == 0 {
+			return fmt.Errorf("the floor's query found no rows for %s (%v)", path, err)
+		}
+		return containsIDs(resp.Body, want[0].ID, want[min(len(want), f.Limit)-1].ID)
+	}
+	return bc, nil
+}
+
+// verifyWithoutActivityCase is case 5 against a second console that records no activity
+// (--activity-flush 0), for the bar "verify with activity on stays within 5% of verify
+// without it".
+func (e *sizeEnv) verifyWithoutActivityCase(plain *Client) *benchCase {
+	bc := e.verifyCase()
+	bc.ID, bc.Name = "verify-noact", "GET /auth/verify, a console recording no activity"
+	bc.floor, bc.check = nil, nil
+	inner := bc.console
+	bc.console = func(ctx context.Context, _ *Client, worker, i int) (int64, error) {
+		return inner(ctx, plain, worker, i)
+	}
+	return bc
+}
