@@ -280,16 +280,25 @@ Each logout is recorded in the console's audit log with the number of sessions i
 }
 
 const listExample = `  console auth-session list
-  console auth-session list --format=csv > sessions.csv`
+  console auth-session list --format=csv > sessions.csv
+  console auth-session list --user root --created-after 2026-11-03 --created-before 2026-11-04
+  console auth-session list --history --purged yes --user root`
 
 func newListCmd(g *globalFlags) *cobra.Command {
 	var format string
+	var lf listFilters
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List every HTTP session",
 		Long: `list prints every HTTP authentication session, in session ID order: username, session ID,
 created, expires, revoked (NULL while not revoked) and last used. It shows active sessions and
 also expired and revoked ones until they are purged. Times are UTC.
+
+The filters are the web console's: --user (with --prefix), --status, --id, and created,
+expires and last-used ranges (--created-after, --created-before, ...: after is inclusive,
+before exclusive, UTC dates or date-times). --history lists the console's own history
+instead, which keeps sessions after the table purges them, with a "purged" column (when the
+console saw the session leave the table; NULL while it is still there).
 
 Rows are streamed: the csv, tsv, json, ndjson and records formats print each row as it is read,
 so listing a large table takes little memory (the table format has to see every row first).`,
@@ -300,14 +309,26 @@ so listing a large table takes little memory (the table format has to see every 
 			if err != nil {
 				return err
 			}
+			filter, err := lf.filter()
+			if err != nil {
+				return err
+			}
 			return g.withApp(cmd, func(ctx context.Context, a *app) error {
 				bw := bufio.NewWriterSize(cmd.OutOrStdout(), 32<<10)
-				w, err := output.NewWriter(bw, f, output.ListColumns)
+				cols := output.ListColumns
+				if lf.history {
+					cols = output.HistoryColumns
+				}
+				w, err := output.NewWriter(bw, f, cols)
 				if err != nil {
 					return err
 				}
-				err = a.sessions.Each(ctx, sessionstore.Filter{Sort: sessionstore.SortID}, func(s sessionstore.Session) error {
-					return w.Row(output.ListRow(s.Username, s.ID, s.CreatedAt, s.ExpiresAt, s.RevokedAt, s.LastUsedAt)...)
+				err = a.sessions.Each(ctx, filter, func(s sessionstore.Session) error {
+					row := output.ListRow(s.Username, s.ID, s.CreatedAt, s.ExpiresAt, s.RevokedAt, s.LastUsedAt)
+					if lf.history {
+						row = append(row, output.NullableTimestamp(s.PurgedAt))
+					}
+					return w.Row(row...)
 				})
 				if err != nil {
 					bw.Flush()
@@ -321,6 +342,7 @@ so listing a large table takes little memory (the table format has to see every 
 		},
 	}
 	addFormatFlag(cmd, &format)
+	lf.register(cmd.Flags())
 	return cmd
 }
 

@@ -15,6 +15,18 @@ var ListColumns = []Column{
 	{Name: "last used", Align: AlignDefault},
 }
 
+// HistoryColumns are `auth-session list --history`'s: ListColumns and when the session left
+// the table.
+var HistoryColumns = append(append([]Column{}, ListColumns...), Column{Name: "purged", Align: AlignDefault})
+
+// NullableTimestamp prints t as Timestamp does, or NULL.
+func NullableTimestamp(t *time.Time) string {
+	if t == nil {
+		return Null
+	}
+	return Timestamp(*t)
+}
+
 // ListRow renders one session as the cells of ListColumns (revoked nil prints NULL).
 func ListRow(username string, id int64, created, expires time.Time, revoked *time.Time, lastUsed time.Time) []string {
 	rev := Null
