@@ -479,9 +479,22 @@ func (c Counts) Total() int64 { return c.Active + c.Expired + c.Revoked }
 // header never scans the table on every request. Writes through this store count afresh.
 func (s *Store) Counts(ctx context.Context, f Filter) (Counts, error) {
 	key := s.countKey(f)
-	return s.counts.get(ctx, key, func(ctx context.Context) (Counts, error) {
+	return s.counts.get(ctx, key, func(ctx context.Context, adjusted bool) (Counts, error) {
+		if key.user == "" && !adjusted && s.shared != nil {
+			if c, ok, err := s.shared(ctx, key.table); err == nil && ok {
+				return c, nil
+			}
+		}
 		return s.count(ctx, key)
 	}, &s.bg)
+}
+
+// UseSharedCounts makes Counts take the counts of a whole table (no username filter) from
+// shared, which returns counts made by another process (the counts job, run by one replica
+// for all) and false when it has none fresh enough; Counts then counts by itself, as it does
+// after this store's own writes.
+func (s *Store) UseSharedCounts(shared func(ctx context.Context, table string) (Counts, bool, error)) {
+	s.shared = shared
 }
 
 // CountNow counts like Counts but always asks the database: for a number someone acts on
@@ -548,6 +561,9 @@ type countEntry struct {
 	counts     Counts
 	fetched    time.Time
 	refreshing bool
+	// adjusted: this store's writes changed the counts since they were fetched, so the shared
+	// counts (counted elsewhere, maybe before those writes) will not do for the next refresh.
+	adjusted bool
 }
 
 // countCache keeps recent counts per filter: fresh ones are returned as they are, stale ones are
@@ -593,12 +609,13 @@ func (c *countCache) adjust(user string, d countDelta) {
 			e.counts.Active += d.active
 			e.counts.Expired += d.expired
 			e.counts.Revoked += d.revoked
+			e.adjusted = true
 		}
 		c.genOf[key] = c.gen
 	}
 }
 
-func (c *countCache) get(ctx context.Context, key countKey, count func(context.Context) (Counts, error), bg *sync.WaitGroup) (Counts, error) {
+func (c *countCache) get(ctx context.Context, key countKey, count func(ctx context.Context, adjusted bool) (Counts, error), bg *sync.WaitGroup) (Counts, error) {
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	if ok && c.genOf[key] == c.gen {
@@ -608,18 +625,21 @@ func (c *countCache) get(ctx context.Context, key countKey, count func(context.C
 		}
 		if !e.refreshing {
 			e.refreshing = true
-			gen := c.gen
+			gen, adjusted := c.gen, e.adjusted
 			bg.Add(1)
 			go func() {
 				defer bg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				counts, err := count(ctx)
+				counts, err := count(ctx, adjusted)
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				e.refreshing = false
 				if err == nil && c.genOf[key] == gen {
-					e.counts, e.fetched = counts, time.Now()
+					if counts.At.Before(e.counts.At) { // shared counts older than what this store has
+						counts = e.counts
+					}
+					e.counts, e.fetched, e.adjusted = counts, time.Now(), false
 				}
 			}()
 		}
@@ -629,7 +649,7 @@ func (c *countCache) get(ctx context.Context, key countKey, count func(context.C
 	gen := c.gen
 	c.mu.Unlock()
 
-	counts, err := count(ctx)
+	counts, err := count(ctx, false)
 	if err != nil {
 		return Counts{}, err
 	}

@@ -148,7 +148,8 @@ type Store struct {
 	counts    *countCache
 	now       func() time.Time
 
-	bg sync.WaitGroup
+	bg     sync.WaitGroup
+	shared func(ctx context.Context, table string) (Counts, bool, error)
 }
 
 // Migrations are the PostgreSQL dialect's schema steps for its session table. (On CockroachDB

@@ -18,6 +18,7 @@ const (
 	jobPurge       = "purge"
 	jobRetention   = "history-retention"
 	jobActivity    = "activity-flush"
+	jobCounts      = "counts"
 	// retentionEvery is how often old history is deleted.
 	retentionEvery = time.Hour
 )
@@ -30,6 +31,7 @@ type jobFlags struct {
 	purgeInterval    time.Duration
 	lease            time.Duration
 	activityFlush    time.Duration
+	countRefresh     time.Duration
 }
 
 func (j *jobFlags) register(fl *pflag.FlagSet) {
@@ -45,6 +47,8 @@ func (j *jobFlags) register(fl *pflag.FlagSet) {
 		"with several console processes on one database, each background job runs in one of them under a lease of this length; another takes it over this long after the holder dies")
 	fl.DurationVar(&j.activityFlush, "activity-flush", history.DefaultActivityFlushEvery,
 		"how often the uses seen at /auth/verify are written to the activity tables (0: record no activity)")
+	fl.DurationVar(&j.countRefresh, "count-refresh", history.DefaultCountEvery,
+		"how often one console process counts the sessions per status for every process's page headers, while someone looks (0: each process counts for itself)")
 }
 
 // startJobs builds the job runner of a serve process with every job, and starts it. The
@@ -76,6 +80,15 @@ func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Rec
 		p.Detail("%d deleted", n)
 		return err
 	}})
+	if f.countRefresh > 0 {
+		counter := a.history.NewCounter(f.countRefresh)
+		a.sessions.UseSharedCounts(counter.Shared)
+		r.Add(jobs.Job{Name: jobCounts, Every: f.countRefresh, Run: func(ctx context.Context, p *jobs.Pass) error {
+			n, err := counter.Refresh(ctx, p)
+			p.Detail("%d tables counted", n)
+			return err
+		}})
+	}
 	var rec *history.Recorder
 	if f.activityFlush > 0 {
 		rec = a.history.NewRecorder()

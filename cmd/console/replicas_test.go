@@ -22,7 +22,7 @@ func TestReplicasShareJobsUnderLeases(t *testing.T) {
 	tg := urlTarget(t)
 	dataDir := t.TempDir() // shared cookie keys, as replicas behind one address would share them
 	args := []string{"--url", tg.url, "--data-dir", dataDir, "--history-sync", "300ms", "--job-lease", "1500ms",
-		"--purge-interval", "500ms", "--purge-ttl", "1s", "--activity-flush", "200ms"}
+		"--purge-interval", "500ms", "--purge-ttl", "1s", "--activity-flush", "200ms", "--count-refresh", "300ms"}
 	var replicas []*server
 	for range 3 {
 		replicas = append(replicas, startServe(t, args...))
@@ -55,7 +55,7 @@ func TestReplicasShareJobsUnderLeases(t *testing.T) {
 	runs := func(job string) int64 {
 		return tg.queryInt(t, `SELECT count(*) FROM console.job_runs WHERE job = $1`, job)
 	}
-	for _, job := range []string{jobHistorySync, jobPurge, jobRetention} {
+	for _, job := range []string{jobHistorySync, jobPurge, jobRetention, jobCounts} {
 		wait(job+" held by a replica", func() bool { return pidOf[holderPID(job)] != nil })
 	}
 	wait("a few sync passes", func() bool { return runs(jobHistorySync) >= 3 })
@@ -146,7 +146,7 @@ func TestReplicasShareJobsUnderLeases(t *testing.T) {
 	}
 	// No two passes of one job overlapped, none ran in the killed process after its death,
 	// and the passes after the kill ran elsewhere.
-	for _, job := range []string{jobHistorySync, jobPurge} {
+	for _, job := range []string{jobHistorySync, jobPurge, jobCounts} {
 		rows, err := db.Query(ctx, `SELECT seq, holder, started_at, finished_at FROM console.job_runs WHERE job = $1 ORDER BY seq`, job)
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,8 @@
 //   - console.history_daily: per UTC day, sessions created, purged and revoked, as the sync
 //     recorded them (for health and the overview).
 //   - console.history_sync: the sync's watermarks and what it last saw of the cluster's purge.
+//   - console.session_counts: the latest counts per status of the live table and of the
+//     history, made by the counts job (Counter) for every replica.
 //
 // The background passes (Sync, Purge, Expire, and the activity Recorder's Flush) are written to
 // run under a jobs lease: each writes through the Txer it is given, which for a leased job
@@ -141,6 +143,15 @@ CREATE TABLE IF NOT EXISTS console.history_sync (
 	purged_rows INT8 NOT NULL DEFAULT 0
 );
 INSERT INTO console.history_sync (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+`}, {Version: 2, SQL: `
+CREATE TABLE IF NOT EXISTS console.session_counts (
+	table_name TEXT PRIMARY KEY,
+	active INT8 NOT NULL DEFAULT 0,
+	expired INT8 NOT NULL DEFAULT 0,
+	revoked INT8 NOT NULL DEFAULT 0,
+	counted_at TIMESTAMPTZ NULL,
+	wanted_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 `}}
 }
 

@@ -622,3 +622,62 @@ func TestParseInterval(t *testing.T) {
 		}
 	}
 }
+
+// Whole-table counts come from the counts job's row when it is fresh (so replicas do not
+// each count the table); after this store's own write it counts by itself; a table nobody
+// asked about is not counted.
+func TestSharedCounts(t *testing.T) {
+	e := newEnv(t, "postgres")
+	ctx := context.Background()
+	live, err := sessionstore.Open(ctx, e.pool, sessionstore.Options{CountsMaxAge: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	c := e.h.NewCounter(time.Hour)
+	live.UseSharedCounts(c.Shared)
+	u := e.user(t)
+	e.insert(t, u, -time.Minute, time.Hour, nil)
+	if got, _ := live.Counts(ctx, sessionstore.Filter{}); got.Active != 1 {
+		t.Fatalf("first counts %+v", got)
+	}
+	if n, err := c.Refresh(ctx, e.tx); err != nil || n != 1 {
+		t.Fatalf("Refresh: %d %v (want the live table counted)", n, err)
+	}
+	if n := e.count(t, `SELECT active FROM console.session_counts WHERE table_name = 'console.web_sessions'`); n != 1 {
+		t.Errorf("stored active count %d", n)
+	}
+	// Another replica's count (made up here, to tell it from a count of the table).
+	e.exec(t, `UPDATE console.session_counts SET active = 12345, counted_at = now() WHERE table_name = 'console.web_sessions'`)
+	waitCounts := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := live.Counts(ctx, sessionstore.Filter{})
+			if err == nil && got.Active == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("counts %+v %v, want %d active", got, err, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitCounts(12345)
+	if _, err := live.Issue(ctx, u, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(12346) // adjusted by the write at once...
+	waitCounts(2)     // ...then counted by this store, not taken from the shared row
+	// A filtered count never comes from the shared row.
+	if got, _ := live.CountNow(ctx, sessionstore.Filter{Username: u}); got.Active != 2 {
+		t.Errorf("user counts %+v", got)
+	}
+	// Stale shared counts are not used.
+	e.exec(t, `UPDATE console.session_counts SET active = 999, counted_at = now() - INTERVAL '1 day'`)
+	waitCounts(2)
+	e.exec(t, `UPDATE console.session_counts SET wanted_at = now() - INTERVAL '1 hour'`)
+	if n, err := c.Refresh(ctx, e.tx); err != nil || n != 0 {
+		t.Errorf("Refresh of unwanted tables: %d %v", n, err)
+	}
+}
