@@ -63,7 +63,7 @@ func (c *Counter) Shared(ctx context.Context, table string) (sessionstore.Counts
 	var fresh bool
 	err := pool.QueryRow(ctx, `SELECT active, expired, revoked, counted_at,
 			COALESCE(counted_at > now() - $2::INT8 * INTERVAL '1 microsecond', false)
-		FROM console.session_counts WHERE table_name = $1`, table, (3 * c.every).Microseconds()).
+		FROM console.session_counts WHERE table_name = $1`, table, (3*c.every).Microseconds()).
 		Scan(&out.Active, &out.Expired, &out.Revoked, &at, &fresh)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !fresh) {
 		return sessionstore.Counts{}, false, nil
