@@ -10,6 +10,7 @@ import (
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/web/handlers"
 )
 
 // The background jobs of `console serve`, by name (their leases in console.job_leases).
@@ -103,4 +104,15 @@ func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Rec
 	}
 	r.Start()
 	return r, rec, nil
+}
+
+// handlerConfig is what the pages show of the jobs' settings, and where they read the jobs'
+// state.
+func (j jobFlags) handlerConfig(a *app) handlers.HistoryConfig {
+	c := handlers.HistoryConfig{SyncEvery: j.historySync, PurgeTTL: j.purgeTTL, PurgeEvery: j.purgeInterval,
+		Jobs: func(ctx context.Context) ([]jobs.Status, error) { return jobs.Statuses(ctx, a.pool) }}
+	if a.flavor != pgdb.Postgres {
+		c.PurgeTTL, c.PurgeEvery = 0, 0
+	}
+	return c
 }

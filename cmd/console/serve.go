@@ -198,7 +198,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		ClusterURL: f.clusterURL, SelfURL: scheme + "://" + displayAddr(ln.Addr()),
 		TrustedProxies: trusted, Throttle: f.throttle, Logger: log,
 		VerifyTimeout: f.verifyTimeout, PageTimeout: f.pageTimeout, WriteTimeout: f.http.write,
-		Activity: activity,
+		Activity: activity, History: a.history, Background: f.jobs.handlerConfig(a),
 		Tokens: a.tokens, NoLocalLogin: !f.sso.localLogin, LinkTTL: f.sso.linkTTL,
 		ConfirmByNameOver: f.confirmByName,
 	}

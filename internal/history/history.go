@@ -283,3 +283,11 @@ func placeholders(from, n int) string {
 	}
 	return b.String()
 }
+
+// UserCounts returns how many sessions of username (as the dialect stores it) the history has
+// seen, and how many of those left the live table.
+func (s *Store) UserCounts(ctx context.Context, username string) (seen, purged int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE purged_at IS NOT NULL) FROM `+Table+` WHERE username = $1`, username).
+		Scan(&seen, &purged)
+	return seen, purged, dbErr("user counts", err)
+}

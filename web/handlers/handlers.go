@@ -32,6 +32,10 @@ type SessionStore interface {
 	Get(ctx context.Context, id int64) (sessionstore.Session, error)
 	Verify(ctx context.Context, cookie string) (sessionstore.Verified, error)
 	Users(ctx context.Context, prefix string, limit int) ([]string, error)
+	GetDetail(ctx context.Context, id int64) (sessionstore.Detail, error)
+	LookupUser(ctx context.Context, name string) (sessionstore.UserInfo, error)
+	HasUserID() bool
+	IndexedByUser() bool
 	Username(name string) string
 	CheckTTL(ttl time.Duration) error
 	MaxTTL() time.Duration
@@ -175,6 +179,10 @@ type Config struct {
 	LinkTTL time.Duration
 	// Activity records the uses /auth/verify accepts; nil records none.
 	Activity ActivityRecorder
+	// History is the session history (the history, session, user and health pages), and
+	// Background the settings and state of the jobs that keep it.
+	History    HistoryStore
+	Background HistoryConfig
 }
 
 // DefaultConfirmByNameOver is the default of Config.ConfirmByNameOver.
@@ -183,6 +191,7 @@ const DefaultConfirmByNameOver = 100
 // Handler serves the console. Build it with New; register its routes with Register.
 type Handler struct {
 	sessions SessionStore
+	history  HistoryStore
 	admins   AdminStore
 	audit    AuditLog
 	actions  Actions
@@ -241,6 +250,7 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 	}
 	return &Handler{
 		sessions:    sessions,
+		history:     cfg.History,
 		admins:      adminStore,
 		audit:       auditLog,
 		actions:     acts,

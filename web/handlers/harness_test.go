@@ -28,6 +28,7 @@ import (
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
+	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgtest"
 	"github.com/sessionconsole/console/internal/tokens"
@@ -151,6 +152,14 @@ func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts session
 	if cfg.Activity == nil {
 		cfg.Activity = s.activity
 	}
+	cfg.History = s.history
+	if cfg.Background.SyncEvery == 0 {
+		cfg.Background = HistoryConfig{SyncEvery: 30 * time.Second, PurgeTTL: time.Hour, PurgeEvery: time.Hour}
+	}
+	if _, err := jobs.New(ctx, pool, pgdb.Postgres, jobs.Options{}); err != nil { // the lease tables the health page reads
+		t.Fatal(err)
+	}
+	cfg.Background.Jobs = func(ctx context.Context) ([]jobs.Status, error) { return jobs.Statuses(ctx, pool) }
 	if err := s.admins.Add(ctx, "admin", adminPassword, admins.Owner); err != nil && !errors.Is(err, admins.ErrExists) {
 		t.Fatal(err) // (a second server on the same database finds the admin there)
 	}

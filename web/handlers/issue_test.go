@@ -162,14 +162,14 @@ func TestUserSuggestions(t *testing.T) {
 	s := newServer(t)
 	a, b := s.createUser(t, "suggest_a"), s.createUser(t, "suggest_b")
 	c := s.signIn(t)
-	r := c.hxGet("/users?username=suggest_")
+	r := c.hxGet("/users.suggest?username=suggest_")
 	wantStatus(t, r, http.StatusOK)
 	wantContains(t, r.body, `<option value="`+a+`">`, `<option value="`+b+`">`)
-	r = c.hxGet("/users?username=" + url.QueryEscape(a))
+	r = c.hxGet("/users.suggest?username=" + url.QueryEscape(a))
 	if strings.Contains(r.body, b) || !strings.Contains(r.body, a) {
 		t.Errorf("suggestions for %s: %s", a, r.body)
 	}
-	if r := c.hxGet("/users?username=%25"); strings.Contains(r.body, "<option") {
+	if r := c.hxGet("/users.suggest?username=%25"); strings.Contains(r.body, "<option") {
 		t.Errorf("%% matched: %s", r.body)
 	}
 	// Pages do not carry the user list.

@@ -110,7 +110,7 @@ func IssuePanel(f IssueForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "\" list=\"known-users\" required spellcheck=\"false\" autocapitalize=\"off\" hx-get=\"/users\" hx-trigger=\"input changed delay:250ms, focus once\" hx-target=\"#known-users\" hx-swap=\"innerHTML\" hx-sync=\"this:replace\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "\" list=\"known-users\" required spellcheck=\"false\" autocapitalize=\"off\" hx-get=\"/users.suggest\" hx-trigger=\"input changed delay:250ms, focus once\" hx-target=\"#known-users\" hx-swap=\"innerHTML\" hx-sync=\"this:replace\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -212,6 +212,9 @@ type AuditRow struct {
 	Expires   string
 	Count     string
 	Remote    string
+	Reason    string
+	// TargetURL and SessionURL are the pages of the target user and of the session.
+	TargetURL, SessionURL string
 }
 
 // AuditPage is the audit log page.

@@ -1,0 +1,295 @@
+package handlers
+
+import (
+	"context"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/history"
+	"github.com/sessionconsole/console/internal/jobs"
+	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/pgtest"
+)
+
+// section returns the part of body inside the element with data-testid=id (up to the next
+// closing tag of its kind: good enough for tables, lists and definition lists here).
+func section(body, id string) string {
+	i := strings.Index(body, `data-testid="`+id+`"`)
+	if i < 0 {
+		return ""
+	}
+	start := strings.LastIndex(body[:i], "<")
+	tag := body[start+1:]
+	tag = tag[:strings.IndexAny(tag, " >")]
+	end := strings.Index(body[i:], "</"+tag+">")
+	if end < 0 {
+		return body[start:]
+	}
+	return body[start : i+end]
+}
+
+var sessionRowRE = regexp.MustCompile(`data-testid="session-row" data-session-id="(\d+)" data-status="(\w+)" data-purged="(\w+)"`)
+
+type listed struct {
+	id, status string
+	purged     bool
+}
+
+func listedRows(body string) []listed {
+	var out []listed
+	for _, m := range sessionRowRE.FindAllStringSubmatch(body, -1) {
+		out = append(out, listed{m[1], m[2], m[3] == "true"})
+	}
+	return out
+}
+
+// The session page shows every column, the timeline, the clients seen at verify and the
+// audit entries, live, revoked and purged; an unknown ID is a 404 that says so.
+func TestSessionPage(t *testing.T) {
+	s := newServer(t)
+	c := s.signIn(t)
+	ctx := context.Background()
+	user := s.createUser(t, "pageuser")
+	is := s.issue(t, user, time.Hour)
+	if err := s.audit.Record(ctx, audit.Entry{Admin: "admin", Action: audit.Issue, Target: user, SessionID: is.ID, Reason: "ticket <42>"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ua := range []string{"curl/8.5", "curl/8.5", "Mozilla/5.0 (X11)"} {
+		r := c.do("GET", "/auth/verify", nil, map[string]string{"X-Cockroach-API-Session": is.Cookie.Value(), "User-Agent": ua,
+			"X-Forwarded-Host": "app.example", "X-Forwarded-Uri": "/dash?x=1"})
+		wantStatus(t, r, http.StatusOK)
+	}
+	s.sync(t)
+	id := strconv.FormatInt(is.ID, 10)
+	r := c.get("/sessions/" + id)
+	wantStatus(t, r, http.StatusOK)
+	if got := textOf(r.body, "session-status"); got != "active" {
+		t.Errorf("status %q", got)
+	}
+	fields := section(r.body, "session-fields")
+	wantContains(t, fields, `href="/users/`+user+`"`, ">createdAt<", ">expiresAt<", ">revokedAt<", ">auditInfo<", "ticket &lt;42&gt;", "admin",
+		"app.example/dash")
+	wantNotContains(t, fields, "x=1")
+	tl := section(r.body, "timeline")
+	for _, ev := range []string{"t-created", "t-first-use", "t-last-use", "t-expires"} {
+		if !strings.Contains(tl, `data-testid="`+ev+`"`) {
+			t.Errorf("timeline lacks %s:\n%s", ev, tl)
+		}
+	}
+	clients := section(r.body, "clients")
+	if n := strings.Count(clients, `data-testid="client-row"`); n != 2 {
+		t.Errorf("%d client rows, want 2 (two user agents)", n)
+	}
+	wantContains(t, clients, "Mozilla/5.0 (X11)", "127.0.0.1", ">2<")
+	wantContains(t, section(r.body, "audit-table"), `data-action="issue"`, "ticket &lt;42&gt;")
+	if testids(r.body, "session-revoke") != 1 {
+		t.Error("no revoke button on an active session")
+	}
+
+	// Revoked: no revoke button, the revocation on the timeline.
+	c.hxPost("/sessions/"+id+"/revoke", nil)
+	r = c.get("/sessions/" + id)
+	if textOf(r.body, "session-status") != "revoked" || testids(r.body, "session-revoke") != 0 || testids(r.body, "t-revoked") != 1 {
+		t.Errorf("revoked session page: status %q", textOf(r.body, "session-status"))
+	}
+
+	// Purged: still there, marked, with its last known state.
+	s.sync(t)
+	if _, err := s.pool.Exec(ctx, `DELETE FROM console.web_sessions WHERE id = $1`, is.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.sync(t)
+	r = c.get("/sessions/" + id)
+	wantStatus(t, r, http.StatusOK)
+	if textOf(r.body, "session-status") != "revoked" || testids(r.body, "session-purged") != 1 || testids(r.body, "t-purged") != 1 || testids(r.body, "f-purged") != 1 {
+		t.Errorf("purged session page:\n%.3000s", r.body)
+	}
+
+	// Unknown and malformed IDs.
+	r = c.get("/sessions/123456789")
+	wantStatus(t, r, http.StatusNotFound)
+	wantContains(t, r.body, "No session 123456789: it is not in the session table, and the console&#39;s history never saw it.")
+	for _, bad := range []string{"abc", "12x", "-", "99999999999999999999"} {
+		wantStatus(t, c.get("/sessions/"+bad), http.StatusNotFound)
+	}
+	// A session the history has not recorded yet (issued just now) still has its page.
+	fresh := s.issue(t, user, time.Hour)
+	r = c.get("/sessions/" + strconv.FormatInt(fresh.ID, 10))
+	wantStatus(t, r, http.StatusOK)
+	if testids(r.body, "not-recorded") != 1 {
+		t.Error("a session not yet in the history does not say so")
+	}
+}
+
+// The user page answers for any name: a user, a role, a dropped user, a name never seen;
+// it lists the user's sessions in the table and in the history.
+func TestUserPage(t *testing.T) {
+	s := newServer(t)
+	c := s.signIn(t)
+	ctx := context.Background()
+	user := s.createUser(t, "upage")
+	a, b := s.issue(t, user, time.Hour), s.issue(t, user, time.Hour)
+	s.sync(t)
+	if _, err := s.pool.Exec(ctx, `DELETE FROM console.web_sessions WHERE id = $1`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.sync(t)
+	if err := s.audit.Record(ctx, audit.Entry{Admin: "admin", Action: audit.RevokeAll, Target: user, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r := c.get(userURL(user))
+	wantStatus(t, r, http.StatusOK)
+	if got := textOf(r.body, "user-state"); got != "exists" {
+		t.Errorf("state %q", got)
+	}
+	if got := listedRows(section(r.body, "live-sessions")); len(got) != 1 || got[0].id != strconv.FormatInt(b.ID, 10) || got[0].purged {
+		t.Errorf("live sessions %+v", got)
+	}
+	if got := listedRows(section(r.body, "purged-sessions")); len(got) != 1 || got[0].id != strconv.FormatInt(a.ID, 10) || !got[0].purged || got[0].status != "active" {
+		t.Errorf("purged sessions %+v", got)
+	}
+	if textOf(r.body, "count-active") != "1" || textOf(r.body, "count-purged") != "1" {
+		t.Errorf("counts active %q purged %q", textOf(r.body, "count-active"), textOf(r.body, "count-purged"))
+	}
+	wantContains(t, section(r.body, "audit-table"), `data-action="revoke-all"`)
+	wantContains(t, r.body, `href="/sessions/`+strconv.FormatInt(b.ID, 10)+`"`, `data-testid="user-revoke-all"`)
+
+	// A role, a dropped user, a name never seen.
+	role := "upage_role_" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if _, err := s.pool.Exec(ctx, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()+" NOLOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize()) })
+	if got := textOf(c.get(userURL(role)).body, "user-state"); got != "role" {
+		t.Errorf("role's state %q", got)
+	}
+	if _, err := s.pool.Exec(ctx, "DROP ROLE "+pgx.Identifier{user}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	r = c.get(userURL(user))
+	if got := textOf(r.body, "user-state"); got != "dropped" || len(listedRows(r.body)) != 2 {
+		t.Errorf("dropped user's state %q, rows %v", got, listedRows(r.body))
+	}
+	for _, name := range []string{"never_seen_here", `<b>"it's"</b>`, "a/b", "x%y", "Ünï"} {
+		r = c.get(userURL(name))
+		wantStatus(t, r, http.StatusOK)
+		if got := html.UnescapeString(textOf(r.body, "user-name")); got != name {
+			t.Errorf("user page of %q names %q", name, got)
+		}
+		if textOf(r.body, "user-state") != "unknown" || testids(r.body, "user-revoke-all") != 0 {
+			t.Errorf("%q: state %q", name, textOf(r.body, "user-state"))
+		}
+		wantNotContains(t, r.body, "<b>")
+	}
+	for _, bad := range []string{"%00", "a%0Ab", "%FF"} {
+		wantStatus(t, c.get("/users/"+bad), http.StatusBadRequest)
+	}
+}
+
+// The health page shows who purges the table, its state, the days and the jobs.
+func TestHealthPage(t *testing.T) {
+	s := newServer(t)
+	c := s.signIn(t)
+	ctx := context.Background()
+	user := s.createUser(t, "hp")
+	s.issue(t, user, time.Hour)
+	s.sync(t)
+	r, err := jobs.New(ctx, s.pool, pgdb.Postgres, jobs.Options{Holder: "replica-1", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Add(jobs.Job{Name: "history-sync", Every: time.Minute, Run: func(ctx context.Context, p *jobs.Pass) error {
+		p.Detail("1 new")
+		return nil
+	}})
+	if ran, err := r.RunNow(ctx, "history-sync"); !ran || err != nil {
+		t.Fatalf("RunNow %v %v", ran, err)
+	}
+	resp := c.get("/health")
+	wantStatus(t, resp, http.StatusOK)
+	wantContains(t, textOf(resp.body, "purger"), "The console (PostgreSQL)")
+	if textOf(resp.body, "live-rows") == "" || testids(resp.body, "day") != 14 || testids(resp.body, "health-ok") != 1 {
+		t.Errorf("health page:\n%.3000s", resp.body)
+	}
+	jobsTable := section(resp.body, "jobs")
+	wantContains(t, jobsTable, "history-sync", "replica-1", "1 new")
+	wantContains(t, resp.body, `aria-current="page">Health`)
+}
+
+// On the CockroachDB fixture: the cluster's purge (simulated by deleting rows) leaves the
+// sessions on the session and user pages, marked purged; the user page reads the history
+// (CockroachDB's table has no username index); the health page says CockroachDB purges.
+func TestCockroachPurgeShownOnPages(t *testing.T) {
+	ctx := context.Background()
+	dbURL := pgtest.NewDB(t)
+	fixture, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, string(fixture)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO system.users (username, "isRole", user_id) VALUES ('web_user', false, 100)`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	s := newServerDialect(t, dbURL, Config{}, pgdb.Cockroach)
+	c := s.signIn(t)
+	var ids []string
+	for range 3 {
+		r := c.hxPost("/sessions", url.Values{"username": {"web_user"}, "expire_after": {"1h"}})
+		wantStatus(t, r, http.StatusOK)
+		ids = append(ids, textOf(r.body, "issued-session-id"))
+	}
+	if ids[0] == "" {
+		t.Fatalf("no issued-session-id in the issue panel")
+	}
+	s.sync(t)
+	// The cluster's purge (after revocation and TTL): gone from system.web_sessions.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM system.web_sessions WHERE id = ANY($1::INT8[])`, ids[:2]); err != nil {
+		t.Fatal(err)
+	}
+	s.sync(t)
+	for _, id := range ids[:2] {
+		r := c.get("/sessions/" + id)
+		wantStatus(t, r, http.StatusOK)
+		if testids(r.body, "session-purged") != 1 || testids(r.body, "f-userid") != 1 || testids(r.body, "session-revoke") != 0 {
+			t.Errorf("purged session %s's page:\n%.2500s", id, r.body)
+		}
+	}
+	r := c.get("/users/WEB_USER")
+	wantStatus(t, r, http.StatusOK)
+	if textOf(r.body, "user-name") != "web_user" || textOf(r.body, "user-state") != "exists" || testids(r.body, "live-note") != 1 {
+		t.Errorf("user page: %q %q", textOf(r.body, "user-name"), textOf(r.body, "user-state"))
+	}
+	if got := listedRows(section(r.body, "purged-sessions")); len(got) != 2 || !got[0].purged {
+		t.Errorf("purged sessions %+v", got)
+	}
+	if got := listedRows(section(r.body, "live-sessions")); len(got) != 1 || got[0].id != ids[2] {
+		t.Errorf("live sessions %+v", got)
+	}
+	if n := s.count(t, `SELECT count(*) FROM `+history.Table+` WHERE purged_at IS NOT NULL`); n != 2 {
+		t.Errorf("%d purged in the history", n)
+	}
+	h := c.get("/health")
+	wantContains(t, textOf(h.body, "purger"), "CockroachDB")
+	if testids(h.body, "settings-note") != 1 {
+		t.Error("the fixture's health page does not say the settings were not read")
+	}
+}
