@@ -295,22 +295,8 @@ func (s *Store) userPredicate(name string, prefix bool, arg func(any) string) (s
 	return w, nil
 }
 
-// prefixEnd returns the least string greater than every string starting with p (comparing bytes,
-// which for UTF-8 is comparing code points), or false when there is none.
-func prefixEnd(p string) (string, bool) {
-	for p != "" {
-		r, size := utf8.DecodeLastRuneInString(p)
-		p = p[:len(p)-size]
-		if r < utf8.MaxRune {
-			r++
-			if r >= 0xD800 && r <= 0xDFFF { // surrogates are not valid in UTF-8
-				r = 0xE000
-			}
-			return p + string(r), true
-		}
-	}
-	return "", false
-}
+// prefixEnd is pgdb.PrefixEnd.
+func prefixEnd(p string) (string, bool) { return pgdb.PrefixEnd(p) }
 
 // ListQuery returns the SQL and arguments List runs for f (for benchmarks that run the same
 // statement on raw pgx, and for EXPLAIN).

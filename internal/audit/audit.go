@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -202,7 +201,7 @@ func (f Filter) where() (string, []any) {
 			add(col+" = ?", v)
 		default: // a range, so that the index serves it and % or _ are plain characters
 			add(col+" >= ?", v)
-			if hi, ok := prefixEnd(v); ok {
+			if hi, ok := pgdb.PrefixEnd(v); ok {
 				add(col+" < ?", hi)
 			}
 		}
@@ -331,21 +330,4 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 		return fmt.Errorf("audit: list: %w", pgdb.Unavailable(err))
 	}
 	return nil
-}
-
-// prefixEnd returns the least string greater than every string starting with p (comparing
-// bytes), or false when there is none.
-func prefixEnd(p string) (string, bool) {
-	for p != "" {
-		r, size := utf8.DecodeLastRuneInString(p)
-		p = p[:len(p)-size]
-		if r < utf8.MaxRune {
-			r++
-			if r >= 0xD800 && r <= 0xDFFF {
-				r = 0xE000
-			}
-			return p + string(r), true
-		}
-	}
-	return "", false
 }

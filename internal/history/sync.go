@@ -113,93 +113,82 @@ func (s *Store) Sync(ctx context.Context, tx Txer) (SyncResult, error) {
 		st.revokedMark = &now
 	}
 	batches := 0
-	// Sessions created since the mark.
+	// Sessions created since the mark, then sessions revoked since the mark whose revocation
+	// the history lacks.
 	from := time.Time{}
 	if st.createdMark != nil {
 		from = st.createdMark.Add(-syncOverlap)
 	}
-	cur := struct {
-		at time.Time
-		id int64
-	}{from, -1 << 63}
-	for batches < maxSyncBatches {
-		batches++
-		rows, err := s.pool.Query(ctx, s.liveSelect()+`
-			WHERE w."createdAt" >= $1 AND (w."createdAt", w.id) > ($2, $3)
-				AND NOT EXISTS (SELECT 1 FROM `+Table+` AS h WHERE h.id = w.id)
-			ORDER BY w."createdAt", w.id LIMIT $4`, from, cur.at, cur.id, syncBatch)
-		if err != nil {
-			return res, dbErr("sync: read new sessions", err)
-		}
-		batch, err := scanLive(rows)
-		if err != nil {
-			return res, dbErr("sync: read new sessions", err)
-		}
-		if len(batch) == 0 {
-			break
-		}
-		last := batch[len(batch)-1]
-		cur.at, cur.id = last.created, last.id
-		mark := last.created
-		if mark.After(now) {
-			mark = now // a createdAt in the future must not hide the rows created until then
-		}
-		n, changed, err := s.record(ctx, tx, batch, now, `UPDATE console.history_sync
-			SET created_mark = CASE WHEN created_mark IS NULL OR created_mark < $1 THEN $1 ELSE created_mark END WHERE id = 1`, mark)
-		if err != nil {
+	scans := []scan{
+		{what: "new sessions", col: "createdAt", mark: "created_mark", from: from,
+			missing: `NOT EXISTS (SELECT 1 FROM ` + Table + ` AS h WHERE h.id = w.id)`,
+			at:      func(l liveRow) time.Time { return l.created }},
+		{what: "revocations", col: "revokedAt", mark: "revoked_mark", from: st.revokedMark.Add(-syncOverlap),
+			missing: `NOT EXISTS (SELECT 1 FROM ` + Table + ` AS h WHERE h.id = w.id
+				AND h."revokedAt" IS NOT DISTINCT FROM w."revokedAt" AND h."expiresAt" = w."expiresAt" AND h.purged_at IS NULL)`,
+			at: func(l liveRow) time.Time { return *l.revoked }},
+	}
+	for _, sc := range scans {
+		if err := s.scanSince(ctx, tx, sc, now, &batches, &res); err != nil {
 			return res, err
 		}
-		res.New += n
-		res.Changed += changed
-		if len(batch) < syncBatch {
-			break
-		}
-	}
-	if batches >= maxSyncBatches {
-		res.Backfilling = true
-		return res, nil
-	}
-	// Sessions revoked since the mark whose revocation the history lacks.
-	from = st.revokedMark.Add(-syncOverlap)
-	cur.at, cur.id = from, -1<<63
-	for batches < maxSyncBatches {
-		batches++
-		rows, err := s.pool.Query(ctx, s.liveSelect()+`
-			WHERE w."revokedAt" >= $1 AND (w."revokedAt", w.id) > ($2, $3)
-				AND NOT EXISTS (SELECT 1 FROM `+Table+` AS h WHERE h.id = w.id
-					AND h."revokedAt" IS NOT DISTINCT FROM w."revokedAt" AND h."expiresAt" = w."expiresAt" AND h.purged_at IS NULL)
-			ORDER BY w."revokedAt", w.id LIMIT $4`, from, cur.at, cur.id, syncBatch)
-		if err != nil {
-			return res, dbErr("sync: read revocations", err)
-		}
-		batch, err := scanLive(rows)
-		if err != nil {
-			return res, dbErr("sync: read revocations", err)
-		}
-		if len(batch) == 0 {
-			break
-		}
-		last := batch[len(batch)-1]
-		cur.at, cur.id = *last.revoked, last.id
-		mark := *last.revoked
-		if mark.After(now) {
-			mark = now
-		}
-		n, changed, err := s.record(ctx, tx, batch, now, `UPDATE console.history_sync
-			SET revoked_mark = CASE WHEN revoked_mark < $1 THEN $1 ELSE revoked_mark END WHERE id = 1`, mark)
-		if err != nil {
-			return res, err
-		}
-		res.New += n
-		res.Changed += changed
-		if len(batch) < syncBatch {
-			break
+		if batches >= maxSyncBatches {
+			res.Backfilling = true
+			return res, nil
 		}
 	}
 	purged, changed, err := s.detectPurged(ctx, tx, now)
 	res.Purged += purged
 	res.Changed += changed
 	return res, err
+}
+
+// scan is one of the sync's index scans of the live table: rows whose col is at least from
+// and that the missing condition finds wrong or absent in the history.
+type scan struct {
+	what, col, mark string
+	from            time.Time
+	missing         string
+	at              func(liveRow) time.Time // the row's col
+}
+
+// scanSince records, batch after batch, the rows of sc, moving its watermark with each batch,
+// until a batch is short or the pass has read maxSyncBatches batches (counted in *batches).
+func (s *Store) scanSince(ctx context.Context, tx Txer, sc scan, now time.Time, batches *int, res *SyncResult) error {
+	curAt, curID := sc.from, int64(-1<<63)
+	for *batches < maxSyncBatches {
+		*batches++
+		rows, err := s.pool.Query(ctx, s.liveSelect()+`
+			WHERE w."`+sc.col+`" >= $1 AND (w."`+sc.col+`", w.id) > ($2, $3) AND `+sc.missing+`
+			ORDER BY w."`+sc.col+`", w.id LIMIT $4`, sc.from, curAt, curID, syncBatch)
+		if err != nil {
+			return dbErr("sync: read "+sc.what, err)
+		}
+		batch, err := scanLive(rows)
+		if err != nil {
+			return dbErr("sync: read "+sc.what, err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		last := batch[len(batch)-1]
+		curAt, curID = sc.at(last), last.id
+		mark := curAt
+		if mark.After(now) {
+			mark = now // a time in the future must not hide the rows written until then
+		}
+		n, changed, err := s.record(ctx, tx, batch, now, `UPDATE console.history_sync
+			SET `+sc.mark+` = CASE WHEN `+sc.mark+` IS NULL OR `+sc.mark+` < $1 THEN $1 ELSE `+sc.mark+` END WHERE id = 1`, mark)
+		if err != nil {
+			return err
+		}
+		res.New += n
+		res.Changed += changed
+		if len(batch) < syncBatch {
+			return nil
+		}
+	}
+	return nil
 }
 
 // record writes a batch of live rows into the history in one transaction with the statement
