@@ -43,25 +43,41 @@ type useVal struct {
 }
 
 // Recorder notes the uses of sessions that /auth/verify accepts and writes them to the
-// activity tables in batches, off the request path. Note is cheap (a map update under a
-// mutex, no allocation for a client already noted); Flush, run every DefaultActivityFlushEvery
-// by a local job in each process, writes what was noted. Writes from several processes add up
-// (counts are added, times take the least or greatest), so every replica flushes its own.
+// activity tables in batches, off the request path. Note is cheap (a map update under one of
+// recorderShards mutexes, chosen by session, and no allocation for a client already noted);
+// Flush, run every DefaultActivityFlushEvery by a local job in each process, writes what was
+// noted. Writes from several processes add up (counts are added, times take the least or
+// greatest), so every replica flushes its own.
 type Recorder struct {
-	store   *Store
+	store  *Store
+	shards [recorderShards]noteShard
+	kick   chan struct{}
+}
+
+// recorderShards spreads concurrent verifies over that many locks.
+const recorderShards = 16
+
+type noteShard struct {
 	mu      sync.Mutex
 	notes   map[useKey]useVal
 	dropped int64
-	kick    chan struct{}
+	_       [40]byte // keep the shards' locks on separate cache lines
 }
 
 // NewRecorder returns a recorder writing to s's tables.
 func (s *Store) NewRecorder() *Recorder {
-	return &Recorder{store: s, notes: make(map[useKey]useVal, 1024), kick: make(chan struct{}, 1)}
+	r := &Recorder{store: s, kick: make(chan struct{}, 1)}
+	for i := range r.shards {
+		r.shards[i].notes = make(map[useKey]useVal, 64)
+	}
+	return r
 }
 
 // Kick is signalled when the pending uses reach half the bound, for an early flush.
 func (r *Recorder) Kick() <-chan struct{} { return r.kick }
+
+// shardBound is the most entries one shard holds.
+const shardBound = maxPendingUses / recorderShards
 
 // Note records one use of session id at `at` from a client: its address (as the trusted proxy
 // chain gives it), User-Agent, and the host and path the proxy reports (the query string is
@@ -71,12 +87,13 @@ func (r *Recorder) Note(id int64, at time.Time, addr, userAgent, host, path stri
 		path = path[:i]
 	}
 	k := useKey{id: id, addr: cut(addr, maxAddr), ua: cut(userAgent, maxUserAgent)}
-	r.mu.Lock()
-	v, ok := r.notes[k]
+	sh := &r.shards[uint64(id)%recorderShards]
+	sh.mu.Lock()
+	v, ok := sh.notes[k]
 	if !ok {
-		if len(r.notes) >= maxPendingUses {
-			r.dropped++
-			r.mu.Unlock()
+		if len(sh.notes) >= shardBound {
+			sh.dropped++
+			sh.mu.Unlock()
 			return
 		}
 		v.first = at
@@ -85,10 +102,10 @@ func (r *Recorder) Note(id int64, at time.Time, addr, userAgent, host, path stri
 	if !at.Before(v.last) {
 		v.last, v.host, v.path = at, cut(host, maxHost), cut(path, maxPath)
 	}
-	r.notes[k] = v
-	n := len(r.notes)
-	r.mu.Unlock()
-	if !ok && n == maxPendingUses/2 {
+	sh.notes[k] = v
+	n := len(sh.notes)
+	sh.mu.Unlock()
+	if !ok && n == shardBound/2 {
 		select {
 		case r.kick <- struct{}{}:
 		default:
@@ -115,9 +132,13 @@ func clean(s string) string {
 // Pending returns how many distinct entries wait for the next flush, and how many uses were
 // dropped since the last flush because the bound was reached.
 func (r *Recorder) Pending() (entries int, dropped int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.notes), r.dropped
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		entries, dropped = entries+len(sh.notes), dropped+sh.dropped
+		sh.mu.Unlock()
+	}
+	return entries, dropped
 }
 
 // Flush writes the uses noted so far: per session, first and last use, count and the last
@@ -127,42 +148,65 @@ func (r *Recorder) Pending() (entries int, dropped int64) {
 // the use. On CockroachDB it never writes system.web_sessions. When the write fails, the uses
 // are kept for the next flush (within the bound).
 func (r *Recorder) Flush(ctx context.Context, tx Txer) error {
-	r.mu.Lock()
-	notes, dropped := r.notes, r.dropped
-	if len(notes) == 0 {
-		r.mu.Unlock()
+	var taken [recorderShards]map[useKey]useVal
+	notes := map[useKey]useVal{}
+	var dropped int64
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		taken[i], dropped = sh.notes, dropped+sh.dropped
+		if len(sh.notes) > 0 {
+			sh.notes = make(map[useKey]useVal, len(sh.notes))
+		}
+		sh.dropped = 0
+		sh.mu.Unlock()
+		for k, v := range taken[i] {
+			notes[k] = v
+		}
+	}
+	if len(notes) == 0 && dropped == 0 {
 		return nil
 	}
-	r.notes, r.dropped = make(map[useKey]useVal, len(notes)), 0
-	r.mu.Unlock()
-	err := r.write(ctx, tx, notes)
+	var err error
+	if len(notes) > 0 {
+		err = r.write(ctx, tx, notes)
+	}
 	if err != nil {
-		r.mu.Lock()
-		for k, v := range notes {
-			cur, ok := r.notes[k]
-			if !ok && len(r.notes) >= maxPendingUses {
-				r.dropped += v.n
-				continue
-			}
-			if ok {
-				v.n += cur.n
-				if cur.first.Before(v.first) {
-					v.first = cur.first
-				}
-				if cur.last.After(v.last) {
-					v.last, v.host, v.path = cur.last, cur.host, cur.path
-				}
-			}
-			r.notes[k] = v
+		for i := range r.shards {
+			r.shards[i].putBack(taken[i])
 		}
-		r.dropped += dropped
-		r.mu.Unlock()
+		r.shards[0].mu.Lock()
+		r.shards[0].dropped += dropped
+		r.shards[0].mu.Unlock()
 		return err
 	}
 	if dropped > 0 {
 		return fmt.Errorf("history: activity: %d uses not recorded (too many clients between two flushes)", dropped)
 	}
 	return nil
+}
+
+// putBack merges notes that could not be written into the shard, for the next flush.
+func (sh *noteShard) putBack(notes map[useKey]useVal) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for k, v := range notes {
+		cur, ok := sh.notes[k]
+		if !ok && len(sh.notes) >= shardBound {
+			sh.dropped += v.n
+			continue
+		}
+		if ok {
+			v.n += cur.n
+			if cur.first.Before(v.first) {
+				v.first = cur.first
+			}
+			if cur.last.After(v.last) {
+				v.last, v.host, v.path = cur.last, cur.host, cur.path
+			}
+		}
+		sh.notes[k] = v
+	}
 }
 
 type sessionUse struct {
