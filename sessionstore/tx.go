@@ -56,8 +56,9 @@ func (s *Store) InTx(ctx context.Context, fn func(t *Tx) error) error {
 // Issue creates a session for user lasting ttl and returns it with its cookie. The user must
 // exist and be able to log in (CockroachDB: a row of system.users that is not a role;
 // PostgreSQL: a role with LOGIN); otherwise the error is a *NoSuchUserError. Bad input wraps
-// ErrInvalidInput. Nothing is written on error.
-func (t *Tx) Issue(ctx context.Context, user string, ttl time.Duration) (Issued, error) {
+// ErrInvalidInput. auditInfo goes into the row's "auditInfo" ("": NULL). Nothing is written on
+// error.
+func (t *Tx) Issue(ctx context.Context, user string, ttl time.Duration, auditInfo string) (Issued, error) {
 	s := t.s
 	if err := checkUsername(user); err != nil {
 		return Issued{}, err
@@ -77,23 +78,23 @@ func (t *Tx) Issue(ctx context.Context, user string, ttl time.Duration) (Issued,
 		sql = `WITH lk AS (SELECT pg_advisory_xact_lock(7364022, hashtext($2))),
 			u AS (SELECT rolname::text AS username FROM pg_catalog.pg_roles WHERE rolname::text = $2 AND rolcanlogin),
 			ts AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS now FROM lk)
-		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt")
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now FROM u, ts
+		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo")
+		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, '') FROM u, ts
 		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
 	case s.hasUserID:
-		sql = `INSERT INTO system.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", user_id)
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, u.user_id
+		sql = `INSERT INTO system.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo", user_id)
+		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, ''), u.user_id
 		FROM system.users AS u, (SELECT now() AT TIME ZONE 'UTC' AS now) AS ts
 		WHERE u.username = $2 AND NOT u."isRole"
 		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
 	default:
-		sql = `INSERT INTO system.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt")
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now
+		sql = `INSERT INTO system.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo")
+		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, '')
 		FROM system.users AS u, (SELECT now() AT TIME ZONE 'UTC' AS now) AS ts
 		WHERE u.username = $2 AND NOT u."isRole"
 		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
 	}
-	rows, err := t.tx.Query(ctx, sql, hash[:], name, ttl.Microseconds())
+	rows, err := t.tx.Query(ctx, sql, hash[:], name, ttl.Microseconds(), auditInfo)
 	if err != nil {
 		return Issued{}, s.dbErr("issue", err)
 	}
@@ -232,7 +233,7 @@ func (t *Tx) RevokeSession(ctx context.Context, id int64) (Revocation, error) {
 // transaction.
 func (s *Store) Issue(ctx context.Context, user string, ttl time.Duration) (is Issued, err error) {
 	err = s.InTx(ctx, func(t *Tx) error {
-		is, err = t.Issue(ctx, user, ttl)
+		is, err = t.Issue(ctx, user, ttl, "")
 		return err
 	})
 	return is, err

@@ -36,6 +36,8 @@ type globalFlags struct {
 	refuseFullScans bool
 	// maxTokenTTL caps the expiry of new API tokens.
 	maxTokenTTL time.Duration
+	// requireReason: issuing (login, the web form) needs a reason.
+	requireReason bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -62,6 +64,8 @@ is given, on an embedded local PostgreSQL kept in --data-dir.`,
 		"longest session expiry that login --expire-after and the web console grant; raise it for longer sessions")
 	pf.BoolVar(&g.refuseFullScans, "refuse-full-scans", false,
 		"CockroachDB: refuse, with a message, what must read all of system.web_sessions (username filters, counts, revoke-all, listing every session) instead of running it with disallow_full_table_scans off")
+	pf.BoolVar(&g.requireReason, "require-reason", os.Getenv("CONSOLE_REQUIRE_REASON") != "",
+		"issuing a session (auth-session login --reason, the web console's issue form) needs a reason, recorded in the audit log and the session's auditInfo [env CONSOLE_REQUIRE_REASON]")
 	root.SetFlagErrorFunc(flagErrorFunc)
 	pf.DurationVar(&g.maxTokenTTL, "max-token-expire-after", tokens.DefaultMaxTTL,
 		"longest expiry of a new API token (admin token create and the web console)")
@@ -151,6 +155,7 @@ func (g *globalFlags) openApp(ctx context.Context, o openOptions) (*app, error) 
 	if a.tokens, err = tokens.Open(ctx, a.pool, detected, g.maxTokenTTL); err != nil {
 		return nil, err
 	}
+	a.actions.RequireReason(g.requireReason)
 	if a.history, err = history.Open(ctx, a.pool, history.Options{Live: a.sessions, Server: detected}); err != nil {
 		return nil, err
 	}

@@ -104,6 +104,9 @@ const loginExample = `  # A session of the default length (1 hour) for web_user,
   # A session that expires after 4 hours and 30 minutes:
   console auth-session login web_user --expire-after=4h30m
 
+  # With the reason, for the audit log and the session's auditInfo:
+  console auth-session login root --expire-after=15m --reason "restore test, ticket 42"
+
   # Only the cookie, for other tools:
   console auth-session login web_user --only-cookie > $HOME/.session_cookie
   curl --cookie "$(cat $HOME/.session_cookie)" https://localhost:8080/_status/logfiles/local`
@@ -114,6 +117,7 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 		onlyCookie  bool
 		format      string
 		clusterURL  string
+		reason      string
 	)
 	cmd := &cobra.Command{
 		Use:   "login USER",
@@ -134,7 +138,8 @@ with --max-expire-after when a longer session is really needed.
 The cookie is shown only here: the database keeps a hash of its secret. When standard input
 is a terminal, examples of curl and wget commands using the cookie are printed on standard
 error, pointing at --cluster-url when it is set. Each login is recorded in the console's audit
-log (without the cookie).`,
+log (without the cookie), with --reason if given, and the session's auditInfo says where it came
+from: "cli <os user>: <reason>".`,
 		Example: loginExample,
 		Args:    exactArgs("USER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -151,8 +156,13 @@ log (without the cookie).`,
 					}
 				}
 				iss, err := a.actions.Issue(ctx, cliBy(), actions.IssueRequest{User: args[0], TTL: ttl,
-					Note: actions.Note{Detail: "auth-session login --expire-after=" + sessionstore.FormatDuration(ttl)}})
-				if err != nil {
+					Note: actions.Note{Reason: reason, Detail: "auth-session login --expire-after=" + sessionstore.FormatDuration(ttl)}})
+				switch {
+				case errors.Is(err, actions.ErrReasonRequired):
+					return errors.New(`a reason is required: give one with --reason "..." (the console runs with --require-reason)`)
+				case errors.Is(err, actions.ErrBadReason):
+					return fmt.Errorf("--reason: %s", strings.TrimPrefix(err.Error(), actions.ErrBadReason.Error()+": "))
+				case err != nil:
 					return err
 				}
 				cookie := iss.Cookie.SetCookie()
@@ -184,6 +194,8 @@ log (without the cookie).`,
 	fl.Var(&expireAfter, "expire-after",
 		"how long the session lasts: hours, minutes and seconds only (h, m, s), e.g. 30m or 4h30m; at least 1s and at most --max-expire-after (stricter than cockroach on purpose)")
 	fl.BoolVar(&onlyCookie, "only-cookie", false, "print only the cookie, for other commands")
+	fl.StringVar(&reason, "reason", "",
+		`why the session is issued, one line ("restore test for ticket 42"): recorded in the audit log and in the session's auditInfo ("cli <os user>: <reason>"); required with --require-reason`)
 	fl.StringVar(&clusterURL, "cluster-url", os.Getenv("CONSOLE_CLUSTER_URL"),
 		"the cluster's HTTP address (e.g. https://crdb.example:8080) for the curl and wget examples printed on a terminal [env CONSOLE_CLUSTER_URL]")
 	addFormatFlag(cmd, &format)

@@ -104,3 +104,31 @@ func TestListFiltersAndHistory(t *testing.T) {
 		t.Errorf("history table:\n%s", table)
 	}
 }
+
+// login --reason records the reason in the audit log and writes auditInfo "cli <os user>:
+// <reason>"; with --require-reason a login without one fails and issues nothing.
+func TestLoginReason(t *testing.T) {
+	tg := urlTarget(t)
+	ctx := context.Background()
+	user := fmt.Sprintf("reasoned_%d", time.Now().UnixNano())
+	tg.exec(t, "CREATE ROLE "+pgx.Identifier{user}.Sanitize()+" LOGIN")
+	t.Cleanup(func() { tg.db(t).Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{user}.Sanitize()) })
+	tg.ok(t, "auth-session", "login", user, "--only-cookie", "--reason", "restore test, ticket 42")
+	var info, reason string
+	if err := tg.db(t).QueryRow(ctx, `SELECT w."auditInfo", a.reason FROM console.web_sessions w
+		JOIN console.audit_log a ON a.session_id = w.id WHERE w.username = $1`, user).Scan(&info, &reason); err != nil {
+		t.Fatal(err)
+	}
+	actor := strings.TrimPrefix(osActor(t), "cli:")
+	if info != "cli "+actor+": restore test, ticket 42" || reason != "restore test, ticket 42" {
+		t.Errorf("auditInfo %q, reason %q", info, reason)
+	}
+	tg.fails(t, crdbErr("auth-session login", `a reason is required: give one with --reason "..." (the console runs with --require-reason)`),
+		"--require-reason", "auth-session", "login", user)
+	tg.fails(t, crdbErr("auth-session login", "--reason: use one line of text, without control characters"),
+		"auth-session", "login", user, "--reason", "two\nlines")
+	if n := tg.queryInt(t, `SELECT count(*) FROM console.web_sessions WHERE username = $1`, user); n != 1 {
+		t.Errorf("%d sessions after refused logins, want 1", n)
+	}
+	tg.ok(t, "--require-reason", "auth-session", "login", user, "--only-cookie", "--reason", "given")
+}

@@ -9,7 +9,12 @@ package actions
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -59,6 +64,57 @@ func (a Actor) AuditName() string {
 	return string(a.Kind) + ":" + a.Name
 }
 
+// AuditInfo is what the console writes into "auditInfo" of a session it issues, so that the
+// cluster's own table says where the session came from: "console alice: ticket 42" for an
+// admin, "cli ops: restore test" for the command line, kind and name for the other actors; no
+// colon and no reason when none was given.
+func (a Actor) AuditInfo(reason string) string {
+	var s string
+	switch a.Kind {
+	case Admin, "":
+		s = "console " + a.Name
+	default:
+		s = string(a.Kind) + " " + a.Name
+	}
+	if reason != "" {
+		s += ": " + reason
+	}
+	return s
+}
+
+// MaxReason bounds a reason, in bytes.
+const MaxReason = 500
+
+// ErrReasonRequired: the service requires a reason for issuing (RequireReason) and none was
+// given.
+var ErrReasonRequired = errors.New("a reason is required")
+
+// ErrBadReason: the reason is not one line of printable text, or longer than MaxReason.
+var ErrBadReason = errors.New("invalid reason")
+
+// CheckReason reports whether reason can be recorded: one line of printable text (trimmed),
+// at most MaxReason bytes, and present when the service requires one.
+func (s *Service) CheckReason(reason string) error {
+	switch {
+	case strings.TrimSpace(reason) == "":
+		if s.requireReason {
+			return ErrReasonRequired
+		}
+		return nil
+	case len(reason) > MaxReason:
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadReason, MaxReason)
+	case !utf8.ValidString(reason) || strings.IndexFunc(reason, func(r rune) bool { return unicode.IsControl(r) }) >= 0:
+		return fmt.Errorf("%w: use one line of text, without control characters", ErrBadReason)
+	}
+	return nil
+}
+
+// RequireReason makes Issue refuse a request without a reason (--require-reason).
+func (s *Service) RequireReason(on bool) { s.requireReason = on }
+
+// ReasonRequired reports whether Issue requires a reason.
+func (s *Service) ReasonRequired() bool { return s.requireReason }
+
 // Note is what an actor may say about an action: both optional.
 type Note struct {
 	// Reason is why, in the actor's words; recorded in the audit row.
@@ -76,8 +132,9 @@ type IssueRequest struct {
 
 // Service runs audited actions. It is safe for concurrent use.
 type Service struct {
-	sessions *sessionstore.Store
-	log      *audit.Store
+	sessions      *sessionstore.Store
+	log           *audit.Store
+	requireReason bool
 }
 
 // New returns the service over the session store and the audit log (on the same database).
@@ -116,11 +173,18 @@ func (s *Service) Record(ctx context.Context, by Actor, e audit.Entry) error {
 	return nil
 }
 
-// Issue issues a session (sessionstore.Tx.Issue: its errors) and records it.
+// Issue issues a session (sessionstore.Tx.Issue: its errors) and records it, with the reason
+// in the audit row and, with who issued it, in the session's "auditInfo" (Actor.AuditInfo). A
+// missing reason the service requires is ErrReasonRequired; a reason it cannot record,
+// ErrBadReason.
 func (s *Service) Issue(ctx context.Context, by Actor, r IssueRequest) (sessionstore.Issued, error) {
+	r.Reason = strings.TrimSpace(r.Reason)
+	if err := s.CheckReason(r.Reason); err != nil {
+		return sessionstore.Issued{}, err
+	}
 	var out sessionstore.Issued
 	err := s.Do(ctx, by, func(t *sessionstore.Tx) (audit.Entry, error) {
-		is, err := t.Issue(ctx, r.User, r.TTL)
+		is, err := t.Issue(ctx, r.User, r.TTL, by.AuditInfo(r.Reason))
 		if err != nil {
 			return audit.Entry{}, err
 		}

@@ -235,8 +235,8 @@ func (e *sizeEnv) verifyCase() *benchCase {
 const issueSQL = `WITH lk AS (SELECT pg_advisory_xact_lock(7364022, hashtext($2))),
 			u AS (SELECT rolname::text AS username FROM pg_catalog.pg_roles WHERE rolname::text = $2 AND rolcanlogin),
 			ts AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS now FROM lk)
-		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt")
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now FROM u, ts
+		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo")
+		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, '') FROM u, ts
 		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
 
 // issueCase: POST /sessions (htmx form) issuing a 1h session; floor: Issue's INSERT ... RETURNING.
@@ -252,7 +252,7 @@ func (e *sizeEnv) issueCase() *benchCase {
 		secret := make([]byte, sessionstore.SecretLength)
 		rand.Read(secret)
 		hash := sha256.Sum256(secret)
-		rows, err := e.pool.Query(ctx, issueSQL, hash[:], users[i%len(users)], time.Hour.Microseconds())
+		rows, err := e.pool.Query(ctx, issueSQL, hash[:], users[i%len(users)], time.Hour.Microseconds(), "console bench")
 		if err != nil {
 			return 0, err
 		}

@@ -100,10 +100,10 @@ func (s *Store) Health(ctx context.Context, liveRows int64, ttl, every time.Dura
 		s.clusterSettings(ctx, &h)
 	}
 	var minExpires, minRevoked *time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT min("expiresAt") FROM `+s.live.Table()+s.asOf()).Scan(&minExpires); err != nil {
+	if err := s.oldest(ctx, "expiresAt", &minExpires); err != nil {
 		return h, dbErr("health", err)
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT min("revokedAt") FROM `+s.live.Table()+s.asOf()).Scan(&minRevoked); err != nil {
+	if err := s.oldest(ctx, "revokedAt", &minRevoked); err != nil {
 		return h, dbErr("health", err)
 	}
 	if minExpires != nil && !minExpires.After(h.Now) {

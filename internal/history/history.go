@@ -198,12 +198,16 @@ type Txer interface {
 	Tx(ctx context.Context, fn func(tx pgx.Tx) error) error
 }
 
-// PlainTx is a Txer without a lease, for tests and one-off commands.
-type PlainTx struct{ Pool *pgxpool.Pool }
+// PlainTx is a Txer without a lease, for tests and one-off commands: pgdb.RunTx on Pool for
+// the server's Flavor (0: PostgreSQL).
+type PlainTx struct {
+	Pool   *pgxpool.Pool
+	Flavor pgdb.Flavor
+}
 
 // Tx runs fn in a transaction on the pool.
 func (p PlainTx) Tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, p.Pool, fn)
+	return pgdb.RunTx(ctx, p.Pool, p.Flavor, fn)
 }
 
 // Record is one session as the history knows it.

@@ -21,16 +21,22 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// env is a history over a fresh database, on PostgreSQL or on the CockroachDB v23.1 fixture.
+// env is a history over a fresh database: on PostgreSQL, on the CockroachDB v23.1 fixture
+// (the CockroachDB dialect on a server that says it is PostgreSQL), or on that fixture behind
+// the CockroachDB v26.1 personality proxy (the server says CockroachDB: reads of the live table
+// carry AS OF SYSTEM TIME, which the proxy records and removes; full scans of
+// system.web_sessions are refused).
 type env struct {
 	dialect string
-	pool    *pgxpool.Pool
+	pool    *pgxpool.Pool // the console's
+	direct  *pgxpool.Pool // the test's own statements, straight to the database
+	proxy   *pgtest.Proxy // cockroach-proxy only
 	live    *sessionstore.Store
 	h       *Store
 	tx      Txer
 }
 
-var dialects = []string{"postgres", "cockroach"}
+var dialects = []string{"postgres", "cockroach", "cockroach-proxy"}
 
 func eachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
 	for _, d := range dialects {
@@ -44,40 +50,49 @@ func eachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
 func newEnv(t testing.TB, dialect string) *env {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := pgdb.Connect(ctx, pgtest.NewDB(t), pgdb.Config{})
+	db := pgtest.NewDB(t)
+	direct, err := pgdb.Connect(ctx, db, pgdb.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(pool.Close)
+	t.Cleanup(direct.Close)
+	e := &env{dialect: dialect, direct: direct, pool: direct}
 	opts := sessionstore.Options{}
-	if dialect == "cockroach" {
+	if dialect != "postgres" {
 		sql, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := pool.Exec(ctx, string(sql)); err != nil {
+		if _, err := direct.Exec(ctx, string(sql)); err != nil {
 			t.Fatal(err)
 		}
 		opts.Flavor = pgdb.Cockroach
 	}
-	live, err := sessionstore.Open(ctx, pool, opts)
-	if err != nil {
+	if dialect == "cockroach-proxy" {
+		e.proxy = pgtest.StartProxy(t, pgtest.ProxyOptions{Version: pgtest.CockroachV26, RefuseFullScans: true})
+		if e.pool, err = pgdb.Connect(ctx, e.proxy.URL(db), pgdb.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.pool.Close)
+	}
+	if e.live, err = sessionstore.Open(ctx, e.pool, opts); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(live.Close)
-	if _, err := audit.Open(ctx, pool, pgdb.Postgres); err != nil {
+	t.Cleanup(e.live.Close)
+	server := e.live.Server()
+	if _, err := audit.Open(ctx, e.pool, server); err != nil {
 		t.Fatal(err)
 	}
-	h, err := Open(ctx, pool, Options{Live: live, Server: pgdb.Postgres})
-	if err != nil {
+	if e.h, err = Open(ctx, e.pool, Options{Live: e.live, Server: server}); err != nil {
 		t.Fatal(err)
 	}
-	return &env{dialect: dialect, pool: pool, live: live, h: h, tx: PlainTx{Pool: pool}}
+	e.tx = PlainTx{Pool: e.pool, Flavor: server}
+	return e
 }
 
 func (e *env) exec(t testing.TB, sql string, args ...any) int64 {
 	t.Helper()
-	tag, err := e.pool.Exec(context.Background(), sql, args...)
+	tag, err := e.direct.Exec(context.Background(), sql, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
@@ -87,7 +102,7 @@ func (e *env) exec(t testing.TB, sql string, args ...any) int64 {
 func (e *env) count(t testing.TB, sql string, args ...any) int64 {
 	t.Helper()
 	var n int64
-	if err := e.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+	if err := e.direct.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
@@ -101,7 +116,7 @@ func (e *env) user(t testing.TB) string {
 	name := fmt.Sprintf("hist_user_%d", userSeq.Add(1))
 	if e.dialect == "postgres" {
 		e.exec(t, "CREATE ROLE "+pgx.Identifier{name}.Sanitize()+" LOGIN")
-		t.Cleanup(func() { e.pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{name}.Sanitize()) })
+		t.Cleanup(func() { e.direct.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{name}.Sanitize()) })
 	} else {
 		e.exec(t, `INSERT INTO system.users (username, "isRole", user_id) VALUES ($1, false, $2)`, name, 1000+userSeq.Load())
 	}
@@ -118,12 +133,12 @@ func (e *env) insert(t testing.TB, user string, created, expires time.Duration, 
 	}
 	sql := `INSERT INTO ` + e.live.Table() + ` ("hashedSecret", username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt")
 		SELECT '\x00', $1, n + $2::INTERVAL, n + $3::INTERVAL, n + $4::INTERVAL, n + $2::INTERVAL FROM (SELECT now() AT TIME ZONE 'UTC' AS n) t RETURNING id`
-	if e.dialect == "cockroach" {
+	if e.dialect != "postgres" {
 		sql = `INSERT INTO system.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt", user_id)
 		SELECT '\x00', $1, n + $2::INTERVAL, n + $3::INTERVAL, n + $4::INTERVAL, n + $2::INTERVAL, 1 FROM (SELECT now() AT TIME ZONE 'UTC' AS n) t RETURNING id`
 	}
 	var id int64
-	if err := e.pool.QueryRow(context.Background(), sql, user, created, expires, rev).Scan(&id); err != nil {
+	if err := e.direct.QueryRow(context.Background(), sql, user, created, expires, rev).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -161,7 +176,7 @@ func TestSyncRecordsNewAndRevoked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.pool.Exec(ctx, `INSERT INTO console.audit_log (admin, action, target, session_id, reason)
+		if _, err := e.direct.Exec(ctx, `INSERT INTO console.audit_log (admin, action, target, session_id, reason)
 			VALUES ('alice', 'issue', $1, $2, 'ticket 42')`, u, is.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +187,7 @@ func TestSyncRecordsNewAndRevoked(t *testing.T) {
 		if rec.IssuedBy != "alice" || rec.IssueReason != "ticket 42" || rec.Username != u || rec.Purged() {
 			t.Errorf("issued session's history %+v", rec)
 		}
-		if e.dialect == "cockroach" && (rec.UserID == nil || *rec.UserID == 0) {
+		if e.dialect != "postgres" && (rec.UserID == nil || *rec.UserID == 0) {
 			t.Errorf("user_id not kept: %+v", rec.UserID)
 		}
 		if r := e.sync(t); r != (SyncResult{}) {
@@ -202,10 +217,10 @@ func TestSyncBackfillsAnExistingTable(t *testing.T) {
 	eachDialect(t, func(t *testing.T, e *env) {
 		u := e.user(t)
 		e.exec(t, `INSERT INTO `+e.live.Table()+` ("hashedSecret", username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`+
-			map[bool]string{true: `, user_id`, false: ``}[e.dialect == "cockroach"]+`)
+			map[bool]string{true: `, user_id`, false: ``}[e.dialect != "postgres"]+`)
 			SELECT '\x00', $1, n - i * INTERVAL '1 hour', n - i * INTERVAL '1 hour' + INTERVAL '30 minutes',
 				CASE WHEN i % 3 = 0 THEN n - i * INTERVAL '1 hour' + INTERVAL '1 minute' END, n - i * INTERVAL '1 hour'`+
-			map[bool]string{true: `, 1`, false: ``}[e.dialect == "cockroach"]+`
+			map[bool]string{true: `, 1`, false: ``}[e.dialect != "postgres"]+`
 			FROM generate_series(1, 1234) AS i, (SELECT now() AT TIME ZONE 'UTC' AS n) t`, u)
 		r := e.sync(t)
 		if r.New != 1234 {
@@ -417,13 +432,13 @@ func TestActivityFlush(t *testing.T) {
 			t.Errorf("history lastUsedAt %s, want a use near %s", rec.LastUsedAt, last)
 		}
 		var liveUsed time.Time
-		if err := e.pool.QueryRow(ctx, `SELECT "lastUsedAt" FROM `+e.live.Table()+` WHERE id = $1`, id).Scan(&liveUsed); err != nil {
+		if err := e.direct.QueryRow(ctx, `SELECT "lastUsedAt" FROM `+e.live.Table()+` WHERE id = $1`, id).Scan(&liveUsed); err != nil {
 			t.Fatal(err)
 		}
 		if e.dialect == "postgres" && (!near(liveUsed) || liveUsed.Second() != base.Add(98*time.Second).Second()) {
 			t.Errorf("live lastUsedAt %s, want the time of a use (not of the write) near %s", liveUsed, last)
 		}
-		if e.dialect == "cockroach" && !liveUsed.Equal(before.LastUsedAt) {
+		if e.dialect != "postgres" && !liveUsed.Equal(before.LastUsedAt) {
 			t.Errorf("system.web_sessions written from verify: lastUsedAt %s, was %s", liveUsed, before.LastUsedAt)
 		}
 		uses, _ := e.h.LastUses(ctx, []int64{id, 12345})
@@ -539,7 +554,7 @@ func TestHealth(t *testing.T) {
 		e.insert(t, u, -time.Hour, time.Hour, nil)
 		gone := e.insert(t, u, -3*time.Hour, -2*time.Hour, nil)
 		e.sync(t)
-		if e.dialect == "cockroach" {
+		if e.dialect != "postgres" {
 			// The cluster purged a row but not an older one (stuck below a node's bound): the
 			// sync finds the purged one by walking the ended rows.
 			e.exec(t, `DELETE FROM `+e.live.Table()+` WHERE id = $1`, gone)
@@ -560,7 +575,7 @@ func TestHealth(t *testing.T) {
 		if h.OldestEnded == nil || !h.OldestEnded.Equal(rec.ExpiresAt) {
 			t.Errorf("oldest ended %v, want %s", h.OldestEnded, rec.ExpiresAt)
 		}
-		wantPurged := map[string]int64{"cockroach": 1, "postgres": 2}[e.dialect]
+		wantPurged := map[string]int64{"cockroach": 1, "cockroach-proxy": 1, "postgres": 2}[e.dialect]
 		if h.LastPurgeSeenAt == nil || h.LastPurgeSeenRows != wantPurged || h.PurgedRows != wantPurged {
 			t.Errorf("last purge seen %v, %d, %d", h.LastPurgeSeenAt, h.LastPurgeSeenRows, h.PurgedRows)
 		}
@@ -569,7 +584,7 @@ func TestHealth(t *testing.T) {
 			created += d.Created
 			ended += d.Ended
 		}
-		wantCreated := map[string]int64{"cockroach": 3, "postgres": 4}[e.dialect]
+		wantCreated := map[string]int64{"cockroach": 3, "cockroach-proxy": 3, "postgres": 4}[e.dialect]
 		if len(h.Days) != healthDays || h.Days[0].Purged != wantPurged || created != wantCreated || ended != wantCreated-1 {
 			t.Errorf("days %+v", h.Days[:2])
 		}
@@ -578,6 +593,13 @@ func TestHealth(t *testing.T) {
 		}
 		if e.dialect == "cockroach" && (h.Purge.ByConsole || h.SettingsNote == "" || h.Purge.TTL != time.Hour) {
 			t.Errorf("cockroach purge config %+v, note %q", h.Purge, h.SettingsNote)
+		}
+		if e.dialect == "cockroach-proxy" {
+			// A CockroachDB says so: its settings are asked for (the proxy's PostgreSQL cannot
+			// answer SHOW CLUSTER SETTING, so each says it could not be read).
+			if len(h.Settings) != len(cockroachSettings) || h.Purge.FromCluster || h.Purge.TTL != DefaultPurgeTTL {
+				t.Errorf("settings %+v, purge %+v", h.Settings, h.Purge)
+			}
 		}
 		if e.dialect == "postgres" {
 			h, _ := e.h.Health(ctx, 2, time.Hour, 0)
@@ -679,5 +701,48 @@ func TestSharedCounts(t *testing.T) {
 	e.exec(t, `UPDATE console.session_counts SET wanted_at = now() - INTERVAL '1 hour'`)
 	if n, err := c.Refresh(ctx, e.tx); err != nil || n != 0 {
 		t.Errorf("Refresh of unwanted tables: %d %v", n, err)
+	}
+}
+
+// On a server that says it is CockroachDB, every read of system.web_sessions by the sync, the
+// purge detection and the health page is a follower read (AS OF SYSTEM TIME
+// follower_read_timestamp()), and none scans the table (the proxy refuses full scans); on the
+// PostgreSQL fixture of the CockroachDB dialect none carries the clause.
+func TestLiveReadsAreFollowerReads(t *testing.T) {
+	e := newEnv(t, "cockroach-proxy")
+	ctx := context.Background()
+	u := e.user(t)
+	e.insert(t, u, -time.Minute, time.Hour, nil)
+	gone := e.insert(t, u, -3*time.Hour, -2*time.Hour, nil)
+	e.proxy.ResetRecords() // statements are sent once each, then run prepared
+	e.sync(t)
+	e.exec(t, `DELETE FROM system.web_sessions WHERE id = $1`, gone)
+	r := e.sync(t)
+	if r.Purged != 1 {
+		t.Fatalf("sync through the proxy: %+v", r)
+	}
+	if _, err := e.h.Health(ctx, 1, time.Hour, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	reads := 0
+	for _, sql := range e.proxy.Statements() {
+		if strings.Contains(sql, "system.web_sessions") {
+			reads++
+			if !strings.Contains(sql, "AS OF SYSTEM TIME follower_read_timestamp()") {
+				t.Errorf("a read of system.web_sessions without a follower read: %s", sql)
+			}
+		}
+	}
+	if reads < 5 || len(e.proxy.AsOf()) != reads {
+		t.Errorf("%d reads of the live table, %d AS OF SYSTEM TIME clauses", reads, len(e.proxy.AsOf()))
+	}
+	for _, c := range e.proxy.AsOf() {
+		if c != "AS OF SYSTEM TIME follower_read_timestamp()" {
+			t.Errorf("clause %q", c)
+		}
+	}
+	plain := newEnv(t, "cockroach")
+	if plain.h.asOf() != "" {
+		t.Errorf("the PostgreSQL fixture gets %q", plain.h.asOf())
 	}
 }

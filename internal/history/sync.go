@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -302,6 +303,18 @@ func day(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
+// oldest sets *t to the least value of the live table's column col (expiresAt or revokedAt),
+// nil when it has none: the first entry of the column's index.
+func (s *Store) oldest(ctx context.Context, col string, t **time.Time) error {
+	err := s.pool.QueryRow(ctx, `SELECT "`+col+`" FROM `+s.live.Table()+s.asOf()+`
+		WHERE "`+col+`" IS NOT NULL ORDER BY "`+col+`" LIMIT 1`).Scan(t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		*t = nil
+		return nil
+	}
+	return err
+}
+
 // maxPurgeChecks bounds the history rows one pass checks for having left the live table.
 const maxPurgeChecks = 20 * PurgeBatch
 
@@ -313,10 +326,10 @@ const maxPurgeChecks = 20 * PurgeBatch
 // on the history.
 func (s *Store) detectPurged(ctx context.Context, tx Txer, now time.Time) (purged, changed int64, err error) {
 	var minExpires, minRevoked *time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT min("expiresAt") FROM `+s.live.Table()+s.asOf()).Scan(&minExpires); err != nil {
+	if err := s.oldest(ctx, "expiresAt", &minExpires); err != nil {
 		return 0, 0, dbErr("sync: live table bounds", err)
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT min("revokedAt") FROM `+s.live.Table()+s.asOf()).Scan(&minRevoked); err != nil {
+	if err := s.oldest(ctx, "revokedAt", &minRevoked); err != nil {
 		return 0, 0, dbErr("sync: live table bounds", err)
 	}
 	// With no rows (or no revoked rows) left, every such history row has gone.

@@ -30,7 +30,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sessionconsole/console/internal/pgdb"
@@ -98,8 +97,8 @@ type Options struct {
 	// LeaseTTL is how long a lease lasts unrenewed (default DefaultLeaseTTL); it is renewed
 	// every third of that.
 	LeaseTTL time.Duration
-	// Tx runs fn in a transaction, retrying it as the database requires (default: one
-	// pgx.BeginFunc, retried on serialization failures).
+	// Tx runs fn in a transaction, retrying it as the database requires (default:
+	// pgdb.RunTx on the pool).
 	Tx     func(ctx context.Context, fn func(pgx.Tx) error) error
 	Logger *slog.Logger
 }
@@ -139,7 +138,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor, o Options)
 	r := &Runner{pool: pool, holder: o.Holder, ttl: o.LeaseTTL, tx: o.Tx, log: o.Logger,
 		held: map[string]bool{}, stop: make(chan struct{})}
 	if r.tx == nil {
-		r.tx = func(ctx context.Context, fn func(pgx.Tx) error) error { return RetryTx(ctx, pool, fn) }
+		r.tx = func(ctx context.Context, fn func(pgx.Tx) error) error { return pgdb.RunTx(ctx, pool, flavor, fn) }
 	}
 	return r, nil
 }
@@ -537,26 +536,6 @@ func (p *Pass) Tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 // Detail sets the pass's one-line summary, kept in the run log ("12 new, 3 revoked").
 func (p *Pass) Detail(format string, args ...any) { p.detail = fmt.Sprintf(format, args...) }
-
-// RetryTx runs fn in a transaction on pool, again (up to ten times) when the database aborted
-// it to keep transactions serializable (40001, CockroachDB's restarts) or to break a deadlock
-// (40P01).
-func RetryTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
-	var err error
-	for attempt := 0; attempt < 10; attempt++ {
-		err = pgx.BeginFunc(ctx, pool, fn)
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || (pgErr.Code != "40001" && pgErr.Code != "40P01") {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return err
-}
 
 // Status is a job's lease and last pass, as the health page shows them.
 type Status struct {
