@@ -19,7 +19,7 @@ func TestFilterTextRefused(t *testing.T) {
 		"/sessions?user=a%00b", "/sessions?user=%FF", "/sessions?user=%C3", "/sessions?match=prefix&user=%00",
 		"/sessions.csv?user=%00", "/sessions.json?user=%FE%FF",
 		"/audit?admin=%00", "/audit?target=%FF", "/audit.csv?admin=x%00",
-		"/users?username=%00", "/users?username=%FF",
+		"/users.suggest?username=%00", "/users.suggest?username=%FF",
 	} {
 		for _, r := range []response{c.get(path), c.hxGet(path)} {
 			if r.StatusCode != http.StatusBadRequest {
