@@ -293,3 +293,41 @@ func TestCockroachPurgeShownOnPages(t *testing.T) {
 		t.Error("the fixture's health page does not say the settings were not read")
 	}
 }
+
+// The address recorded for a use is the client's as the trusted-proxy rules give it: from a
+// trusted proxy's X-Forwarded-For or X-Real-IP; never from a peer that is not trusted.
+func TestActivityClientAddress(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		trusted []string
+		headers map[string]string
+		want    string
+	}{
+		{"trusted X-Forwarded-For", []string{"127.0.0.1"}, map[string]string{"X-Forwarded-For": "203.0.113.5"}, "203.0.113.5"},
+		{"trusted X-Real-IP", []string{"127.0.0.1"}, map[string]string{"X-Real-IP": "198.51.100.9"}, "198.51.100.9"},
+		{"untrusted headers", nil, map[string]string{"X-Forwarded-For": "203.0.113.5", "X-Real-IP": "198.51.100.9"}, "127.0.0.1"},
+		{"spoofed left of the proxy", []string{"127.0.0.0/8"}, map[string]string{"X-Forwarded-For": "6.6.6.6, 203.0.113.7"}, "203.0.113.7"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			nets, err := ParseTrustedProxies(c.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newServerOn(t, pgtest.NewDB(t), Config{TrustedProxies: nets})
+			cl := s.client(t)
+			user := s.createUser(t, "addr")
+			is := s.issue(t, user, time.Hour)
+			h := map[string]string{"X-Cockroach-API-Session": is.Cookie.Value()}
+			for k, v := range c.headers {
+				h[k] = v
+			}
+			wantStatus(t, cl.do("GET", "/auth/verify", nil, h), http.StatusOK)
+			s.sync(t)
+			a, ok, err := s.history.Activity(ctx, is.ID)
+			if err != nil || !ok || a.LastAddr != c.want {
+				t.Errorf("recorded address %q (%v %v), want %q", a.LastAddr, ok, err, c.want)
+			}
+		})
+	}
+}
