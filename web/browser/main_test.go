@@ -129,7 +129,10 @@ func startConsole(tmp string) (stop func() error, err error) {
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(srv.bin, "serve", "--data-dir", srv.dataDir, "--listen", "127.0.0.1:0")
+	// The history syncs and the activity flushes often, so that the history pages' tests wait
+	// little (they poll; nothing depends on the period).
+	cmd := exec.Command(srv.bin, "serve", "--data-dir", srv.dataDir, "--listen", "127.0.0.1:0",
+		"--history-sync", "300ms", "--activity-flush", "200ms")
 	cmd.Dir = tmp
 	cmd.Env = consoleEnv()
 	cmd.Stderr = serverLog{}

@@ -134,8 +134,10 @@ func (h *Handler) showSessionPage(c echo.Context) error {
 		if rec.IssuedBy != "" {
 			v.Fields = append(v.Fields, text("issued by", rec.IssuedBy, "f-issued-by"), text("reason", orDash(rec.IssueReason), "f-reason"))
 		}
-		if !inTable {
+		if !inTable && rec.PurgedAt != nil {
 			v.Fields = append(v.Fields, at("left the table (purged)", rec.PurgedAt, "f-purged"))
+		} else if !inTable {
+			v.Fields = append(v.Fields, text("left the table (purged)", "just now: the history records when at its next sync", "f-purged"))
 		}
 	}
 	v.Timeline = timeline(s, rec, recorded, !inTable, act, used, now)

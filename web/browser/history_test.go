@@ -1,0 +1,169 @@
+package browser
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+)
+
+// sessionIDs returns the IDs of user's sessions, oldest first, from the command line.
+func sessionIDs(t *testing.T, user string) []string {
+	t.Helper()
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(cli(t, "auth-session", "list", "--format", "tsv", "--user", user)), "\n")[1:] {
+		ids = append(ids, strings.Split(line, "\t")[1])
+	}
+	return ids
+}
+
+// useSession presents a session's cookie at /auth/verify with a user agent, as a proxy would.
+func useSession(t *testing.T, cookie, userAgent string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.baseURL+"/auth/verify", nil)
+	req.Header.Set("Cookie", strings.Split(cookie, ";")[0])
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("X-Forwarded-Host", "app.example")
+	req.Header.Set("X-Original-URI", "/reports/daily")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("verify: HTTP %d", resp.StatusCode)
+	}
+}
+
+// waitForPage reloads path until the JavaScript condition holds (the history syncs in the
+// background), bounded by waitTimeout per look and testTimeout in all.
+func waitForPage(t *testing.T, ctx context.Context, what, path, cond string) {
+	t.Helper()
+	for {
+		navigate(t, ctx, path)
+		if eval[bool](t, ctx, "!!("+cond+")") {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s on %s: %v", what, path, ctx.Err())
+		default:
+		}
+		eval[chromedp.Void](t, ctx, `new Promise(r => setTimeout(r, 200))`)
+	}
+}
+
+// shots takes the page's screenshots at 1280 and 390 px, light and dark, and checks that it
+// does not scroll sideways at either width.
+func shots(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	for _, w := range []int64{1280, 390} {
+		for _, scheme := range []string{"light", "dark"} {
+			do(t, ctx, "set the viewport", chromedp.EmulateViewport(w, 900))
+			if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}); err != nil {
+				t.Fatalf("emulate %s: %v", scheme, err)
+			}
+			if sw := eval[int64](t, ctx, `document.documentElement.scrollWidth`); sw > w {
+				t.Errorf("%s at %d px is %d px wide (scrolls sideways)", name, w, sw)
+			}
+			screenshot(t, ctx, name+"-"+strconv.FormatInt(w, 10)+"-"+scheme)
+		}
+	}
+	do(t, ctx, "reset", chromedp.EmulateViewport(1280, 900))
+}
+
+// The session page of a live, used session (fields, timeline, clients), its user page, and
+// the same session once the table purged it; the health page. With and without JavaScript.
+func TestSessionAndUserPages(t *testing.T) {
+	t.Parallel()
+	const user = "paged_user"
+	cli(t, "sql", "-e", "CREATE USER "+quoteIdent(user))
+	cookie := strings.TrimSpace(cli(t, "auth-session", "login", user, "--only-cookie", "--reason", "browser test"))
+	cli(t, "auth-session", "login", user, "--only-cookie")
+	ids := sessionIDs(t, user)
+	if len(ids) != 2 {
+		t.Fatalf("sessions %v", ids)
+	}
+	useSession(t, cookie, "Mozilla/5.0 (browser test)")
+	useSession(t, cookie, "curl/8.5.0")
+
+	ctx := newTab(t)
+	signIn(t, ctx)
+	page := "/sessions/" + ids[0]
+	waitForPage(t, ctx, "the recorded session with its uses", page,
+		`document.querySelector('[data-testid="f-first-seen"]') && document.querySelectorAll('[data-testid="client-row"]').length === 2`)
+	if got := get(t, ctx, "status", chromedp.TextContent(byTestID("session-status"))); got != "active" {
+		t.Errorf("status %q", got)
+	}
+	info := get(t, ctx, "auditInfo", chromedp.TextContent(chromedp.CSS(`[data-testid="f-auditinfo"] dd`)))
+	if !strings.HasPrefix(info, "cli ") || !strings.HasSuffix(info, ": browser test") {
+		t.Errorf("auditInfo %q", info)
+	}
+	for _, ev := range []string{"t-created", "t-first-use", "t-last-use", "t-expires"} {
+		if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="`+ev+`"]').length`); n != 1 {
+			t.Errorf("timeline: %d %s", n, ev)
+		}
+	}
+	shots(t, ctx, "session-page")
+
+	// Its username leads to the user page, whose rows lead back.
+	if st := navClick(t, ctx, "open the user page", byTestID("session-user")); st != http.StatusOK {
+		t.Fatalf("user page: HTTP %d", st)
+	}
+	if got := get(t, ctx, "state", chromedp.TextContent(byTestID("user-state"))); got != "exists" {
+		t.Errorf("user state %q", got)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="live-sessions"] [data-testid="session-row"]').length`); n != 2 {
+		t.Errorf("%d live sessions on the user page", n)
+	}
+	shots(t, ctx, "user-page")
+	if st := navClick(t, ctx, "open a session from the user page", chromedp.CSS(`[data-session-id="`+ids[1]+`"] [data-testid="row-session"]`)); st != http.StatusOK {
+		t.Fatalf("session page from the user page: HTTP %d", st)
+	}
+	if got := get(t, ctx, "id", chromedp.TextContent(byTestID("session-id"))); got != ids[1] {
+		t.Errorf("opened session %q, want %s", got, ids[1])
+	}
+
+	// The table purges the first session: it stays on both pages, marked.
+	cli(t, "sql", "-e", "DELETE FROM console.web_sessions WHERE id = "+ids[0])
+	waitForPage(t, ctx, "the purged session, recorded", page, `document.querySelector('[data-testid="session-purged"]') && document.querySelector('[data-testid="t-purged"]')`)
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="session-revoke"]').length`); n != 0 {
+		t.Error("a purged session offers revoke")
+	}
+	shots(t, ctx, "session-page-purged")
+	navigate(t, ctx, "/users/"+user)
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="purged-sessions"] [data-purged="true"]').length`); n != 1 {
+		t.Errorf("%d purged sessions on the user page", n)
+	}
+
+	// A name that never existed has a page that says so.
+	navigate(t, ctx, "/users/never_a_user")
+	if got := get(t, ctx, "state", chromedp.TextContent(byTestID("user-state"))); got != "unknown" {
+		t.Errorf("unknown user's state %q", got)
+	}
+	shots(t, ctx, "user-page-unknown")
+
+	navigate(t, ctx, "/health")
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="job"]').length`); n < 3 {
+		t.Errorf("%d jobs on the health page", n)
+	}
+	shots(t, ctx, "health-page")
+
+	// Without JavaScript: the same pages, and revoke through its confirmation page.
+	nojs := newNoJSTab(t)
+	signIn(t, nojs)
+	navigate(t, nojs, "/sessions/"+ids[1])
+	if st := navClick(t, nojs, "revoke without JavaScript", byTestID("session-revoke")); st != http.StatusOK {
+		t.Fatalf("confirmation page: HTTP %d", st)
+	}
+	navClick(t, nojs, "confirm", chromedp.CSS(`form[action$="/revoke"] button[type=submit]`))
+	navigate(t, nojs, "/sessions/"+ids[1])
+	if got := get(t, nojs, "status", chromedp.TextContent(byTestID("session-status"))); got != "revoked" {
+		t.Errorf("after the no-JS revoke the status is %q", got)
+	}
+}
