@@ -41,16 +41,16 @@ func (h *Handler) exportSessions(c echo.Context, f output.Format, ext string) er
 
 var auditColumns = []output.Column{
 	{Name: "at"}, {Name: "admin"}, {Name: "action"}, {Name: "target"}, {Name: "session ID", Align: output.AlignRight},
-	{Name: "expires"}, {Name: "count", Align: output.AlignRight}, {Name: "address"},
+	{Name: "expires"}, {Name: "count", Align: output.AlignRight}, {Name: "address"}, {Name: "reason"},
 }
 
 func (h *Handler) exportAuditCSV(c echo.Context) error {
-	f, err := parseAuditQuery(c)
+	q, err := parseAuditQuery(c)
 	if err != nil {
 		return err
 	}
 	return h.stream(c, output.CSV, "audit", "csv", auditColumns, func(ctx context.Context, row func(...string) error) error {
-		return h.audit.Each(ctx, f, func(e audit.Entry) error {
+		return h.audit.Each(ctx, q.Filter, func(e audit.Entry) error {
 			exp := ""
 			if e.ExpiresAt != nil {
 				exp = output.Timestamp(*e.ExpiresAt)
@@ -59,7 +59,7 @@ func (h *Handler) exportAuditCSV(c echo.Context) error {
 			if e.SessionID != 0 {
 				sid = strconv.FormatInt(e.SessionID, 10)
 			}
-			return row(output.Timestamp(e.At), e.Admin, string(e.Action), e.Target, sid, exp, strconv.FormatInt(e.Count, 10), e.RemoteAddr)
+			return row(output.Timestamp(e.At), e.Admin, string(e.Action), e.Target, sid, exp, strconv.FormatInt(e.Count, 10), e.RemoteAddr, e.Reason)
 		})
 	})
 }

@@ -331,3 +331,63 @@ func TestActivityClientAddress(t *testing.T) {
 		})
 	}
 }
+
+// The audit page's auditor filters: prefix search on admin and target, the session ID, a
+// time range; every value in the URL and in the CSV export; bad values are a 400 naming them.
+func TestAuditFilters(t *testing.T) {
+	s := newServer(t)
+	c := s.signIn(t)
+	ctx := context.Background()
+	for _, e := range []audit.Entry{
+		{Admin: "alice", Action: audit.Issue, Target: "root", SessionID: 41, Reason: "ticket 7"},
+		{Admin: "alicia", Action: audit.Revoke, Target: "roots", SessionID: 42},
+		{Admin: "bob", Action: audit.RevokeAll, Target: "web_user"},
+	} {
+		if err := s.audit.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE console.audit_log SET at = TIMESTAMPTZ '2026-11-01 12:00:00+00' +
+		(CASE admin WHEN 'alice' THEN 0 WHEN 'alicia' THEN 1 ELSE 2 END) * INTERVAL '1 day'
+		WHERE admin IN ('alice', 'alicia', 'bob')`); err != nil {
+		t.Fatal(err)
+	}
+	admins := func(path string) string {
+		t.Helper()
+		r := c.get(path)
+		wantStatus(t, r, http.StatusOK)
+		var got []string
+		for _, m := range regexp.MustCompile(`<td data-label="Admin">([^<]*)</td>`).FindAllStringSubmatch(r.body, -1) {
+			got = append(got, m[1])
+		}
+		return strings.Join(got, ",")
+	}
+	for path, want := range map[string]string{
+		"/audit?admin=ali&admin_match=prefix":                      "alicia,alice",
+		"/audit?admin=ali":                                         "",
+		"/audit?target=root&target_match=prefix&action=revoke":     "alicia",
+		"/audit?session=41":                                        "alice",
+		"/audit?after=2026-11-02&before=2026-11-03":                "alicia",
+		"/audit?after=2026-11-02T12:00&admin=b&admin_match=prefix": "bob",
+		"/audit?before=2026-11-01%2012:00:00.000001&target=root":   "alice",
+	} {
+		if got := admins(path); got != want {
+			t.Errorf("%s: admins %q, want %q", path, got, want)
+		}
+	}
+	r := c.get("/audit?admin=ali&admin_match=prefix&after=2026-11-01")
+	wantContains(t, r.body, `href="/audit.csv?admin=ali&amp;admin_match=prefix&amp;after=2026-11-01"`, `href="/users/root"`, `href="/sessions/41"`, "ticket 7",
+		`value="2026-11-01"`)
+	csv := c.get("/audit.csv?admin=ali&admin_match=prefix&after=2026-11-01")
+	wantStatus(t, csv, http.StatusOK)
+	lines := strings.Split(strings.TrimSpace(csv.body), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], ",reason") || !strings.Contains(csv.body, "ticket 7") {
+		t.Errorf("CSV:\n%s", csv.body)
+	}
+	for _, bad := range []string{"/audit?after=yesterday", "/audit?before=2026-13-01", "/audit?session=x", "/audit?session=-1",
+		"/audit?admin_match=fuzzy", "/audit?older=0", "/audit?older=5&newer=6"} {
+		r := c.get(bad)
+		wantStatus(t, r, http.StatusBadRequest)
+	}
+	wantContains(t, c.get("/audit?after=yesterday").body, "Invalid after time in the address")
+}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
-	"github.com/sessionconsole/console/internal/output"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
@@ -37,10 +36,10 @@ func auditRow(e audit.Entry, now time.Time) templates.AuditRow {
 		r.SessionURL = sessionURL(e.SessionID)
 	}
 	if e.ExpiresAt != nil {
-		r.Expires = output.Timestamp(*e.ExpiresAt)
+		r.Expires = templates.CellTime(*e.ExpiresAt)
 	}
 	if e.Action == audit.RevokeAll || e.Action == audit.Revoke {
-		r.Count = strconv.FormatInt(e.Count, 10)
+		r.Count = thousands(e.Count)
 	}
 	return r
 }
@@ -105,7 +104,7 @@ func (h *Handler) showSessionPage(c echo.Context) error {
 	}
 	lastUsed := s.LastUsedAt
 	v.Fields = []templates.Field{
-		{Label: "username", Text: s.Username, Link: userURL(s.Username), TestID: "f-username"},
+		{Label: "username", Text: templates.ShowName(s.Username), Link: userURL(s.Username), TestID: "f-username"},
 		{Label: "id", Text: v.ID, Code: true, TestID: "f-id"},
 		at("createdAt", &s.CreatedAt, "f-created"),
 		at("expiresAt", &s.ExpiresAt, "f-expires"),

@@ -77,15 +77,16 @@ func (h *Handler) showUserPage(c echo.Context) error {
 		AuditURL:      "/audit?" + url.Values{"target": {user}}.Encode(),
 	}
 	any := seen > 0 || counts.Total() > 0
+	shown := templates.ShowName(user)
 	switch {
 	case info.Exists && info.CanLogin:
-		v.State, v.StateText = "exists", fmt.Sprintf("%s is a user: sessions can be issued for it.", user)
+		v.State, v.StateText = "exists", fmt.Sprintf("%s is a user: sessions can be issued for it.", shown)
 	case info.Exists:
-		v.State, v.StateText = "role", fmt.Sprintf("%s is a role that cannot log in, so no session can be issued for it.", user)
+		v.State, v.StateText = "role", fmt.Sprintf("%s is a role that cannot log in, so no session can be issued for it.", shown)
 	case any:
-		v.State, v.StateText = "dropped", fmt.Sprintf("No user %s exists now, but the console has seen sessions of that name: the user was dropped (or renamed).", user)
+		v.State, v.StateText = "dropped", fmt.Sprintf("No user %s exists now, but the console has seen sessions of that name: the user was dropped (or renamed).", shown)
 	default:
-		v.State, v.StateText = "unknown", fmt.Sprintf("No user %s exists, and the console has never seen a session of that name.", user)
+		v.State, v.StateText = "unknown", fmt.Sprintf("No user %s exists, and the console has never seen a session of that name.", shown)
 	}
 	if counts.Active+counts.Expired > 0 {
 		v.RevokeAllURL = "/users/" + url.PathEscape(user) + "/revoke"

@@ -220,14 +220,19 @@ type AuditRow struct {
 // AuditPage is the audit log page.
 type AuditPage struct {
 	Page
-	Admin    string
-	Actions  []Option
-	Target   string
-	Rows     []AuditRow
-	NewerURL string
-	OlderURL string
-	CSVURL   string
-	SelfURL  string
+	Admin        string
+	AdminPrefix  bool
+	Actions      []Option
+	Target       string
+	TargetPrefix bool
+	Session      string
+	// After and Before are the time range as typed (UTC).
+	After, Before string
+	Rows          []AuditRow
+	NewerURL      string
+	OlderURL      string
+	CSVURL        string
+	SelfURL       string
 }
 
 // ErrorPage is shown for errors on full-page requests.
