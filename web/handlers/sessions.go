@@ -28,6 +28,10 @@ type sessionsQuery struct {
 	Limit  int
 	After  *sessionstore.Cursor
 	Before *sessionstore.Cursor
+	// History is the view of /history (the console's history) instead of /sessions.
+	History bool
+	// More are the auditors' filters (ID, time ranges, purged).
+	More auditorFilters
 }
 
 var pageSizes = []int{25, 50, 100, 200}
@@ -36,9 +40,22 @@ func defaultSessionsQuery() sessionsQuery {
 	return sessionsQuery{Status: sessionstore.StatusActive, Sort: sessionstore.SortCreated, Desc: true, Limit: 50}
 }
 
-// parseSessionsQuery reads the view from URL values; a value that cannot be is a 400 naming it.
-func parseSessionsQuery(v url.Values) (sessionsQuery, error) {
+// defaultViewQuery is the default view of /sessions, or of /history (every status).
+func defaultViewQuery(inHistory bool) sessionsQuery {
 	q := defaultSessionsQuery()
+	if inHistory {
+		q.History, q.Status = true, sessionstore.StatusAll
+	}
+	return q
+}
+
+// parseSessionsQuery reads the view of /sessions from URL values; a value that cannot be is a
+// 400 naming it.
+func parseSessionsQuery(v url.Values) (sessionsQuery, error) { return parseViewQuery(v, false) }
+
+// parseViewQuery reads the view of /sessions or /history from URL values.
+func parseViewQuery(v url.Values, inHistory bool) (sessionsQuery, error) {
+	q := defaultViewQuery(inHistory)
 	bad := func(name string) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid %s in the address.", name))
 	}
@@ -96,13 +113,18 @@ func parseSessionsQuery(v url.Values) (sessionsQuery, error) {
 	if q.After != nil && q.Before != nil {
 		return q, bad("page position")
 	}
+	more, err := parseAuditorFilters(v, inHistory)
+	if err != nil {
+		return q, err
+	}
+	q.More = more
 	return q, nil
 }
 
 // values encodes the view canonically, leaving defaults out.
 func (q sessionsQuery) values() url.Values {
 	v := url.Values{}
-	d := defaultSessionsQuery()
+	d := defaultViewQuery(q.History)
 	if q.User != "" {
 		v.Set("user", q.User)
 	}
@@ -127,6 +149,7 @@ func (q sessionsQuery) values() url.Values {
 	if q.Before != nil {
 		v.Set("before", q.Before.String())
 	}
+	q.More.set(v)
 	return v
 }
 
@@ -144,8 +167,10 @@ func (q sessionsQuery) firstPage() sessionsQuery {
 }
 
 func (q sessionsQuery) filter() sessionstore.Filter {
-	return sessionstore.Filter{Username: q.User, Prefix: q.Prefix, Status: q.Status, Sort: q.Sort, Desc: q.Desc,
+	f := sessionstore.Filter{Username: q.User, Prefix: q.Prefix, Status: q.Status, Sort: q.Sort, Desc: q.Desc,
 		Limit: q.Limit, After: q.After, Before: q.Before}
+	q.More.apply(&f, q.History)
+	return f
 }
 
 // returnQuery reads the `return` form field: the sessions view to show after an action.

@@ -120,3 +120,16 @@ func boolText(b bool) string {
 	}
 	return "false"
 }
+
+// RangeField is one date or date-time bound of the filter form (UTC, as typed).
+type RangeField struct{ Name, Label, Value string }
+
+// MoreFilters are the auditors' filters of the sessions and history filter forms: a session
+// ID, created, expires and last-used ranges, and (history) purged or not.
+type MoreFilters struct {
+	Open    bool // some are set: show them
+	History bool
+	ID      string
+	Ranges  []RangeField
+	Purged  []Option
+}
