@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sessionconsole/console/internal/admins"
+	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgembed"
@@ -283,6 +284,10 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		TableMB: float64(seeded.TableBytes) / (1 << 20), IndexMB: float64(seeded.IndexBytes) / (1 << 20)}
 	env := &sizeEnv{cfg: cfg, pool: pool, store: store, seeded: seeded, data: data, logf: logf,
 		postmaster: postmasterPID(cluster.DataDir())}
+	auditLog, err := audit.Open(ctx, pool, pgdb.Postgres)
+	if err != nil {
+		return nil, err
+	}
 	hist, err := backfillHistory(ctx, pool, store)
 	if err != nil {
 		return sr, err
@@ -359,6 +364,8 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		add(env.verifyCase(), nil),
 		add(env.historyListCase("history-first", "/history fragment (HX), all statuses, first page of 50", historyFirst)),
 		add(env.historyListCase("history-deep", "/history deep page (keyset, 100 pages in)", historyDeep)),
+		add(env.sessionPageCase(hist, auditLog), nil),
+		add(env.userPageCase(hist, auditLog)),
 		add(env.syncIdleCase(hist), nil),
 		add(env.cliListCase(), nil),
 		add(env.issueCase(), nil),

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,12 +30,9 @@ type historyEnv struct {
 	Rows     int64
 }
 
-// backfillHistory opens the history over the seeded table and runs sync passes until the
-// first pass over it has recorded every row.
+// backfillHistory opens the history over the seeded table (after the audit log, which it reads)
+// and runs sync passes until the first pass over it has recorded every row.
 func backfillHistory(ctx context.Context, pool *pgxpool.Pool, store *sessionstore.Store) (*historyEnv, error) {
-	if _, err := audit.Open(ctx, pool, pgdb.Postgres); err != nil {
-		return nil, err
-	}
 	h, err := history.Open(ctx, pool, history.Options{Live: store, Server: pgdb.Postgres})
 	if err != nil {
 		return nil, err
@@ -146,4 +145,98 @@ func (e *sizeEnv) verifyWithoutActivityCase(plain *Client) *benchCase {
 		return inner(ctx, plain, worker, i)
 	}
 	return bc
+}
+
+// sessionPageCase is GET /sessions/{id} of an active session used at verify (case 5 runs
+// before it), against the floor of the same reads through the stores in the bench process:
+// the row, its history, its activity and clients, its audit entries.
+func (e *sizeEnv) sessionPageCase(h *historyEnv, log *audit.Store) *benchCase {
+	id := e.seeded.CookieIDs[0]
+	path := "/sessions/" + strconv.FormatInt(id, 10)
+	bc := &benchCase{ID: "session-page", Name: "session page /sessions/{id} (a used session)", Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		_, err := c.Do(ctx, Request{Path: path})
+		return 1, err
+	}
+	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+		if _, err := e.store.GetDetail(ctx, id); err != nil {
+			return 0, err
+		}
+		rec, err := h.store.Get(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		if _, _, err := h.store.Activity(ctx, id); err != nil {
+			return 0, err
+		}
+		if _, err := h.store.Clients(ctx, id, history.MaxClientsPerSession); err != nil {
+			return 0, err
+		}
+		if _, err := log.List(ctx, audit.Filter{SessionID: id, Limit: 20}); err != nil {
+			return 0, err
+		}
+		if w != nil {
+			_, err = fmt.Fprintf(w, "%d %s\n", rec.ID, rec.Username)
+		}
+		return 1, err
+	}
+	bc.check = func(ctx context.Context, c *Client) error {
+		resp, err := c.Do(ctx, Request{Path: path, Keep: true})
+		if err != nil {
+			return err
+		}
+		return containsIDs(resp.Body, id)
+	}
+	return bc
+}
+
+// userPageCase is GET /users/{name} of a heavy user (10,000 sessions at 1M), against the floor
+// of the same reads through the stores (the counts of the live table come from the console's
+// cache, so neither side counts them per request).
+func (e *sizeEnv) userPageCase(h *historyEnv, log *audit.Store) (*benchCase, error) {
+	user := HeavyUser(0)
+	newest := sessionstore.Filter{Username: user, Status: sessionstore.StatusAll, Sort: sessionstore.SortCreated, Desc: true, Limit: 50}
+	purged := newest
+	purged.From, purged.Purged = history.Source, sessionstore.PurgedOnly
+	path := "/users/" + user
+	bc := &benchCase{ID: "user-page", Name: fmt.Sprintf("user page /users/%s (%d sessions)", user, e.data.HeavySessions), Unit: "req/s",
+		Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		_, err := c.Do(ctx, Request{Path: path})
+		return 1, err
+	}
+	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+		if _, err := e.store.LookupUser(ctx, user); err != nil {
+			return 0, err
+		}
+		if _, _, err := h.store.UserCounts(ctx, user); err != nil {
+			return 0, err
+		}
+		live, err := e.store.List(ctx, newest)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := e.store.List(ctx, purged); err != nil {
+			return 0, err
+		}
+		if _, err := log.List(ctx, audit.Filter{Target: user, Limit: 20}); err != nil {
+			return 0, err
+		}
+		if w != nil && len(live.Sessions) > 0 {
+			_, err = fmt.Fprintf(w, "%d\n", live.Sessions[0].ID)
+		}
+		return 1, err
+	}
+	bc.check = func(ctx context.Context, c *Client) error {
+		p, err := e.store.List(ctx, newest)
+		if err != nil || len(p.Sessions) == 0 {
+			return fmt.Errorf("no sessions of %s (%v)", user, err)
+		}
+		resp, err := c.Do(ctx, Request{Path: path, Keep: true})
+		if err != nil {
+			return err
+		}
+		return containsIDs(resp.Body, p.Sessions[0].ID, p.Sessions[len(p.Sessions)-1].ID)
+	}
+	return bc, nil
 }

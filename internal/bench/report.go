@@ -415,6 +415,12 @@ func evaluateBars(r *Report) []Bar {
 		add(Bar{Name: "history-deep p50 within 1.5x of history-first p50", Value: c.Console.P50ms / c1.Console.P50ms,
 			Limit: 1.5, Op: "<=", Unit: "x", Notes: fmt.Sprintf("%s vs %s", msStr(c.Console.P50ms), msStr(c1.Console.P50ms))})
 	}
+	for _, id := range []string{"session-page", "user-page"} {
+		if c := find(big, id); c != nil {
+			add(Bar{Name: id + ": p99 <= 25 ms", Value: c.Console.P99ms, Limit: 25, Op: "<=", Unit: "ms"})
+		}
+		ratioBar(id, 0.5, ">= 50%")
+	}
 	if c := find(big, "sync-idle"); c != nil {
 		add(Bar{Name: "sync-idle: a sync pass with nothing new, p50 < 5 ms (wall time, which bounds database time)",
 			Value: c.Console.P50ms, Limit: 5, Op: "<", Unit: "ms", Notes: "p99 " + msStr(c.Console.P99ms)})
