@@ -405,6 +405,30 @@ func TestProxies(t *testing.T) {
 		p := start(t, front.addr, app.url)
 		t.Run(p.name, func(t *testing.T) { checkProxy(t, p, app, front, s) })
 	}
+	// The console recorded the uses with what the proxies passed on (its activity flush runs
+	// every few seconds: wait for it, bounded).
+	t.Run("activity recorded", func(t *testing.T) {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var path, agent string
+			var uses int64
+			err := conn.QueryRow(ctx, `SELECT last_path, last_user_agent, uses FROM console.session_activity WHERE session_id = $1`, s.validID).
+				Scan(&path, &agent, &uses)
+			if err == nil && path == "/app/page" && agent == "proxytest/1.0" && uses >= 2 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("activity of session %d: path %q, user agent %q, %d uses (%v); want the proxies' /app/page without its query", s.validID, path, agent, uses, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 }
 
 // get asks the proxy for /app/page?q=1 and returns the status and body.
