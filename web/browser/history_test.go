@@ -3,11 +3,9 @@ package browser
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -55,26 +53,6 @@ func waitForPage(t *testing.T, ctx context.Context, what, path, cond string) {
 		}
 		eval[chromedp.Void](t, ctx, `new Promise(r => setTimeout(r, 200))`)
 	}
-}
-
-// shots takes the page's screenshots at 1280 and 390 px, light and dark, and checks that it
-// does not scroll sideways at either width.
-func shots(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	for _, w := range []int64{1280, 390} {
-		for _, scheme := range []string{"light", "dark"} {
-			do(t, ctx, "set the viewport", chromedp.EmulateViewport(w, 900))
-			if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}); err != nil {
-				t.Fatalf("emulate %s: %v", scheme, err)
-			}
-			if sw := eval[int64](t, ctx, `document.documentElement.scrollWidth`); sw > w {
-				t.Errorf("%s at %d px is %d px wide (scrolls sideways)", name, w, sw)
-			}
-			screenshot(t, ctx, name+"-"+strconv.FormatInt(w, 10)+"-"+scheme)
-		}
-	}
-	do(t, ctx, "reset", chromedp.EmulateViewport(1280, 900))
 }
 
 // The session page of a live, used session (fields, timeline, clients), its user page, and

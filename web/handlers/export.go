@@ -17,24 +17,41 @@ import (
 )
 
 func (h *Handler) exportSessionsCSV(c echo.Context) error {
-	return h.exportSessions(c, output.CSV, "csv")
+	return h.exportSessions(c, output.CSV, "csv", false)
 }
 
 func (h *Handler) exportSessionsJSON(c echo.Context) error {
-	return h.exportSessions(c, output.JSON, "json")
+	return h.exportSessions(c, output.JSON, "json", false)
+}
+
+func (h *Handler) exportHistoryCSV(c echo.Context) error {
+	return h.exportSessions(c, output.CSV, "csv", true)
+}
+
+func (h *Handler) exportHistoryJSON(c echo.Context) error {
+	return h.exportSessions(c, output.JSON, "json", true)
 }
 
 // exportSessions streams every session of the current filter (paging ignored) with the
-// columns of `auth-session list`, one row at a time: memory stays flat however many rows.
-func (h *Handler) exportSessions(c echo.Context, f output.Format, ext string) error {
-	q, err := parseSessionsQuery(c.QueryParams())
+// columns of `auth-session list` (the history's with a purged column, as `auth-session list
+// --history`), one row at a time: memory stays flat however many rows.
+func (h *Handler) exportSessions(c echo.Context, f output.Format, ext string, inHistory bool) error {
+	q, err := parseViewQuery(c.QueryParams(), inHistory)
 	if err != nil {
 		return err
 	}
 	filter := q.firstPage().filter()
-	return h.stream(c, f, "sessions", ext, output.ListColumns, func(ctx context.Context, row func(...string) error) error {
+	name, cols := "sessions", output.ListColumns
+	if inHistory {
+		name, cols = "history", output.HistoryColumns
+	}
+	return h.stream(c, f, name, ext, cols, func(ctx context.Context, row func(...string) error) error {
 		return h.sessions.Each(ctx, filter, func(s sessionstore.Session) error {
-			return row(output.ListRow(s.Username, s.ID, s.CreatedAt, s.ExpiresAt, s.RevokedAt, s.LastUsedAt)...)
+			cells := output.ListRow(s.Username, s.ID, s.CreatedAt, s.ExpiresAt, s.RevokedAt, s.LastUsedAt)
+			if inHistory {
+				cells = append(cells, output.NullableTimestamp(s.PurgedAt))
+			}
+			return row(cells...)
 		})
 	})
 }

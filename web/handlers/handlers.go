@@ -36,6 +36,7 @@ type SessionStore interface {
 	LookupUser(ctx context.Context, name string) (sessionstore.UserInfo, error)
 	HasUserID() bool
 	IndexedByUser() bool
+	Flavor() pgdb.Flavor
 	Username(name string) string
 	CheckTTL(ttl time.Duration) error
 	MaxTTL() time.Duration

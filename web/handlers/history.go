@@ -9,6 +9,7 @@ import (
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/internal/output"
+	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
@@ -55,4 +56,27 @@ func listRow(s sessionstore.Session, now time.Time) templates.ListRow {
 	return templates.ListRow{ID: strconv.FormatInt(s.ID, 10), URL: sessionURL(s.ID), Status: st, Purged: s.PurgedAt != nil,
 		Created: timeCell(s.CreatedAt, now), Expires: timeCell(s.ExpiresAt, now), Revoked: optTime(s.RevokedAt, now),
 		LastUsed: timeCell(s.LastUsedAt, now), PurgedAt: optTime(s.PurgedAt, now)}
+}
+
+// recordedLastUse shows, on CockroachDB (whose table's "lastUsedAt" never changes, and which
+// the console never writes from verify), the last use the console recorded at /auth/verify
+// in the rows' last-used column. The history's rows have it already.
+func (h *Handler) recordedLastUse(ctx context.Context, rows []templates.SessionRow, inHistory bool) error {
+	if inHistory || h.sessions.Flavor() != pgdb.Cockroach || h.history == nil || len(rows) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	uses, err := h.history.LastUses(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		if t, ok := uses[rows[i].ID]; ok && t.After(rows[i].LastUsedAt) {
+			rows[i].LastUsedAt = t
+		}
+	}
+	return nil
 }

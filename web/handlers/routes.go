@@ -59,6 +59,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	a.GET("/users/:name", h.showUserPage, viewer)
 	a.GET("/users/:name/revoke", h.confirmRevokeUser, operator)
 	a.POST("/users/:name/revoke", h.revokeUserSessions, operator)
+	a.GET("/history", h.showHistoryPage, viewer)
 	a.GET("/audit", h.showAuditPage, viewer)
 	a.GET("/health", h.showHealthPage, viewer)
 	a.GET("/account", h.showAccount, viewer)
@@ -80,6 +81,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	byToken := []echo.MiddlewareFunc{h.requireAdminOrToken, h.sessionCSRF, viewer}
 	e.GET("/sessions.csv", h.exportSessionsCSV, byToken...)
 	e.GET("/sessions.json", h.exportSessionsJSON, byToken...)
+	e.GET("/history.csv", h.exportHistoryCSV, byToken...)
+	e.GET("/history.json", h.exportHistoryJSON, byToken...)
 	e.GET("/audit.csv", h.exportAuditCSV, byToken...)
 
 	// The JSON API: the admin session or an API token; errors as JSON.

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessionconsole/console/internal/admins"
+	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
@@ -160,6 +161,14 @@ func (q sessionsQuery) url(path string) string {
 	return path
 }
 
+// path is the view's page: /sessions or /history.
+func (q sessionsQuery) path() string {
+	if q.History {
+		return "/history"
+	}
+	return "/sessions"
+}
+
 // firstPage is the view without its page position.
 func (q sessionsQuery) firstPage() sessionsQuery {
 	q.After, q.Before = nil, nil
@@ -184,6 +193,30 @@ func returnQuery(c echo.Context) sessionsQuery {
 		return defaultSessionsQuery()
 	}
 	return q
+}
+
+func (h *Handler) showHistoryPage(c echo.Context) error {
+	q, err := parseViewQuery(c.QueryParams(), true)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	q.User = h.filterName(ctx, q.User)
+	varyOnHTMX(c)
+	table, err := h.sessionsTable(ctx, q)
+	if err != nil {
+		return err
+	}
+	if isPartial(c) {
+		if c.Request().Header.Get("HX-Trigger") == "filters" {
+			c.Response().Header().Set("HX-Push-Url", q.url(q.path()))
+		}
+		return h.render(c, http.StatusOK, templates.Table(table))
+	}
+	return h.render(c, http.StatusOK, templates.HistoryView(templates.HistoryPage{
+		Page: h.page(c, "History", "history"), Filters: filters(q), Table: table,
+		SyncEvery: sessionstore.FormatDuration(h.cfg.Background.SyncEvery),
+	}))
 }
 
 func (h *Handler) showSessionsPage(c echo.Context) error {
@@ -242,10 +275,10 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates
 	first := q.firstPage()
 	ret := q.values().Encode()
 	t := templates.SessionsTable{
-		SelfURL:    q.url("/sessions"),
-		FirstURL:   first.url("/sessions"),
-		CSVURL:     first.url("/sessions.csv"),
-		JSONURL:    first.url("/sessions.json"),
+		SelfURL:    q.url(q.path()),
+		FirstURL:   first.url(q.path()),
+		CSVURL:     first.url(q.path() + ".csv"),
+		JSONURL:    first.url(q.path() + ".json"),
 		UpdatedAt:  now.Format("15:04:05") + " UTC",
 		StatusName: string(q.Status),
 		Now:        now,
@@ -255,7 +288,7 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates
 	statusURL := func(s sessionstore.Status) string {
 		v := first
 		v.Status = s
-		return v.url("/sessions")
+		return v.url(q.path())
 	}
 	t.Counts = templates.Counts{
 		Active: thousands(counts.Active), Expired: thousands(counts.Expired), Revoked: thousands(counts.Revoked),
@@ -271,12 +304,12 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates
 	if page.Next != nil {
 		n := first
 		n.After = page.Next
-		t.NextURL = n.url("/sessions")
+		t.NextURL = n.url(q.path())
 	}
 	if page.Prev != nil {
 		p := first
 		p.Before = page.Prev
-		t.PrevURL = p.url("/sessions")
+		t.PrevURL = p.url(q.path())
 	}
 	t.ReturnQuery = "?" + url.Values{"return": {ret}}.Encode()
 	total := countOf(counts, q.Status)
@@ -284,7 +317,7 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates
 		total = -1
 	}
 	t.Heading, t.Summary = viewHeading(q, templates.ShowName(h.sessions.Username(q.User)), len(page.Sessions), total)
-	if q.User != "" && !q.Prefix {
+	if q.User != "" && !q.Prefix && !q.History {
 		t.User = h.sessions.Username(q.User)
 		switch {
 		case refused && len(page.Sessions) > 0, counts.Active+counts.Expired > 0:
@@ -292,22 +325,16 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates
 		case !refused && counts.Total() == 0:
 			p := first
 			p.Prefix = true
-			t.PrefixURL = p.url("/sessions")
+			t.PrefixURL = p.url(q.path())
 		}
 	}
-	// The view of one user: this view's first page with user= added. Encode sorts keys and
-	// "user" comes after every other key, so it can go last.
-	userView := first
-	userView.User, userView.Prefix = "", false
-	t.UserURLBase = userView.url("/sessions")
-	if strings.Contains(t.UserURLBase, "?") {
-		t.UserURLBase += "&user="
-	} else {
-		t.UserURLBase += "?user="
-	}
+	t.CanOperate = t.CanOperate && !q.History
 	for _, s := range page.Sessions {
 		t.Rows = append(t.Rows, templates.SessionRow{ID: s.ID, Username: s.Username, CreatedAt: s.CreatedAt,
-			ExpiresAt: s.ExpiresAt, RevokedAt: s.RevokedAt, LastUsedAt: s.LastUsedAt})
+			ExpiresAt: s.ExpiresAt, RevokedAt: s.RevokedAt, LastUsedAt: s.LastUsedAt, PurgedAt: s.PurgedAt})
+	}
+	if err := h.recordedLastUse(ctx, t.Rows, q.History); err != nil {
+		return templates.SessionsTable{}, err
 	}
 	return t, nil
 }
@@ -319,6 +346,9 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates
 // below what the page itself shows. Their time is when they were counted.
 func (h *Handler) pageCounts(ctx context.Context, q sessionsQuery, page sessionstore.Page) (sessionstore.Counts, error) {
 	f := sessionstore.Filter{Username: q.User, Prefix: q.Prefix}
+	if q.History {
+		f.From, f.Purged = history.Source, q.More.Purged
+	}
 	var seen sessionstore.Counts // lower bounds from the page
 	for _, s := range page.Sessions {
 		switch s.StatusAt(page.Now) {
@@ -401,7 +431,7 @@ func viewHeading(q sessionsQuery, user string, shown int, total int64) (heading,
 }
 
 func filters(q sessionsQuery) templates.Filters {
-	f := templates.Filters{User: q.User, Prefix: q.Prefix}
+	f := templates.Filters{User: q.User, Prefix: q.Prefix, Path: q.path(), More: q.More.form(q.History)}
 	for _, s := range []sessionstore.Status{sessionstore.StatusActive, sessionstore.StatusExpired, sessionstore.StatusRevoked, sessionstore.StatusAll} {
 		f.Statuses = append(f.Statuses, templates.Option{Value: string(s), Label: string(s), Selected: q.Status == s})
 	}

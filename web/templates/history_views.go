@@ -133,3 +133,11 @@ type MoreFilters struct {
 	Ranges  []RangeField
 	Purged  []Option
 }
+
+// HistoryPage is /history: the console's history with the sessions page's filters and table.
+type HistoryPage struct {
+	Page
+	Filters   Filters
+	Table     SessionsTable
+	SyncEvery string
+}

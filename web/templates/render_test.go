@@ -13,7 +13,7 @@ func table50() SessionsTable {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	t := SessionsTable{SelfURL: "/sessions?status=active", UpdatedAt: "12:00:00 UTC", StatusName: "active", Now: now,
 		Counts:      Counts{Active: "200,000", Expired: "700,000", Revoked: "100,000", Total: "1,000,000", At: "3s ago"},
-		UserURLBase: "/sessions?user=", ReturnQuery: "?return=status%3Dall", CanOperate: true}
+		ReturnQuery: "?return=status%3Dall", CanOperate: true}
 	for i := 0; i < 50; i++ {
 		created := now.Add(-time.Duration(i) * time.Minute).Add(123456 * time.Microsecond)
 		t.Rows = append(t.Rows, SessionRow{ID: int64(784445853689282561 + i), Username: "user" + strconv.Itoa(i),
@@ -48,7 +48,8 @@ func TestTableRenders(t *testing.T) {
 	out = sb.String()
 	for _, want := range []string{`id="results"`, `hx-trigger="refresh, sessions-changed from:body"`, `data-testid="next-page"`,
 		`<tr data-testid="session-row" data-session-id="784445853689282561" data-username="&lt;b&gt;&#34;x&#34;&lt;/b&gt;" data-status="active">`,
-		`<a href="/sessions?user=%3Cb%3E%22x%22%3C%2Fb%3E" hx-get="/sessions?user=%3Cb%3E%22x%22%3C%2Fb%3E"`,
+		`<a href="/users/%3Cb%3E%22x%22%3C%2Fb%3E" class="uname" data-testid="row-user">`,
+		`<a href="/sessions/784445853689282561" data-testid="row-session"><code>784445853689282561</code></a>`,
 		`<time datetime="2026-11-27T09:00:00.123456Z">2026-11-27 09:00:00.123456` + "\u00a0" + `UTC</time><span class="hint">now</span>`,
 		`<time datetime="2026-11-27T10:00:00.123456Z">2026-11-27 10:00:00.123456` + "\u00a0" + `UTC</time><span class="hint">in 1h</span>`,
 		`data-session-id="784445853689282562" data-username="user1" data-status="revoked"`,

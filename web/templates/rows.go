@@ -43,18 +43,18 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 	b = appendEscaped(b, r.Username)
 	b = append(b, `" data-status="`...)
 	b = append(b, status...)
-	b = append(b, `"><td data-label="Username"><a href="`...)
-	userURL := len(b)
-	b = append(b, t.UserURLBase...)
-	b = appendEscaped(b, url.QueryEscape(r.Username))
-	userURLEnd := len(b)
-	b = append(b, `" hx-get="`...)
-	b = append(b, b[userURL:userURLEnd]...)
-	b = append(b, `" hx-target="#results" hx-swap="outerHTML" hx-push-url="true" class="uname" data-testid="row-user">`...)
+	if r.PurgedAt != nil {
+		b = append(b, `" data-purged="true`...)
+	}
+	b = append(b, `"><td data-label="Username"><a href="/users/`...)
+	b = appendEscaped(b, url.PathEscape(r.Username))
+	b = append(b, `" class="uname" data-testid="row-user">`...)
 	b = appendShown(b, r.Username)
-	b = append(b, `</a></td><td data-label="Session ID" class="num"><code>`...)
+	b = append(b, `</a></td><td data-label="Session ID" class="num"><a href="/sessions/`...)
 	b = append(b, id...)
-	b = append(b, `</code></td><td data-label="Created">`...)
+	b = append(b, `" data-testid="row-session"><code>`...)
+	b = append(b, id...)
+	b = append(b, `</code></a></td><td data-label="Created">`...)
 	b = appendTime(b, r.CreatedAt, t.Now)
 	b = append(b, `</td><td data-label="Expires">`...)
 	b = appendTime(b, r.ExpiresAt, t.Now)
@@ -70,8 +70,14 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 	b = append(b, status...)
 	b = append(b, `">`...)
 	b = append(b, status...)
-	b = append(b, `</span></td><td class="actions">`...)
-	if !t.CanOperate { // a viewer: nothing to offer
+	b = append(b, `</span>`...)
+	if r.PurgedAt != nil {
+		b = append(b, ` <span class="status purged" title="left the session table at `...)
+		b = r.PurgedAt.UTC().AppendFormat(b, "2006-01-02 15:04:05")
+		b = append(b, ` UTC">purged</span>`...)
+	}
+	b = append(b, `</td><td class="actions">`...)
+	if !t.CanOperate { // a viewer, or the history: nothing to offer
 		return append(b, `</td></tr>`...)
 	}
 	if status != "revoked" {

@@ -49,6 +49,8 @@ type SessionRow struct {
 	Username                         string
 	CreatedAt, ExpiresAt, LastUsedAt time.Time
 	RevokedAt                        *time.Time
+	// PurgedAt is set on history rows that left the live table.
+	PurgedAt *time.Time
 }
 
 // Status is the row's status at now: active, expired or revoked.
@@ -98,11 +100,10 @@ type SessionsTable struct {
 	Rows             []SessionRow
 	// Now is the moment statuses and relative times are judged at.
 	Now time.Time
-	// CanOperate shows the revoke buttons (the viewer role sees none).
+	// CanOperate shows the revoke buttons (none for the viewer role, nor on the history's
+	// rows: revoke from the session's page).
 	CanOperate bool
-	// UserURLBase is the view's URL ready for a user= value (the view of one user);
 	// ReturnQuery is "?return=<the view's query>", carried by the revoke links.
-	UserURLBase string
 	ReturnQuery string
 	NextURL     string
 	PrevURL     string
@@ -121,6 +122,10 @@ type SessionsTable struct {
 
 // Filters is the filter form's state (all of it also in the URL).
 type Filters struct {
+	// Path is the page the form filters: /sessions or /history.
+	Path string
+	// More are the auditors' filters (ID, time ranges, purged).
+	More     MoreFilters
 	User     string
 	Prefix   bool
 	Statuses []Option
