@@ -460,13 +460,13 @@ type Counts struct {
 func (c Counts) Total() int64 { return c.Active + c.Expired + c.Revoked }
 
 // Counts returns per-status counts for the sessions of a username filter (Filter.Username and
-// Prefix, and with From, the table and Purged PurgedNot; other fields are ignored). Counting is exact but not done per request: a count is
+// Prefix, and with From, the table and Purged; other fields are ignored). Counting is exact but not done per request: a count is
 // reused for up to Options.CountsMaxAge (refreshed in the background meanwhile), so a page
 // header never scans the table on every request. Writes through this store count afresh.
 func (s *Store) Counts(ctx context.Context, f Filter) (Counts, error) {
 	key := s.countKey(f)
 	return s.counts.get(ctx, key, func(ctx context.Context, adjusted bool) (Counts, error) {
-		if key.user == "" && key.unpurged == "" && !adjusted && s.shared != nil {
+		if key.user == "" && key.purged == "" && !adjusted && s.shared != nil {
 			if c, ok, err := s.shared(ctx, key.table); err == nil && ok {
 				return c, nil
 			}
@@ -494,8 +494,11 @@ func (s *Store) countKey(f Filter) countKey {
 	k := countKey{user: s.Username(f.Username), prefix: f.Prefix, table: s.table}
 	if f.From != nil {
 		k.table = f.From.Table
-		if f.Purged == PurgedNot {
-			k.unpurged = f.From.Purged
+		switch f.Purged {
+		case PurgedNot:
+			k.purged = f.From.Purged + " IS NULL"
+		case PurgedOnly:
+			k.purged = f.From.Purged + " IS NOT NULL"
 		}
 	}
 	return k
@@ -516,8 +519,8 @@ func (s *Store) count(ctx context.Context, key countKey) (Counts, error) {
 		count(*) FILTER (WHERE "revokedAt" IS NULL AND "expiresAt" <= $1),
 		count(*) FILTER (WHERE "revokedAt" IS NOT NULL)
 		FROM ` + key.table
-	if key.unpurged != "" {
-		w = strings.TrimPrefix(w+" AND "+key.unpurged+" IS NULL", " AND ")
+	if key.purged != "" {
+		w = strings.TrimPrefix(w+" AND "+key.purged, " AND ")
 	}
 	if w != "" {
 		sql += " WHERE " + w
@@ -547,9 +550,9 @@ type countKey struct {
 	user   string
 	prefix bool
 	table  string
-	// unpurged, for a history source, is its purge column: count only rows still in the
-	// live table (Filter.Purged PurgedNot).
-	unpurged string
+	// purged, for a history source, is the condition on its purge column of Filter.Purged:
+	// count only rows still in the live table, or only those that left it.
+	purged string
 }
 
 type countEntry struct {

@@ -375,8 +375,13 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 	); err != nil {
 		return sr, err
 	}
-	if plain != nil {
-		cases = append(cases, env.verifyWithoutActivityCase(plain))
+	if plain != nil { // right after case 5, before the writes revoke any of its sessions
+		for i, bc := range cases {
+			if bc.ID == "5" {
+				cases = append(cases[:i+1], append([]*benchCase{env.verifyWithoutActivityCase(plain)}, cases[i+1:]...)...)
+				break
+			}
+		}
 	}
 	for _, bc := range cases {
 		if bc.ID == "4" {

@@ -119,6 +119,21 @@ func TestSessionAndUserPages(t *testing.T) {
 		t.Errorf("%d purged sessions on the user page", n)
 	}
 
+	// The history lists both, the purged one marked, and filters by purge.
+	navigate(t, ctx, "/history?user="+user)
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="session-row"]').length`); n != 2 {
+		t.Errorf("%d history rows", n)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="session-row"][data-purged="true"]').length`); n != 1 {
+		t.Errorf("%d purged history rows", n)
+	}
+	shots(t, ctx, "history-page")
+	do(t, ctx, "open the more filters", chromedp.Click(chromedp.CSS(`[data-testid="more-filters"] summary`)))
+	do(t, ctx, "purged only", chromedp.SetValue(byTestID("filter-purged"), "yes"))
+	eval[chromedp.Void](t, ctx, `document.querySelector('[data-testid="filter-purged"]').dispatchEvent(new Event("change", {bubbles: true}))`)
+	waitJS(t, ctx, "only the purged row", `document.querySelectorAll('[data-testid="session-row"]').length === 1 && document.querySelector('[data-testid="session-row"][data-purged="true"]') && location.search.includes("purged=yes")`)
+	shots(t, ctx, "history-page-purged-only")
+
 	// A name that never existed has a page that says so.
 	navigate(t, ctx, "/users/never_a_user")
 	if got := get(t, ctx, "state", chromedp.TextContent(byTestID("user-state"))); got != "unknown" {

@@ -473,6 +473,15 @@ func TestHistoryPage(t *testing.T) {
 			}
 		}
 	}
+	if r := c.hxGet("/history?purged=yes&user=" + user); textOf(r.body, "count-all") != "2" || textOf(r.body, "count-active") != "2" {
+		t.Errorf("purged-only counts: all %q active %q", textOf(r.body, "count-all"), textOf(r.body, "count-active"))
+	}
+	if r := c.hxGet("/history?purged=no&user=" + user); textOf(r.body, "count-all") != "2" {
+		t.Errorf("unpurged counts: all %q", textOf(r.body, "count-all"))
+	}
+	if r := c.hxGet("/history?user=" + user); textOf(r.body, "count-all") != "4" {
+		t.Errorf("history counts: all %q", textOf(r.body, "count-all"))
+	}
 	csv := c.get("/history.csv?user=" + user + "&purged=yes")
 	wantStatus(t, csv, http.StatusOK)
 	lines := strings.Split(strings.TrimSpace(csv.body), "\n")
