@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/jobs"
@@ -96,6 +97,14 @@ func TestSessionPage(t *testing.T) {
 	wantContains(t, section(r.body, "audit-table"), `data-action="issue"`, "ticket &lt;42&gt;")
 	if testids(r.body, "session-revoke") != 1 {
 		t.Error("no revoke button on an active session")
+	}
+	// A viewer sees the page, without the revoke button.
+	viewer := s.addAdmin(t, "vic", admins.Viewer)
+	if r := viewer.get("/sessions/" + id); r.StatusCode != http.StatusOK || testids(r.body, "session-revoke") != 0 {
+		t.Errorf("viewer: status %d, %d revoke buttons", r.StatusCode, testids(r.body, "session-revoke"))
+	}
+	if r := viewer.get(userURL(user)); r.StatusCode != http.StatusOK || testids(r.body, "user-revoke-all") != 0 {
+		t.Errorf("viewer's user page: status %d, %d revoke-all buttons", r.StatusCode, testids(r.body, "user-revoke-all"))
 	}
 
 	// Revoked: no revoke button, the revocation on the timeline.

@@ -92,10 +92,16 @@ var routeCases = map[string]routeCase{
 	"GET /":                    {need: admins.Viewer, req: get("/"), ok: http.StatusSeeOther},
 	"POST /logout":             {need: admins.Viewer, req: post("/logout", url.Values{}), ok: http.StatusSeeOther},
 	"GET /sessions":            {need: admins.Viewer, req: get("/sessions"), ok: http.StatusOK},
-	"GET /users":               {need: admins.Viewer, req: get("/users?prefix=u"), ok: http.StatusOK},
-	"GET /audit":               {need: admins.Viewer, req: get("/audit"), ok: http.StatusOK},
-	"GET /account":             {need: admins.Viewer, req: get("/account"), ok: http.StatusOK},
-	"POST /account/password":   {need: admins.Viewer, req: post("/account/password", url.Values{"current": {adminPassword}, "password": {"a new password!"}, "repeat": {"a new password!"}}), ok: http.StatusSeeOther},
+	"GET /users.suggest":       {need: admins.Viewer, req: get("/users.suggest?username=u"), ok: http.StatusOK},
+	"GET /users/:name":         {need: admins.Viewer, req: get("/users/someone"), ok: http.StatusOK},
+	"GET /history":             {need: admins.Viewer, req: get("/history"), ok: http.StatusOK},
+	"GET /health":              {need: admins.Viewer, req: get("/health"), ok: http.StatusOK},
+	"GET /sessions/:id": {need: admins.Viewer, ok: http.StatusOK, req: func(f *fixture) (string, url.Values) {
+		return "/sessions/" + f.session(), nil
+	}},
+	"GET /audit":             {need: admins.Viewer, req: get("/audit"), ok: http.StatusOK},
+	"GET /account":           {need: admins.Viewer, req: get("/account"), ok: http.StatusOK},
+	"POST /account/password": {need: admins.Viewer, req: post("/account/password", url.Values{"current": {adminPassword}, "password": {"a new password!"}, "repeat": {"a new password!"}}), ok: http.StatusSeeOther},
 	"POST /account/sessions/:handle/end": {need: admins.Viewer, ok: http.StatusSeeOther, req: func(f *fixture) (string, url.Values) {
 		handle := "0000000000000000"
 		if f.admin != "" {
@@ -162,6 +168,8 @@ var routeCases = map[string]routeCase{
 	"GET /sessions.csv":    {need: admins.Viewer, tokens: true, req: get("/sessions.csv"), ok: http.StatusOK},
 	"GET /sessions.json":   {need: admins.Viewer, tokens: true, req: get("/sessions.json"), ok: http.StatusOK},
 	"GET /audit.csv":       {need: admins.Viewer, tokens: true, req: get("/audit.csv"), ok: http.StatusOK},
+	"GET /history.csv":     {need: admins.Viewer, tokens: true, req: get("/history.csv"), ok: http.StatusOK},
+	"GET /history.json":    {need: admins.Viewer, tokens: true, req: get("/history.json"), ok: http.StatusOK},
 	"GET /api/v1/sessions": {need: admins.Viewer, tokens: true, req: get("/api/v1/sessions?status=all"), ok: http.StatusOK},
 	"GET /api/v1/sessions/:id": {need: admins.Viewer, tokens: true, ok: http.StatusOK, req: func(f *fixture) (string, url.Values) {
 		return "/api/v1/sessions/" + f.session(), nil

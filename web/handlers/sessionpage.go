@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/sessionstore"
@@ -89,7 +90,7 @@ func (h *Handler) showSessionPage(c echo.Context) error {
 		SyncEvery: sessionstore.FormatDuration(h.cfg.Background.SyncEvery),
 		AuditURL:  "/audit?" + url.Values{"session": {strconv.FormatInt(id, 10)}}.Encode(),
 	}
-	if inTable && s.RevokedAt == nil {
+	if inTable && s.RevokedAt == nil && roleIn(ctx).Allows(admins.Operator) {
 		v.RevokeURL = "/sessions/" + v.ID + "/revoke?" + url.Values{"return": {""}}.Encode()
 	}
 	text := func(label, value, testid string) templates.Field {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/sessionstore"
@@ -88,7 +89,7 @@ func (h *Handler) showUserPage(c echo.Context) error {
 	default:
 		v.State, v.StateText = "unknown", fmt.Sprintf("No user %s exists, and the console has never seen a session of that name.", shown)
 	}
-	if counts.Active+counts.Expired > 0 {
+	if counts.Active+counts.Expired > 0 && roleIn(ctx).Allows(admins.Operator) {
 		v.RevokeAllURL = "/users/" + url.PathEscape(user) + "/revoke"
 	}
 	if fromHistory {
