@@ -102,7 +102,7 @@ func (s *Service) CheckReason(reason string) error {
 		}
 		return nil
 	case len(reason) > MaxReason:
-		return fmt.Errorf("%w: longer than %d bytes", ErrBadReason, MaxReason)
+		return fmt.Errorf("%w: keep it to %d bytes", ErrBadReason, MaxReason)
 	case !utf8.ValidString(reason) || strings.IndexFunc(reason, func(r rune) bool { return unicode.IsControl(r) }) >= 0:
 		return fmt.Errorf("%w: use one line of text, without control characters", ErrBadReason)
 	}

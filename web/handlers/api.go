@@ -91,6 +91,8 @@ func (h *Handler) apiGetSession(c echo.Context) error {
 type apiIssueRequest struct {
 	Username    string `json:"username" form:"username"`
 	ExpireAfter string `json:"expire_after" form:"expire_after"`
+	// Reason is why (optional, or required with --require-reason).
+	Reason string `json:"reason"`
 }
 
 // apiIssued is an issued session with its cookie, shown only in this answer.
@@ -121,9 +123,14 @@ func (h *Handler) apiIssueSession(c echo.Context) error {
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_expiry",
 			Message: strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": ")}
 	}
-	is, err := h.issueFor(c, req.Username, ttl)
+	is, err := h.issueFor(c, req.Username, ttl, req.Reason)
 	var nsu *sessionstore.NoSuchUserError
 	switch {
+	case errors.Is(err, actions.ErrReasonRequired):
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "reason_required", Message: "reason is required: this console runs with --require-reason."}
+	case errors.Is(err, actions.ErrBadReason):
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_reason",
+			Message: "reason: " + strings.TrimPrefix(err.Error(), actions.ErrBadReason.Error()+": ") + "."}
 	case errors.As(err, &nsu):
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "no_such_user", Message: nsu.Error()}
 	case errors.Is(err, sessionstore.ErrInvalidInput):

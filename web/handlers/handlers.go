@@ -52,6 +52,9 @@ type Actions interface {
 	// sign-out); Record writes an entry that changes nothing else (a failed sign-in).
 	Do(ctx context.Context, by actions.Actor, change func(t *sessionstore.Tx) (audit.Entry, error)) error
 	Record(ctx context.Context, by actions.Actor, e audit.Entry) error
+	// CheckReason and ReasonRequired: issuing's reason (--require-reason).
+	CheckReason(reason string) error
+	ReasonRequired() bool
 }
 
 // ActivityRecorder notes the uses of sessions that /auth/verify accepts (history.Recorder):

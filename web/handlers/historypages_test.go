@@ -515,3 +515,48 @@ func mustID(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// The issue form takes a reason: it goes to the audit log, the history and the session's
+// auditInfo ("console <admin>: <reason>"); with --require-reason a form without one is answered
+// 422 with the field's message and issues nothing, as is a reason that is not one line.
+func TestIssueReason(t *testing.T) {
+	s := newServer(t)
+	c := s.signIn(t)
+	ctx := context.Background()
+	user := s.createUser(t, "why")
+	r := c.hxPost("/sessions", url.Values{"username": {user}, "expire_after": {"1h"}, "reason": {"ticket 42"}})
+	wantStatus(t, r, http.StatusOK)
+	id := textOf(r.body, "issued-session-id")
+	var info, reason string
+	if err := s.pool.QueryRow(ctx, `SELECT w."auditInfo", a.reason FROM console.web_sessions w JOIN console.audit_log a ON a.session_id = w.id
+		WHERE w.id = $1`, mustID(t, id)).Scan(&info, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if info != "console admin: ticket 42" || reason != "ticket 42" {
+		t.Errorf("auditInfo %q, reason %q", info, reason)
+	}
+	s.sync(t)
+	if rec, _ := s.history.Get(ctx, mustID(t, id)); rec.IssueReason != "ticket 42" || rec.IssuedBy != "admin" {
+		t.Errorf("history %+v", rec)
+	}
+	page := c.get("/sessions")
+	wantContains(t, page.body, `data-testid="issue-reason"`, "(optional)")
+
+	s.actions.RequireReason(true)
+	before := s.count(t, `SELECT count(*) FROM console.web_sessions`)
+	for reason, msg := range map[string]string{
+		"":           "Say why this session is issued: this console requires a reason.",
+		"two\nlines": "For the reason, use one line of text, without control characters.",
+	} {
+		r := c.hxPost("/sessions", url.Values{"username": {user}, "expire_after": {"1h"}, "reason": {reason}})
+		wantStatus(t, r, http.StatusUnprocessableEntity)
+		if got := html.UnescapeString(textOf(r.body, "issue-reason-error")); got != msg {
+			t.Errorf("reason %q: error %q, want %q", reason, got, msg)
+		}
+	}
+	if n := s.count(t, `SELECT count(*) FROM console.web_sessions`); n != before {
+		t.Errorf("refused issues wrote sessions: %d, had %d", n, before)
+	}
+	wantContains(t, c.get("/sessions").body, `name="reason"`, "required")
+	wantStatus(t, c.hxPost("/sessions", url.Values{"username": {user}, "expire_after": {"1h"}, "reason": {"given"}}), http.StatusOK)
+}

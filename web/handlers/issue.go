@@ -30,18 +30,20 @@ type issueRequest struct {
 	ExpireAfter string `form:"expire_after"`
 	Custom      string `form:"expire_custom"`
 	Once        string `form:"form_once"`
+	Reason      string `form:"reason"`
 }
 
 // issueForm returns the empty form for a sessions view, with a fresh one-time token. Username
 // suggestions are fetched as the admin types (suggestUsers), not sent with every page.
 func (h *Handler) issueForm(c echo.Context, q sessionsQuery) templates.IssueForm {
 	return templates.IssueForm{
-		Once:       h.newFormToken(c),
-		Presets:    presets(defaultPreset),
-		Max:        formatFormDuration(h.sessions.MaxTTL()),
-		Return:     q.values().Encode(),
-		DismissURL: q.url("/sessions"),
-		CSRF:       h.csrfToken(c),
+		Once:           h.newFormToken(c),
+		Presets:        presets(defaultPreset),
+		Max:            formatFormDuration(h.sessions.MaxTTL()),
+		Return:         q.values().Encode(),
+		DismissURL:     q.url("/sessions"),
+		CSRF:           h.csrfToken(c),
+		ReasonRequired: h.actions.ReasonRequired(),
 	}
 }
 
@@ -119,9 +121,16 @@ func (h *Handler) issueSession(c echo.Context) error {
 	if form.Username == "" {
 		form.UsernameError = "Enter the username to issue a session for."
 	}
+	form.Reason = req.Reason
+	switch err := h.actions.CheckReason(req.Reason); {
+	case errors.Is(err, actions.ErrReasonRequired):
+		form.ReasonError = "Say why this session is issued: this console requires a reason."
+	case err != nil:
+		form.ReasonError = "For the reason, " + strings.TrimPrefix(err.Error(), actions.ErrBadReason.Error()+": ") + "."
+	}
 	status := http.StatusOK
-	if form.ExpireError == "" && form.UsernameError == "" {
-		if status, err = h.issueOnce(c, req.Once, form.Username, ttl, &form); err != nil {
+	if form.ExpireError == "" && form.UsernameError == "" && form.ReasonError == "" {
+		if status, err = h.issueOnce(c, req.Once, form.Username, ttl, req.Reason, &form); err != nil {
 			return err
 		}
 	} else {
@@ -147,11 +156,12 @@ func (h *Handler) issueSession(c echo.Context) error {
 
 // issueFor issues a session for the exact name typed; only when no user has that name, for the
 // name without the spaces around it.
-func (h *Handler) issueFor(c echo.Context, name string, ttl time.Duration) (sessionstore.Issued, error) {
+func (h *Handler) issueFor(c echo.Context, name string, ttl time.Duration, reason string) (sessionstore.Issued, error) {
 	ctx := c.Request().Context()
-	issued, err := h.actions.Issue(ctx, h.actor(c), actions.IssueRequest{User: name, TTL: ttl})
+	note := actions.Note{Reason: reason}
+	issued, err := h.actions.Issue(ctx, h.actor(c), actions.IssueRequest{User: name, TTL: ttl, Note: note})
 	if trimmed := strings.TrimSpace(name); trimmed != name && trimmed != "" && errors.Is(err, sessionstore.ErrNoSuchUser) {
-		is, err2 := h.actions.Issue(ctx, h.actor(c), actions.IssueRequest{User: trimmed, TTL: ttl})
+		is, err2 := h.actions.Issue(ctx, h.actor(c), actions.IssueRequest{User: trimmed, TTL: ttl, Note: note})
 		if !errors.Is(err2, sessionstore.ErrNoSuchUser) {
 			return is, err2
 		}
@@ -161,7 +171,7 @@ func (h *Handler) issueFor(c echo.Context, name string, ttl time.Duration) (sess
 
 // issueOnce issues a session for a valid form, once per one-time token (see formonce.go): it
 // fills in form's result or errors and returns the status to answer with.
-func (h *Handler) issueOnce(c echo.Context, once, user string, ttl time.Duration, form *templates.IssueForm) (int, error) {
+func (h *Handler) issueOnce(c echo.Context, once, user string, ttl time.Duration, reason string, form *templates.IssueForm) (int, error) {
 	ctx := c.Request().Context()
 	key := ""
 	if once != "" {
@@ -181,7 +191,7 @@ func (h *Handler) issueOnce(c echo.Context, once, user string, ttl time.Duration
 			return 0, err
 		}
 	}
-	issued, err := h.issueFor(c, user, ttl)
+	issued, err := h.issueFor(c, user, ttl, reason)
 	var nsu *sessionstore.NoSuchUserError
 	switch {
 	case errors.As(err, &nsu):
@@ -204,7 +214,7 @@ func (h *Handler) issueOnce(c echo.Context, once, user string, ttl time.Duration
 		}
 	}
 	form.Result = h.issuedView(c, issued)
-	form.Username, form.Custom, form.Presets = "", "", presets(defaultPreset)
+	form.Username, form.Custom, form.Reason, form.Presets = "", "", "", presets(defaultPreset)
 	return http.StatusOK, nil
 }
 

@@ -151,9 +151,14 @@ type IssueForm struct {
 	Max           string // the configured maximum, shown by the field
 	UsernameError string
 	ExpireError   string
-	Return        string // the sessions view query to come back to
-	CSRF          string
-	Result        *Issued
+	// Reason is why the session is issued (audit log, history, auditInfo); ReasonRequired
+	// with --require-reason.
+	Reason         string
+	ReasonRequired bool
+	ReasonError    string
+	Return         string // the sessions view query to come back to
+	CSRF           string
+	Result         *Issued
 }
 
 // Issued is the one-time result panel of an issued session.
