@@ -89,6 +89,14 @@ func TestSessionAndUserPages(t *testing.T) {
 	}
 	shots(t, ctx, "session-page")
 
+	// Revoke from the page: the confirmation opens in the dialog, and the page comes back.
+	waitSettled(t, ctx)
+	do(t, ctx, "ask to revoke", chromedp.Click(byTestID("session-revoke")))
+	do(t, ctx, "wait for the confirmation", chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog [data-testid="confirm-revoke"]`)))
+	shots(t, ctx, "session-page-confirm")
+	navClick(t, ctx, "confirm the revoke", chromedp.CSS(`#confirm-dialog [data-testid="confirm-revoke"]`))
+	waitJS(t, ctx, "the session page again, revoked", `location.pathname === "/sessions/`+ids[0]+`" && document.querySelector('[data-testid="session-status"]').textContent === "revoked" && document.querySelector('[data-testid="notice"]')`)
+
 	// Its username leads to the user page, whose rows lead back.
 	if st := navClick(t, ctx, "open the user page", byTestID("session-user")); st != http.StatusOK {
 		t.Fatalf("user page: HTTP %d", st)

@@ -560,3 +560,40 @@ func TestIssueReason(t *testing.T) {
 	wantContains(t, c.get("/sessions").body, `name="reason"`, "required")
 	wantStatus(t, c.hxPost("/sessions", url.Values{"username": {user}, "expire_after": {"1h"}, "reason": {"given"}}), http.StatusOK)
 }
+
+// A revoke asked for on a session's or a user's page comes back there, with its notice; a
+// `back` that is not such a page is ignored (no open redirect).
+func TestRevokeFromDetailPagesComesBack(t *testing.T) {
+	s := newServer(t)
+	c := s.signIn(t)
+	user := s.createUser(t, "back")
+	is := s.issue(t, user, time.Hour)
+	id := strconv.FormatInt(is.ID, 10)
+	page := c.get("/sessions/" + id)
+	href := html.UnescapeString(regexp.MustCompile(`href="([^"]*)"[^>]*data-testid="session-revoke"`).FindStringSubmatch(page.body)[1])
+	confirm := c.get(href)
+	wantStatus(t, confirm, http.StatusOK)
+	wantContains(t, confirm.body, `name="back" value="/sessions/`+id+`"`)
+	wantNotContains(t, confirm.body, `hx-post="/sessions/`+id+`/revoke"`)
+	r := c.post("/sessions/"+id+"/revoke", url.Values{"back": {"/sessions/" + id}})
+	wantStatus(t, r, http.StatusSeeOther)
+	if loc := r.Header.Get("Location"); loc != "/sessions/"+id {
+		t.Errorf("after the revoke: Location %q", loc)
+	}
+	back := c.get("/sessions/" + id)
+	if textOf(back.body, "session-status") != "revoked" || !strings.Contains(textOf(back.body, "notice"), "Revoked session "+id) {
+		t.Errorf("back on the page: status %q, notice %q", textOf(back.body, "session-status"), textOf(back.body, "notice"))
+	}
+	s.issue(t, user, time.Hour)
+	r = c.post(userURL(user)+"/revoke", url.Values{"back": {userURL(user)}})
+	if loc := r.Header.Get("Location"); loc != userURL(user) {
+		t.Errorf("after revoke-all: Location %q", loc)
+	}
+	for _, evil := range []string{"https://evil.example/", "//evil.example", "/sessions/1/../../x", "/users/a/b", "/admins"} {
+		s.issue(t, user, time.Hour)
+		r := c.post(userURL(user)+"/revoke", url.Values{"back": {evil}})
+		if loc := r.Header.Get("Location"); !strings.HasPrefix(loc, "/sessions") {
+			t.Errorf("back %q: Location %q", evil, loc)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -38,6 +39,19 @@ func idParam(c echo.Context) (int64, error) {
 		return 0, echo.NewHTTPError(http.StatusNotFound, "No such session.")
 	}
 	return id, nil
+}
+
+// backRE is what a confirmation may return to instead of a sessions view: a session's or a
+// user's page (its path, escaped).
+var backRE = regexp.MustCompile(`^/(?:sessions/[0-9]+|users/[^/?#\\]+)$`)
+
+// backParam is the `back` parameter of a revoke asked for on a session's or a user's page:
+// the page to go back to, or "" (the sessions view of `return`).
+func backParam(c echo.Context) string {
+	if b := c.FormValue("back"); backRE.MatchString(b) {
+		return b
+	}
+	return ""
 }
 
 // confirmQuery is the view a confirmation returns to (its `return` query parameter).
@@ -141,7 +155,16 @@ func (h *Handler) confirmRevokeSession(c echo.Context) error {
 	return h.confirm(c, http.StatusOK, v)
 }
 
+// withBack makes a confirmation asked for on a session's or a user's page go back there.
+func withBack(c echo.Context, v templates.Confirm) templates.Confirm {
+	if b := backParam(c); b != "" {
+		v.Back, v.CancelURL = b, b
+	}
+	return v
+}
+
 func (h *Handler) confirm(c echo.Context, status int, v templates.Confirm) error {
+	v = withBack(c, v)
 	varyOnHTMX(c)
 	v.Page = h.page(c, v.Title, "sessions")
 	if isPartial(c) {

@@ -89,9 +89,10 @@ func (h *Handler) showSessionPage(c echo.Context) error {
 		Status: string(s.StatusAt(now)), Purged: !inTable, Recorded: recorded,
 		SyncEvery: sessionstore.FormatDuration(h.cfg.Background.SyncEvery),
 		AuditURL:  "/audit?" + url.Values{"session": {strconv.FormatInt(id, 10)}}.Encode(),
+		Notice:    h.takeFlash(c),
 	}
 	if inTable && s.RevokedAt == nil && roleIn(ctx).Allows(admins.Operator) {
-		v.RevokeURL = "/sessions/" + v.ID + "/revoke?" + url.Values{"return": {""}}.Encode()
+		v.RevokeURL = "/sessions/" + v.ID + "/revoke?" + url.Values{"back": {sessionURL(id)}}.Encode()
 	}
 	text := func(label, value, testid string) templates.Field {
 		return templates.Field{Label: label, Text: value, TestID: testid}

@@ -76,6 +76,7 @@ func (h *Handler) showUserPage(c echo.Context) error {
 		LiveMoreURL:   "/sessions?" + url.Values{"user": {user}, "status": {"all"}}.Encode(),
 		PurgedMoreURL: "/history?" + url.Values{"user": {user}, "purged": {"yes"}}.Encode(),
 		AuditURL:      "/audit?" + url.Values{"target": {user}}.Encode(),
+		Notice:        h.takeFlash(c),
 	}
 	any := seen > 0 || counts.Total() > 0
 	shown := templates.ShowName(user)
@@ -90,7 +91,7 @@ func (h *Handler) showUserPage(c echo.Context) error {
 		v.State, v.StateText = "unknown", fmt.Sprintf("No user %s exists, and the console has never seen a session of that name.", shown)
 	}
 	if counts.Active+counts.Expired > 0 && roleIn(ctx).Allows(admins.Operator) {
-		v.RevokeAllURL = "/users/" + url.PathEscape(user) + "/revoke"
+		v.RevokeAllURL = "/users/" + url.PathEscape(user) + "/revoke?" + url.Values{"back": {userURL(user)}}.Encode()
 	}
 	if fromHistory {
 		v.LiveNote = fmt.Sprintf("As the console's history last saw them (it syncs every %s): CockroachDB's table has no index on username.",

@@ -39,15 +39,15 @@ type SessionPage struct {
 	Purged bool
 	// Recorded is false while the history has not seen the session yet (it syncs every
 	// SyncEvery).
-	Recorded       bool
-	SyncEvery      string
-	Fields         []Field
-	Timeline       []Event
-	Clients        []ClientRow
-	Audit          []AuditRow
-	AuditURL       string
-	HistoryRowsURL string
-	RevokeURL      string // "" when the session cannot be revoked (revoked already, or purged)
+	Recorded  bool
+	SyncEvery string
+	Fields    []Field
+	Timeline  []Event
+	Clients   []ClientRow
+	Audit     []AuditRow
+	AuditURL  string
+	RevokeURL string // "" when the session cannot be revoked (revoked already, or purged)
+	Notice    string // what the last revoke changed
 }
 
 // ListRow is one session in a plain session list (the user page).
@@ -80,7 +80,7 @@ type UserPage struct {
 	Audit            []AuditRow
 	AuditURL         string
 	RevokeAllURL     string
-	IssueURL         string
+	Notice           string // what the last revoke-all changed
 }
 
 // Setting is one cluster setting on the health page.

@@ -196,6 +196,9 @@ type Confirm struct {
 	// NameError says why the last try did not match.
 	ConfirmName string
 	NameError   string
+	// Back is the session's or user's page the confirmation was asked for on: the form is a
+	// plain POST that comes back there (no table to swap).
+	Back string
 }
 
 // Login is the sign-in page.
