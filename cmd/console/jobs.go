@@ -39,7 +39,7 @@ func (j *jobFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&j.historySync, "history-sync", history.DefaultSyncEvery,
 		"how often the session history records what changed in the session table (0: never)")
 	fl.DurationVar(&j.historyRetention, "history-retention", history.DefaultRetention,
-		"how long the history keeps a session after it ended and left the session table (default 400 days)")
+		"how long the history keeps a session after it ended and left the session table (9600h: 400 days)")
 	fl.DurationVar(&j.purgeTTL, "purge-ttl", history.DefaultPurgeTTL,
 		"PostgreSQL: delete sessions this long after they expired or were revoked, as CockroachDB's server.web_session.purge.ttl (ignored on CockroachDB, which purges by itself)")
 	fl.DurationVar(&j.purgeInterval, "purge-interval", history.DefaultPurgeEvery,
