@@ -27,8 +27,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -276,17 +274,6 @@ func dbErr(op string, err error) error {
 	return fmt.Errorf("history: %s: %w", op, pgdb.Unavailable(err))
 }
 
-// placeholders returns "$from, $from+1, ..." for n values.
-func placeholders(from, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("$" + strconv.Itoa(from+i))
-	}
-	return b.String()
-}
 
 // UserCounts returns how many sessions of username (as the dialect stores it) the history has
 // seen, and how many of those left the live table.
