@@ -274,7 +274,6 @@ func dbErr(op string, err error) error {
 	return fmt.Errorf("history: %s: %w", op, pgdb.Unavailable(err))
 }
 
-
 // UserCounts returns how many sessions of username (as the dialect stores it) the history has
 // seen, and how many of those left the live table.
 func (s *Store) UserCounts(ctx context.Context, username string) (seen, purged int64, err error) {
