@@ -117,6 +117,7 @@ func TestReplicasShareJobsUnderLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
+	<-victim.exited // (its exit status is known before the helper's cleanup looks)
 	var survivors []*server
 	for _, r := range replicas {
 		if r != victim {

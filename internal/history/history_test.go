@@ -746,3 +746,35 @@ func TestLiveReadsAreFollowerReads(t *testing.T) {
 		t.Errorf("the PostgreSQL fixture gets %q", plain.h.asOf())
 	}
 }
+
+// A sync pass that read a row before the purge deleted it writes what it read after the purge
+// marked it: the row stays purged and is counted purged once (a stale read must not un-purge).
+func TestStaleReadDoesNotUnpurge(t *testing.T) {
+	e := newEnv(t, "postgres")
+	ctx := context.Background()
+	u := e.user(t)
+	id := e.insert(t, u, -3*time.Hour, -2*time.Hour, nil)
+	e.sync(t)
+	rows, err := e.pool.Query(ctx, e.h.liveSelect()+` WHERE w.id = $1`, id) // the pass's read...
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := scanLive(rows)
+	if err != nil || len(stale) != 1 {
+		t.Fatalf("read %v %v", stale, err)
+	}
+	if n, err := e.h.Purge(ctx, e.tx, time.Hour); err != nil || n != 1 { // ...then the purge...
+		t.Fatalf("purge %d %v", n, err)
+	}
+	stale[0].revoked = &stale[0].expires // (and a change seen in the read)
+	if _, _, err := e.h.record(ctx, e.tx, stale, time.Now().UTC(), "", nil); err != nil { // ...then its write
+		t.Fatal(err)
+	}
+	if rec := e.get(t, id); !rec.Purged() {
+		t.Fatalf("a stale write un-purged the session: %+v", rec)
+	}
+	e.sync(t)
+	if n := e.count(t, `SELECT purged FROM console.history_daily WHERE day = (now() AT TIME ZONE 'UTC')::DATE`); n != 1 {
+		t.Errorf("counted purged %d times", n)
+	}
+}

@@ -47,7 +47,7 @@ func (s *Store) Purge(ctx context.Context, tx Txer, ttl time.Duration) (int64, e
 						ORDER BY w.`+col+` LIMIT $2
 						FOR UPDATE OF w),
 					d AS (DELETE FROM console.web_sessions AS w USING c WHERE w.id = c.id RETURNING w.id)
-					UPDATE `+Table+` AS h SET purged_at = $3 FROM d WHERE h.id = d.id RETURNING h.id`,
+					UPDATE `+Table+` AS h SET purged_at = $3 FROM d WHERE h.id = d.id AND h.purged_at IS NULL RETURNING h.id`,
 					now.Add(-ttl), PurgeBatch, now)
 				if err != nil {
 					return err

@@ -126,7 +126,7 @@ func (s *Store) Sync(ctx context.Context, tx Txer) (SyncResult, error) {
 			at:      func(l liveRow) time.Time { return l.created }},
 		{what: "revocations", col: "revokedAt", mark: "revoked_mark", from: st.revokedMark.Add(-syncOverlap),
 			missing: `NOT EXISTS (SELECT 1 FROM ` + Table + ` AS h WHERE h.id = w.id
-				AND h."revokedAt" IS NOT DISTINCT FROM w."revokedAt" AND h."expiresAt" = w."expiresAt" AND h.purged_at IS NULL)`,
+				AND h."revokedAt" IS NOT DISTINCT FROM w."revokedAt" AND h."expiresAt" = w."expiresAt")`,
 			at: func(l liveRow) time.Time { return *l.revoked }},
 	}
 	for _, sc := range scans {
@@ -231,11 +231,11 @@ func (s *Store) record(ctx context.Context, tx Txer, batch []liveRow, now time.T
 		tag, err := tx.Exec(ctx, `UPDATE `+Table+` AS h SET "expiresAt" = v.expires, "revokedAt" = v.revoked,
 				"lastUsedAt" = CASE WHEN v.used > h."lastUsedAt" THEN v.used ELSE h."lastUsedAt" END, "auditInfo" = v.audit,
 				ended_at = CASE WHEN v.revoked IS NOT NULL AND v.revoked < v.expires THEN v.revoked ELSE v.expires END,
-				changed_at = $7, purged_at = NULL
+				changed_at = $7
 			FROM unnest($1::INT8[], $2::TIMESTAMP[], $3::TIMESTAMP[], $4::TIMESTAMP[], $5::TEXT[], $6::INT8[])
 				AS v(id, expires, revoked, used, audit, ord)
-			WHERE h.id = v.id AND (h."expiresAt" <> v.expires OR h."revokedAt" IS DISTINCT FROM v.revoked
-				OR h.purged_at IS NOT NULL OR h."auditInfo" IS DISTINCT FROM v.audit)`,
+			WHERE h.id = v.id AND h.purged_at IS NULL AND (h."expiresAt" <> v.expires OR h."revokedAt" IS DISTINCT FROM v.revoked
+				OR h."auditInfo" IS DISTINCT FROM v.audit)`,
 			ids, expires, revoked, used, audit, seq(n), now)
 		if err != nil {
 			return err

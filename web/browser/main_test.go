@@ -129,10 +129,11 @@ func startConsole(tmp string) (stop func() error, err error) {
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
 
-	// The history syncs and the activity flushes often, so that the history pages' tests wait
-	// little (they poll; nothing depends on the period).
+	// The history syncs, the activity flushes and the purge runs often, so that the history
+	// pages' tests wait little (they poll; nothing depends on the period). The purge TTL stays
+	// the default hour: only a session made to have ended long ago is purged.
 	cmd := exec.Command(srv.bin, "serve", "--data-dir", srv.dataDir, "--listen", "127.0.0.1:0",
-		"--history-sync", "300ms", "--activity-flush", "200ms")
+		"--history-sync", "300ms", "--activity-flush", "200ms", "--purge-interval", "1s")
 	cmd.Dir = tmp
 	cmd.Env = consoleEnv()
 	cmd.Stderr = serverLog{}
