@@ -766,7 +766,7 @@ func TestStaleReadDoesNotUnpurge(t *testing.T) {
 	if n, err := e.h.Purge(ctx, e.tx, time.Hour); err != nil || n != 1 { // ...then the purge...
 		t.Fatalf("purge %d %v", n, err)
 	}
-	stale[0].revoked = &stale[0].expires // (and a change seen in the read)
+	stale[0].revoked = &stale[0].expires                                                  // (and a change seen in the read)
 	if _, _, err := e.h.record(ctx, e.tx, stale, time.Now().UTC(), "", nil); err != nil { // ...then its write
 		t.Fatal(err)
 	}
