@@ -20,6 +20,10 @@ const (
 // above the table until dismissed or replaced; the table's refreshes leave it alone); a plain
 // form post is redirected to the view it came from, the notice kept for it in a flash cookie.
 func (h *Handler) afterChange(c echo.Context, kind, text string) error {
+	if back := backParam(c); back != "" { // asked for on a session's or a user's page: back there
+		h.setFlash(c, kind+"\n"+text)
+		return c.Redirect(http.StatusSeeOther, back)
+	}
 	q := returnQuery(c)
 	n := templates.Notice{Kind: kind, Text: text, DismissURL: q.url("/sessions"), Focus: true}
 	if isPartial(c) {
@@ -41,4 +45,14 @@ func (h *Handler) takeNotice(c echo.Context, q sessionsQuery) templates.Notice {
 		return templates.Notice{}
 	}
 	return templates.Notice{Kind: kind, Text: text, DismissURL: q.url("/sessions"), Focus: true}
+}
+
+// takePageNotice returns (and clears) the notice a redirect left for a session's or a user's
+// page at path.
+func (h *Handler) takePageNotice(c echo.Context, path string) templates.Notice {
+	kind, text, ok := strings.Cut(h.takeFlash(c), "\n")
+	if !ok || (kind != noticeSuccess && kind != noticeInfo) {
+		return templates.Notice{}
+	}
+	return templates.Notice{Kind: kind, Text: text, DismissURL: path, Focus: true}
 }

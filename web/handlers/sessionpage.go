@@ -89,7 +89,7 @@ func (h *Handler) showSessionPage(c echo.Context) error {
 		Status: string(s.StatusAt(now)), Purged: !inTable, Recorded: recorded,
 		SyncEvery: sessionstore.FormatDuration(h.cfg.Background.SyncEvery),
 		AuditURL:  "/audit?" + url.Values{"session": {strconv.FormatInt(id, 10)}}.Encode(),
-		Notice:    h.takeFlash(c),
+		Notice:    h.takePageNotice(c, sessionURL(id)),
 	}
 	if inTable && s.RevokedAt == nil && roleIn(ctx).Allows(admins.Operator) {
 		v.RevokeURL = "/sessions/" + v.ID + "/revoke?" + url.Values{"back": {sessionURL(id)}}.Encode()

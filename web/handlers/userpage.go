@@ -76,7 +76,7 @@ func (h *Handler) showUserPage(c echo.Context) error {
 		LiveMoreURL:   "/sessions?" + url.Values{"user": {user}, "status": {"all"}}.Encode(),
 		PurgedMoreURL: "/history?" + url.Values{"user": {user}, "purged": {"yes"}}.Encode(),
 		AuditURL:      "/audit?" + url.Values{"target": {user}}.Encode(),
-		Notice:        h.takeFlash(c),
+		Notice:        h.takePageNotice(c, userURL(user)),
 	}
 	any := seen > 0 || counts.Total() > 0
 	shown := templates.ShowName(user)

@@ -47,7 +47,7 @@ type SessionPage struct {
 	Audit     []AuditRow
 	AuditURL  string
 	RevokeURL string // "" when the session cannot be revoked (revoked already, or purged)
-	Notice    string // what the last revoke changed
+	Notice    Notice // what the last revoke changed
 }
 
 // ListRow is one session in a plain session list (the user page).
@@ -80,7 +80,7 @@ type UserPage struct {
 	Audit            []AuditRow
 	AuditURL         string
 	RevokeAllURL     string
-	Notice           string // what the last revoke-all changed
+	Notice           Notice // what the last revoke-all changed
 }
 
 // Setting is one cluster setting on the health page.
