@@ -141,6 +141,7 @@ func TestAccessibility(t *testing.T) {
 				t.Parallel()
 				walkStates(t, width, scheme)
 				walkAdminStates(t, width, scheme)
+				walkHistoryStates(t, width, scheme)
 				walkSSOStates(t, ssoBase, width, scheme)
 			})
 		}

@@ -2,6 +2,7 @@ package browser
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -168,4 +169,36 @@ func TestSessionAndUserPages(t *testing.T) {
 	if got := get(t, nojs, "status", chromedp.TextContent(byTestID("session-status"))); got != "revoked" {
 		t.Errorf("after the no-JS revoke the status is %q", got)
 	}
+}
+
+// walkHistoryStates checks the history's pages with axe-core: the history with its more
+// filters open, a used session's page and its revoke dialog, a user's page, a name never
+// seen, the health page, and the audit page with its filters.
+func walkHistoryStates(t *testing.T, width int64, scheme string) {
+	user := fmt.Sprintf("a11yh_%d_%s", width, scheme)
+	cli(t, "sql", "-e", "CREATE USER "+quoteIdent(user))
+	cookie := strings.TrimSpace(cli(t, "auth-session", "login", user, "--only-cookie", "--reason", "accessibility walk"))
+	useSession(t, cookie, "Mozilla/5.0 (a11y)")
+	id := sessionIDs(t, user)[0]
+	ctx := a11yTab(t, 3*testTimeout, width, scheme)
+	state := func(name string) {
+		t.Helper()
+		checkState(t, ctx, name, width, scheme)
+	}
+	signIn(t, ctx)
+	waitForPage(t, ctx, "the recorded session", "/sessions/"+id, `document.querySelector('[data-testid="f-first-seen"]') && document.querySelector('[data-testid="client-row"]')`)
+	state("session-page")
+	openConfirmation(t, ctx, byTestID("session-revoke"))
+	state("session-page-dialog")
+	navigate(t, ctx, "/users/"+user)
+	state("user-page")
+	navigate(t, ctx, "/users/never_"+user)
+	state("user-page-unknown")
+	navigate(t, ctx, "/history?user="+user+"&created_after=2000-01-01")
+	pauseAutoRefresh(t, ctx)
+	state("history")
+	navigate(t, ctx, "/health")
+	state("health")
+	navigate(t, ctx, "/audit?target="+user+"&after=2000-01-01")
+	state("audit-filtered")
 }

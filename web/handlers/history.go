@@ -50,12 +50,19 @@ func optTime(t *time.Time, now time.Time) templates.TimeCell {
 	return timeCell(*t, now)
 }
 
-// listRow turns a session (live or from the history) into a row of a plain session list.
+// listRow turns a session (live or from the history) into a row of a plain session list; an
+// unset time is a dash, as in the sessions table.
 func listRow(s sessionstore.Session, now time.Time) templates.ListRow {
 	st := string(s.StatusAt(now))
+	dash := func(t *time.Time) templates.TimeCell {
+		if t == nil {
+			return templates.TimeCell{Text: "—"}
+		}
+		return timeCell(*t, now)
+	}
 	return templates.ListRow{ID: strconv.FormatInt(s.ID, 10), URL: sessionURL(s.ID), Status: st, Purged: s.PurgedAt != nil,
-		Created: timeCell(s.CreatedAt, now), Expires: timeCell(s.ExpiresAt, now), Revoked: optTime(s.RevokedAt, now),
-		LastUsed: timeCell(s.LastUsedAt, now), PurgedAt: optTime(s.PurgedAt, now)}
+		Created: timeCell(s.CreatedAt, now), Expires: timeCell(s.ExpiresAt, now), Revoked: dash(s.RevokedAt),
+		LastUsed: timeCell(s.LastUsedAt, now), PurgedAt: dash(s.PurgedAt)}
 }
 
 // recordedLastUse shows, on CockroachDB (whose table's "lastUsedAt" never changes, and which
