@@ -147,6 +147,15 @@
     if (custom) custom.value = "";
   });
 
+  // The username filter asks for its view by itself, 400 ms after the last keystroke (the
+  // filter form's "input changed delay" trigger). Its change event when it loses the focus
+  // would ask for that view a second time, and the answer replaces the table while the
+  // pointer that moved the focus away is still down on a link in it (Next, a count, a name):
+  // the click is lost. The form never sees that change event; Enter still submits.
+  document.addEventListener("change", function (ev) {
+    if (ev.target.id === "f-user") ev.stopPropagation();
+  }, true);
+
   // Requests: the background mark, the busy state of the table, and where the focus goes.
   var inFlight = 0;
   document.addEventListener("htmx:configRequest", function (ev) {
