@@ -163,6 +163,33 @@ func checkState(t *testing.T, ctx context.Context, name string, width int64, sch
 	waitSettled(t, ctx)
 	checkAxe(t, ctx, name)
 	screenshot(t, ctx, fmt.Sprintf("%s-%d-%s", name, width, scheme))
+	checkWideTables(t, ctx, name)
+}
+
+// checkWideTables makes every table in a .table-wrap wider than the screen, as long names,
+// addresses or user agents make it, so that each wrapper scrolls, and checks with axe-core that
+// the keyboard reaches every such scrolling region, links in it or not. The widths are set
+// through the CSSOM (the page's Content-Security-Policy allows that) and put back after.
+func checkWideTables(t *testing.T, ctx context.Context, state string) {
+	t.Helper()
+	n := eval[int](t, ctx, `(() => { const ts = document.querySelectorAll(".table-wrap > table");
+		ts.forEach(e => e.style.minWidth = "3000px"); return ts.length; })()`)
+	if n == 0 {
+		return
+	}
+	axeSource(t)
+	if !eval[bool](t, ctx, `typeof window.axe === "object"`) {
+		get(t, ctx, "load axe-core", chromedp.Evaluate[chromedp.Void](axe.src))
+	}
+	vs := get(t, ctx, "run axe-core on the wide tables", chromedp.Evaluate[[]axeViolation](
+		`axe.run(document, {runOnly: ["scrollable-region-focusable"], resultTypes: ["violations"]}).then(r => r.violations)`, chromedp.EvalAwaitPromise))
+	eval[chromedp.Void](t, ctx, `document.querySelectorAll(".table-wrap > table").forEach(e => e.style.minWidth = "")`)
+	for _, v := range vs {
+		for _, nd := range v.Nodes {
+			t.Errorf("%s, tables wider than the screen: axe %s (%s) on %s: %s", state, v.ID, v.Help,
+				strings.Join(nd.Target, " "), strings.ReplaceAll(nd.Summary, "\n", " "))
+		}
+	}
 }
 
 func walkStates(t *testing.T, width int64, scheme string) {
