@@ -1,13 +1,18 @@
 package browser
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // sessionIDs returns the IDs of user's sessions, oldest first, from the command line.
@@ -201,4 +206,155 @@ func walkHistoryStates(t *testing.T, width int64, scheme string) {
 	state("health")
 	navigate(t, ctx, "/audit?target="+user+"&after=2000-01-01")
 	state("audit-filtered")
+}
+
+// historySeed gives user 27 sessions and then, strictly later (the next whole second), 2
+// more, and returns that second as a created_after bound (UTC) and the 2 later sessions' IDs.
+func historySeed(t *testing.T, user string) (after string, later []string) {
+	t.Helper()
+	seed(t, user, 0)
+	insert := func(n int) {
+		cli(t, "sql", "-e", fmt.Sprintf(`INSERT INTO console.web_sessions ("hashedSecret", username, "expiresAt")
+			SELECT '\x00', %s, now() AT TIME ZONE 'UTC' + INTERVAL '1 hour' FROM generate_series(1, %d)`, "'"+user+"'", n))
+	}
+	insert(27)
+	after = sqlValue(t, `SELECT to_char(date_trunc('second', max("createdAt")) + INTERVAL '1 second', 'YYYY-MM-DD HH24:MI:SS') FROM console.web_sessions WHERE username = '`+user+`'`)
+	for deadline := time.Now().Add(waitTimeout); sqlValue(t, `SELECT (now() AT TIME ZONE 'UTC' > TIMESTAMP '`+after+`')::int`) != "1"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database's clock did not pass %s", after)
+		}
+	}
+	insert(2)
+	ids := sessionIDs(t, user)
+	slices.SortFunc(ids, func(a, b string) int {
+		x, _ := strconv.Atoi(a)
+		y, _ := strconv.Atoi(b)
+		return cmp.Compare(x, y)
+	})
+	return after, ids[len(ids)-2:]
+}
+
+// The history page as an auditor uses it: keyset pages, the more filters typed into the form
+// (a created range, a session ID), a malformed date, and the exports carrying the filters with
+// the purged column; with JavaScript (htmx swaps, the address follows) and without (plain
+// links and form submissions).
+func TestHistoryPage(t *testing.T) {
+	t.Parallel()
+	const user = "history_pages"
+	after, later := historySeed(t, user)
+	all := "/history?user=" + user + "&limit=25"
+	rowIDs := `Array.from(document.querySelectorAll('[data-testid="session-row"]')).map(r => Number(r.dataset.sessionId)).sort((a, b) => a - b).join(",")`
+	laterIDs := strings.Join(later, ",")
+
+	t.Run("with JavaScript", func(t *testing.T) {
+		ctx := newTab(t)
+		do(t, ctx, "set the viewport", chromedp.EmulateViewport(1280, 800))
+		signIn(t, ctx)
+		pauseAutoRefresh(t, ctx)
+		// The history syncs in the background: wait until it has all 29.
+		waitForPage(t, ctx, "the 29 sessions in the history", all, `document.querySelector('[data-testid="count-all"]').textContent === "29"`)
+		waitJS(t, ctx, "page 1", allRowsJS(user, 25, ""))
+
+		slowClick(t, ctx, "next page", "next-page")
+		waitJS(t, ctx, "page 2", allRowsJS(user, 4, ""))
+		waitSettled(t, ctx)
+		if !eval[bool](t, ctx, `location.pathname === "/history" && new URLSearchParams(location.search).has("after")`) {
+			t.Errorf("after paging the address is %s, want /history with the page's position", location(t, ctx))
+		}
+		waitJS(t, ctx, "the focus on the table heading", activeTestID+` === "results-heading"`)
+		slowClick(t, ctx, "first page", "first-page")
+		waitJS(t, ctx, "page 1 again", allRowsJS(user, 25, ""))
+		waitSettled(t, ctx)
+
+		// A created range typed into the more filters: the field's change applies it.
+		do(t, ctx, "open the more filters", chromedp.Click(chromedp.CSS(`[data-testid="more-filters"] summary`)))
+		typeInto(t, ctx, "type the created-after bound", "filter-created_after", after)
+		do(t, ctx, "leave the field", chromedp.KeyEvent(kb.Tab))
+		waitJS(t, ctx, "the 2 later sessions", `(`+rowIDs+`) === `+jsString(laterIDs))
+		waitSettled(t, ctx)
+		if got := eval[string](t, ctx, `new URLSearchParams(location.search).get("created_after")`); got != after {
+			t.Errorf("the address holds created_after=%q, want %q", got, after)
+		}
+		shots(t, ctx, "history-page-created-after")
+
+		// The exports follow the filters and carry the purged column.
+		csvURL := eval[string](t, ctx, `document.querySelector('[data-testid="export-csv"]').getAttribute("href")`)
+		csv := get(t, ctx, "fetch the CSV export", chromedp.Evaluate[string](`fetch(`+jsString(csvURL)+`).then(r => r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status)))`, chromedp.EvalAwaitPromise))
+		lines := strings.Split(strings.TrimSpace(csv), "\n")
+		if len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[0]), ",purged") {
+			t.Errorf("the CSV export of %s is\n%s\nwant a header ending in purged and the 2 later sessions", csvURL, csv)
+		}
+		for _, id := range later {
+			if !strings.Contains(csv, ","+id+",") {
+				t.Errorf("the CSV export lacks session %s:\n%s", id, csv)
+			}
+		}
+		jsonURL := eval[string](t, ctx, `document.querySelector('[data-testid="export-json"]').getAttribute("href")`)
+		rows := get(t, ctx, "fetch the JSON export", chromedp.Evaluate[[]map[string]any](`fetch(`+jsString(jsonURL)+`).then(r => r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status)))`, chromedp.EvalAwaitPromise))
+		if len(rows) != 2 {
+			t.Errorf("the JSON export of %s has %d rows, want the 2 later sessions", jsonURL, len(rows))
+		}
+		for _, r := range rows {
+			if _, ok := r["purged"]; !ok {
+				t.Errorf("a JSON export row has no purged field: %v", r)
+			}
+		}
+
+		// A session ID narrows it to one.
+		typeInto(t, ctx, "type a session ID", "filter-id", later[0])
+		do(t, ctx, "leave the field", chromedp.KeyEvent(kb.Tab))
+		waitJS(t, ctx, "the one session", `(`+rowIDs+`) === `+jsString(later[0]))
+		waitSettled(t, ctx)
+
+		// A malformed date: the banner names the field; the table stays as it was.
+		typeInto(t, ctx, "type a malformed date", "filter-created_before", "last tuesday")
+		do(t, ctx, "leave the field", chromedp.KeyEvent(kb.Tab))
+		waitJS(t, ctx, "the banner", `!document.getElementById("banner").hidden`)
+		waitSettled(t, ctx)
+		if msg := get(t, ctx, "read the banner", chromedp.TextContent(chromedp.ID("banner"))); !strings.Contains(msg, "Invalid created_before") {
+			t.Errorf("the banner says %q, want it to name created_before", msg)
+		}
+		if got := eval[string](t, ctx, rowIDs); got != later[0] {
+			t.Errorf("after the malformed date the table shows %q, want the session %s it showed", got, later[0])
+		}
+		if strings.Contains(location(t, ctx).RawQuery, "created_before") {
+			t.Errorf("the malformed date reached the address: %s", location(t, ctx))
+		}
+		shots(t, ctx, "history-page-bad-date")
+	})
+
+	t.Run("without JavaScript", func(t *testing.T) {
+		ctx := newNoJSTab(t)
+		signIn(t, ctx)
+		navigate(t, ctx, all)
+		waitForPage(t, ctx, "the 29 sessions in the history", all, `document.querySelector('[data-testid="count-all"]').textContent === "29"`)
+		if st := navClick(t, ctx, "next page", byTestID("next-page")); st != http.StatusOK {
+			t.Fatalf("next page: HTTP %d", st)
+		}
+		if n := len(rows(t, ctx)); n != 4 {
+			t.Errorf("page 2 has %d rows, want 4", n)
+		}
+		if st := navClick(t, ctx, "first page", byTestID("first-page")); st != http.StatusOK {
+			t.Fatalf("first page: HTTP %d", st)
+		}
+
+		// The more filters are plain fields of the form: Apply submits them.
+		setField(t, ctx, `[data-testid="filter-created_after"]`, after)
+		if st := navClick(t, ctx, "apply", byTestID("filter-apply")); st != http.StatusOK {
+			t.Fatalf("apply the created range: HTTP %d", st)
+		}
+		if got := eval[string](t, ctx, rowIDs); got != laterIDs {
+			t.Errorf("created after %s shows sessions %q, want %q", after, got, laterIDs)
+		}
+		if got := eval[bool](t, ctx, `document.querySelector('[data-testid="more-filters"]').open`); !got {
+			t.Errorf("the more filters are folded away while one is set")
+		}
+		setField(t, ctx, `[data-testid="filter-created_before"]`, "last tuesday")
+		if st := navClick(t, ctx, "apply a malformed date", byTestID("filter-apply")); st != http.StatusBadRequest {
+			t.Errorf("a malformed date: HTTP %d, want 400", st)
+		}
+		if msg := get(t, ctx, "read the error", chromedp.TextContent(byTestID("error-message"))); !strings.Contains(msg, "Invalid created_before") {
+			t.Errorf("the error page says %q, want it to name created_before", msg)
+		}
+	})
 }
