@@ -358,3 +358,49 @@ func TestHistoryPage(t *testing.T) {
 		}
 	})
 }
+
+// Revoke all from a user's page: with JavaScript through the dialog, without through the
+// confirmation page; both come back to the user's page with the notice and no active session.
+func TestUserPageRevokeAll(t *testing.T) {
+	t.Parallel()
+	for _, js := range []bool{true, false} {
+		name := map[bool]string{true: "with JavaScript", false: "without JavaScript"}[js]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			user := map[bool]string{true: "revoke_all_js", false: "revoke_all_nojs"}[js]
+			seed(t, user, 2)
+			var ctx context.Context
+			if js {
+				ctx = newTab(t)
+			} else {
+				ctx = newNoJSTab(t)
+			}
+			signIn(t, ctx)
+			navigate(t, ctx, "/users/"+user)
+			if got := get(t, ctx, "active count", chromedp.TextContent(byTestID("count-active"))); got != "2" {
+				t.Fatalf("the user page counts %q active sessions, want 2", got)
+			}
+			if js {
+				openConfirmation(t, ctx, byTestID("user-revoke-all"))
+				navClick(t, ctx, "confirm", chromedp.CSS(`#confirm-dialog [data-testid="confirm-revoke"]`))
+			} else {
+				if st := navClick(t, ctx, "ask to revoke all", byTestID("user-revoke-all")); st != http.StatusOK {
+					t.Fatalf("the confirmation page: HTTP %d", st)
+				}
+				navClick(t, ctx, "confirm", byTestID("confirm-revoke"))
+			}
+			if p := location(t, ctx).Path; p != "/users/"+user {
+				t.Errorf("after revoking all the page is %s, want the user's page", p)
+			}
+			if msg := get(t, ctx, "the notice", chromedp.TextContent(byTestID("notice"))); !strings.Contains(msg, "Revoked") {
+				t.Errorf("the notice says %q", msg)
+			}
+			if got := get(t, ctx, "active count", chromedp.TextContent(byTestID("count-active"))); got != "0" {
+				t.Errorf("after revoking all the user page counts %q active sessions", got)
+			}
+			if n := sqlValue(t, `SELECT count(*) FROM console.web_sessions WHERE username = '`+user+`' AND "revokedAt" IS NULL`); n != "0" {
+				t.Errorf("%s sessions of %s left unrevoked", n, user)
+			}
+		})
+	}
+}
