@@ -7,23 +7,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func TestRecordAndList(t *testing.T) {
+// openStore opens the audit store on a fresh database; the pool closes with the test.
+func openStore(t *testing.T) (*pgxpool.Pool, *Store) {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pgdb.Connect(ctx, pgtest.NewDB(t), pgdb.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	s, err := Open(ctx, pool, pgdb.Postgres)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pool, s
+}
+
+func TestRecordAndList(t *testing.T) {
+	ctx := context.Background()
+	_, s := openStore(t)
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := 0; i < 25; i++ {
 		e := Entry{Admin: fmt.Sprintf("admin%d", i%2), Action: Issue, Target: fmt.Sprintf("user%d", i%3), SessionID: int64(1000 + i), ExpiresAt: &exp}

@@ -5,9 +5,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/sessionconsole/console/internal/pgdb"
-	"github.com/sessionconsole/console/internal/pgtest"
 )
 
 // The auditors' filters: prefix search on admin and target (as ranges: % and _ are plain
@@ -15,15 +12,7 @@ import (
 // is kept.
 func TestAuditorFilters(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgdb.Connect(ctx, pgtest.NewDB(t), pgdb.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	s, err := Open(ctx, pool, pgdb.Postgres)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, s := openStore(t)
 	entries := []Entry{
 		{Admin: "alice", Action: Issue, Target: "root", SessionID: 7, Reason: "ticket 1"},
 		{Admin: "alicia", Action: Revoke, Target: "roots", SessionID: 8},
