@@ -42,25 +42,51 @@ func (c *Cluster) supervise(ctx context.Context) {
 			delay = 0
 		}
 		c.log.Warn("embedded PostgreSQL stopped; restarting it", "data_dir", c.dataDir)
-		for {
-			if delay > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(delay):
-				}
-			}
-			delay = min(max(2*delay, RestartBackoffMin), RestartBackoffMax)
-			how, err := c.restart(ctx)
-			if err == nil {
-				c.log.Info("embedded PostgreSQL is back", "data_dir", c.dataDir, "how", how, "port", c.Port())
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			c.log.Error("embedded PostgreSQL did not restart", "data_dir", c.dataDir, "err", err, "retry_in", delay)
+		var ok bool
+		if delay, ok = c.restartBackingOff(ctx, delay, c.restart, sleep); !ok {
+			return
 		}
+	}
+}
+
+// restartBackingOff calls restart until it succeeds (true) or ctx ends (false), waiting
+// through wait for delay before each call when delay > 0. After each failure the delay doubles,
+// from RestartBackoffMin up to RestartBackoffMax, and the failure is logged with the wait
+// before the next try. It never gives up while ctx lasts: a console without its database can
+// only wait, and says so in its log. It returns the delay the next failure starts from.
+func (c *Cluster) restartBackingOff(ctx context.Context, delay time.Duration,
+	restart func(context.Context) (string, error), wait func(context.Context, time.Duration) bool) (time.Duration, bool) {
+	for {
+		if delay > 0 && !wait(ctx, delay) {
+			return delay, false
+		}
+		delay = nextBackoff(delay)
+		how, err := restart(ctx)
+		if err == nil {
+			c.log.Info("embedded PostgreSQL is back", "data_dir", c.dataDir, "how", how, "port", c.Port())
+			return delay, true
+		}
+		if ctx.Err() != nil {
+			return delay, false
+		}
+		c.log.Error("embedded PostgreSQL did not restart", "data_dir", c.dataDir, "err", err, "retry_in", delay)
+	}
+}
+
+// nextBackoff is the wait after a failed restart that followed a wait of delay.
+func nextBackoff(delay time.Duration) time.Duration {
+	return min(max(2*delay, RestartBackoffMin), RestartBackoffMax)
+}
+
+// sleep waits d; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -3,10 +3,12 @@ package pgembed
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,5 +248,80 @@ func TestStartDuringRestartAttaches(t *testing.T) {
 	proctest.WaitGone(t, append(append(append(kids, pid), now), nowKids...)...)
 	if _, _, ok := runningServer(filepath.Join(dir, "pg")); ok {
 		t.Fatal("a server still runs after every process left")
+	}
+}
+
+// A restart that fails is tried again after a wait that doubles from RestartBackoffMin up to
+// RestartBackoffMax and stays there; each failure is logged with its cause and the wait before
+// the next try, and the success once. The schedule is read from the waits asked for: nothing
+// sleeps.
+func TestRestartBackoffSchedule(t *testing.T) {
+	var logs syncBuffer
+	c := &Cluster{dataDir: "/data", log: slog.New(slog.NewTextHandler(&logs, nil))}
+	const failures = 12
+	calls := 0
+	restart := func(context.Context) (string, error) {
+		calls++
+		if calls <= failures {
+			return "", errors.New("pgembed: postgres did not start (try " + strconv.Itoa(calls) + ")")
+		}
+		return "restarted", nil
+	}
+	var waits []time.Duration
+	wait := func(_ context.Context, d time.Duration) bool { waits = append(waits, d); return true }
+
+	next, ok := c.restartBackingOff(context.Background(), 0, restart, wait)
+	if !ok || calls != failures+1 {
+		t.Fatalf("ok %v after %d calls, want true after %d", ok, calls, failures+1)
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		1600 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond, 10 * time.Second, 10 * time.Second,
+		10 * time.Second, 10 * time.Second, 10 * time.Second}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v (the first try at once)", waits, want)
+	}
+	if next != RestartBackoffMax {
+		t.Errorf("the next failure starts from %v, want %v", next, RestartBackoffMax)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != failures+1 {
+		t.Fatalf("%d log lines, want %d:\n%s", len(lines), failures+1, logs.String())
+	}
+	for i, l := range lines[:failures] {
+		if !strings.Contains(l, "level=ERROR") || !strings.Contains(l, `msg="embedded PostgreSQL did not restart"`) ||
+			!strings.Contains(l, "data_dir=/data") || !strings.Contains(l, "(try "+strconv.Itoa(i+1)+")") ||
+			!strings.Contains(l, "retry_in="+want[i].String()) {
+			t.Errorf("failure %d logged as %q", i+1, l)
+		}
+	}
+	if l := lines[failures]; !strings.Contains(l, "level=INFO") || !strings.Contains(l, `msg="embedded PostgreSQL is back"`) || !strings.Contains(l, "how=restarted") {
+		t.Errorf("success logged as %q", l)
+	}
+
+	// A server that dies again soon after (the caller keeps the grown delay) waits before its
+	// first try.
+	waits, calls = nil, failures
+	if _, ok := c.restartBackingOff(context.Background(), 400*time.Millisecond, restart, wait); !ok ||
+		!slices.Equal(waits, []time.Duration{400 * time.Millisecond}) {
+		t.Errorf("ok %v, waits %v, want one wait of 400ms", ok, waits)
+	}
+
+	// Stopping (the context ends) during a wait ends the loop without another try, and so does
+	// a restart cut short by it; neither is reported as a failure.
+	logs = syncBuffer{}
+	calls = 0
+	stopAt := 3
+	_, ok = c.restartBackingOff(context.Background(), 0, restart, func(_ context.Context, d time.Duration) bool {
+		stopAt--
+		return stopAt > 0
+	})
+	if ok || calls != 3 {
+		t.Errorf("stopped during the third wait: ok %v after %d tries, want false after 3", ok, calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = syncBuffer{}
+	_, ok = c.restartBackingOff(ctx, 0, func(context.Context) (string, error) { cancel(); return "", context.Canceled }, wait)
+	if ok || strings.Contains(logs.String(), "did not restart") {
+		t.Errorf("a restart cut short by stopping: ok %v, log %q", ok, logs.String())
 	}
 }
