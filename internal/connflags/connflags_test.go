@@ -1,11 +1,18 @@
 package connflags
 
 import (
+	"context"
+	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -270,14 +277,82 @@ func TestCertFileErrors(t *testing.T) {
 			}
 		})
 	}
-	if os.Geteuid() != 0 {
-		t.Run("unreadable key", func(t *testing.T) {
-			dir := certsDir(t, "root")
-			os.Chmod(filepath.Join(dir, "client.root.key"), 0o000)
-			_, _, err := parse(t, nil, "--certs-dir", dir)
-			if err == nil || !strings.Contains(err.Error(), "cannot read the client key "+filepath.Join(dir, "client.root.key")+": permission denied") {
-				t.Errorf("error %v", err)
+	// Root reads any file, so as root the check runs again in a copy of this test binary as the
+	// unprivileged user nobody, on a key only root may read.
+	t.Run("unreadable key", func(t *testing.T) {
+		dir := os.Getenv(unreadableKeyDir)
+		if dir == "" {
+			dir = certsDir(t, "root")
+			key := filepath.Join(dir, "client.root.key")
+			if err := os.Chmod(key, 0o000); err != nil {
+				t.Fatal(err)
 			}
-		})
+			if os.Geteuid() == 0 {
+				runAsNobody(t, dir, "^TestCertFileErrors$/^unreadable_key$")
+				return
+			}
+		}
+		_, _, err := parse(t, nil, "--certs-dir", dir)
+		want := "cannot read the client key " + filepath.Join(dir, "client.root.key") + ": permission denied"
+		if err == nil || err.Error() != want {
+			t.Errorf("error %v, want %q", err, want)
+		}
+		fmt.Printf("unreadable key checked as uid %d\n", os.Geteuid())
+	})
+}
+
+// unreadableKeyDir names, for a copy of the test binary run by runAsNobody, the certificate
+// directory to check.
+const unreadableKeyDir = "CONNFLAGS_TEST_UNREADABLE_DIR"
+
+// runAsNobody runs the tests matching run in a copy of this test binary as the user nobody,
+// with unreadableKeyDir set to dir (made reachable for nobody: its files stay as they are), and
+// fails unless they ran and passed as nobody.
+func runAsNobody(t *testing.T, dir, run string) {
+	t.Helper()
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("no user nobody to read the key as: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(dir, "client.root.crt"), 0o644)
+	// The test binary may sit in a directory only root can enter: nobody runs a copy.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binDir, err := os.MkdirTemp("", "connflags-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(binDir) })
+	os.Chmod(binDir, 0o755)
+	copy := filepath.Join(binDir, "connflags.test")
+	if err := os.WriteFile(copy, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(binDir, "home") // nobody's own, for the temporary directories
+	if err := os.Mkdir(home, 0o700); err != nil || os.Chown(home, uid, gid) != nil {
+		t.Fatalf("a home for nobody: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, copy, "-test.run", run, "-test.count=1")
+	cmd.Dir = binDir
+	cmd.Env = append(os.Environ(), unreadableKeyDir+"="+dir, "HOME="+home, "TMPDIR="+home)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("unreadable key checked as uid %d\n", uid)) {
+		t.Errorf("as nobody: %v\n%s", err, out)
 	}
 }
