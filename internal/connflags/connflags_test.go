@@ -337,8 +337,8 @@ func runAsNobody(t *testing.T, dir, run string) {
 	}
 	t.Cleanup(func() { os.RemoveAll(binDir) })
 	os.Chmod(binDir, 0o755)
-	copy := filepath.Join(binDir, "connflags.test")
-	if err := os.WriteFile(copy, bin, 0o755); err != nil {
+	exe := filepath.Join(binDir, "connflags.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	home := filepath.Join(binDir, "home") // nobody's own, for the temporary directories
@@ -347,7 +347,7 @@ func runAsNobody(t *testing.T, dir, run string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, copy, "-test.run", run, "-test.count=1")
+	cmd := exec.CommandContext(ctx, exe, "-test.run", run, "-test.count=1")
 	cmd.Dir = binDir
 	cmd.Env = append(os.Environ(), unreadableKeyDir+"="+dir, "HOME="+home, "TMPDIR="+home)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
