@@ -409,3 +409,49 @@ func TestPostgresGetsNoCockroachStatements(t *testing.T) {
 		}
 	}
 }
+
+// The counterpart of TestPostgresGetsNoCockroachStatements: the CockroachDB flavour of Migrate,
+// RunTx, FullScanInTx, WithFullScan and Stream, through a proxy that refuses full scans and
+// PostgreSQL's advisory locks (which CockroachDB lacks: its pg_try_advisory_lock always answers
+// true), works and sends none of PostgreSQL's locking functions.
+func TestCockroachGetsNoPostgresLocks(t *testing.T) {
+	ctx := context.Background()
+	url, p, _ := crdbDB(t, pgtest.ProxyOptions{RefuseFullScans: true})
+	pool := connectT(t, url)
+	if err := Migrate(ctx, pool, Cockroach, "test", []Migration{{1, "CREATE TABLE console.t (id INT8 PRIMARY KEY)"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := RunTx(ctx, pool, Cockroach, func(tx pgx.Tx) error {
+		if err := FullScanInTx(ctx, tx, Cockroach); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE console.t SET id = id")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WithFullScan(ctx, pool, Cockroach, func(q DBTX) error {
+		_, err := q.Exec(ctx, "SELECT count(*) FROM console.t")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Stream(ctx, pool, Cockroach, StreamOptions{FullScan: true}, func(asOf string) (string, []any) {
+		return "SELECT id FROM console.t " + asOf, nil
+	}, func(pgx.Rows) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Without the guard the same read is refused: the proxy was refusing all along.
+	if _, err := pool.Exec(ctx, "SELECT count(*) FROM console.t"); sqlState(err) != "P0003" {
+		t.Errorf("an unguarded full scan: %v, want P0003", err)
+	}
+	stmts := p.Statements()
+	if len(stmts) < 10 {
+		t.Fatalf("only %d statements recorded", len(stmts))
+	}
+	for _, s := range stmts {
+		if strings.Contains(strings.ToLower(s), "advisory") {
+			t.Errorf("sent to CockroachDB: %q", s)
+		}
+	}
+}

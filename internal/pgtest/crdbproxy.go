@@ -39,7 +39,8 @@ type ProxyOptions struct {
 	// plain PostgreSQL that records what it is sent (and fails on CockroachDB-only SQL).
 	Version string
 	// RefuseFullScans answers P0003, as a cluster with disallow_full_table_scans on does, to
-	// statements that would read all of system.web_sessions, unless the session set
+	// statements that would read all of system.web_sessions (ScansWebSessions) or of a table of
+	// the console's schema (ScansConsoleTable), unless the session set
 	// disallow_full_table_scans off. Change it later with SetRefuseFullScans.
 	RefuseFullScans bool
 }
@@ -164,7 +165,8 @@ func (p *Proxy) ResetRecords() {
 	p.statements, p.asOf = nil, nil
 }
 
-// SetRefuseFullScans turns the refusal of full scans of system.web_sessions on or off.
+// SetRefuseFullScans turns the refusal of full scans (of system.web_sessions and of the
+// console's tables) on or off.
 func (p *Proxy) SetRefuseFullScans(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -772,7 +774,10 @@ func (c *proxyConn) execute(sql string) (*Fault, *sqlError) {
 		c.p.mu.Lock()
 		refuse := c.p.refuse
 		c.p.mu.Unlock()
-		if refuse && c.setting("disallow_full_table_scans") != "off" && ScansWebSessions(sql) {
+		if e := advisoryLock(sql); e != nil {
+			return nil, e
+		}
+		if refuse && c.setting("disallow_full_table_scans") != "off" && (ScansWebSessions(sql) || ScansConsoleTable(sql)) {
 			return nil, &sqlError{code: "P0003",
 				message: fmt.Sprintf("query `%s` contains a full table/index scan which is explicitly disallowed", strings.Join(strings.Fields(sql), " ")),
 				hint:    "try overriding the `disallow_full_table_scans` or increasing the `large_full_scan_rows` cluster/session settings"}
@@ -852,4 +857,40 @@ func ScansWebSessions(sql string) bool {
 		return !limitRE.MatchString(tail)
 	}
 	return usernameRE.MatchString(w[1])
+}
+
+var (
+	consoleTableRE = regexp.MustCompile(`(?is)\b(?:from|join|update)\s+"?console"?\s*\.\s*"?[a-z_]+"?`)
+	dmlRE          = regexp.MustCompile(`(?is)^\s*(?:select|update|delete|with)\b`)
+	advisoryRE     = regexp.MustCompile(`(?is)\bpg_(?:try_)?advisory_\w*\s*\(`)
+)
+
+// ScansConsoleTable reports whether sql reads all of a table of the console's own schema: a
+// read, update or delete naming console.<table> with neither a WHERE nor a LIMIT after it. The
+// console's statements with a WHERE on these tables use their primary keys or indexes. A
+// cluster that disallows full scans refuses such a read of a small table too while the table
+// has no statistics (a new one), so the console must turn the guard off for them.
+func ScansConsoleTable(sql string) bool {
+	if !dmlRE.MatchString(sql) {
+		return false
+	}
+	for _, loc := range consoleTableRE.FindAllStringIndex(sql, -1) {
+		tail := sql[loc[1]:]
+		if whereRE.FindStringIndex(tail) == nil && !limitRE.MatchString(tail) {
+			return true
+		}
+	}
+	return false
+}
+
+// advisoryLock refuses PostgreSQL's advisory lock functions: CockroachDB has no advisory locks
+// (pg_try_advisory_lock and pg_advisory_unlock are stubs that always answer true, per
+// pkg/sql/sem/builtins/pg_builtins.go; the others do not exist), so a console that relied on
+// them there would lock nothing. The proxy fails the statement so that tests notice.
+func advisoryLock(sql string) *sqlError {
+	if m := advisoryRE.FindString(sql); m != "" {
+		return &sqlError{code: "0A000", message: "the test proxy refuses " + strings.TrimRight(m, " (") +
+			": CockroachDB has no advisory locks (its pg_try_advisory_lock always answers true)"}
+	}
+	return nil
 }

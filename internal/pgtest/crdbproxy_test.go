@@ -233,3 +233,74 @@ func TestProxyDeadlockIsARestart(t *testing.T) {
 	}
 	wantCode(t, errB, "40001")
 }
+
+// With full scans refused, a read of a whole table of the console's schema is refused too, in
+// both protocols, until the session turns the guard off; a read with a WHERE or a LIMIT, and
+// inserts, pass. Advisory locks are refused whatever the setting (CockroachDB has none).
+func TestProxyConsoleTablesAndAdvisoryLocks(t *testing.T) {
+	ctx := context.Background()
+	db := NewDB(t)
+	direct := connect(t, db)
+	exec(t, direct, `CREATE SCHEMA console; CREATE TABLE console.admins (name TEXT PRIMARY KEY, role TEXT)`)
+	p := StartProxy(t, ProxyOptions{Version: CockroachV26, RefuseFullScans: true})
+	conn := connect(t, p.URL(db))
+	exec(t, conn, "INSERT INTO console.admins VALUES ($1, 'owner')", "a")
+	exec(t, conn, "INSERT INTO console.admins VALUES ('b', 'viewer')")
+	var n int
+	for _, sql := range []string{"SELECT count(*) FROM console.admins", "SELECT name FROM console.admins ORDER BY name",
+		"UPDATE console.admins SET role = role", "DELETE FROM console.admins", `SELECT name FROM "console".admins`} {
+		_, err := conn.Exec(ctx, sql)
+		wantCode(t, err, "P0003")
+		rows, _ := conn.Query(ctx, sql) // the extended protocol
+		rows.Close()
+		wantCode(t, rows.Err(), "P0003")
+	}
+	for _, sql := range []string{"SELECT count(*) FROM console.admins WHERE name = 'a'", "SELECT name FROM console.admins LIMIT 1",
+		"SELECT count(*) FROM console.admins AS a JOIN console.admins AS b ON a.name = b.name WHERE a.name = 'a'"} {
+		exec(t, conn, sql)
+	}
+	exec(t, conn, "SET disallow_full_table_scans = off")
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM console.admins").Scan(&n); err != nil || n != 2 {
+		t.Errorf("with the guard off: %d, %v", n, err)
+	}
+	exec(t, conn, "RESET disallow_full_table_scans")
+	p.SetRefuseFullScans(false)
+	exec(t, conn, "SELECT count(*) FROM console.admins")
+
+	for _, sql := range []string{"SELECT pg_advisory_lock(7364021, 1)", "SELECT pg_try_advisory_lock(1)",
+		"SELECT pg_advisory_unlock(7364021, 1)", "SELECT pg_advisory_xact_lock(1)", "select PG_ADVISORY_LOCK (1)"} {
+		_, err := conn.Exec(ctx, sql)
+		wantCode(t, err, "0A000")
+		if !strings.Contains(err.Error(), "CockroachDB has no advisory locks") {
+			t.Errorf("%s: %v", sql, err)
+		}
+		rows, _ := conn.Query(ctx, sql)
+		rows.Close()
+		wantCode(t, rows.Err(), "0A000")
+	}
+	// A plain PostgreSQL behind the recording proxy keeps its advisory locks.
+	plain := connect(t, StartProxy(t, ProxyOptions{}).URL(db))
+	var ok bool
+	if err := plain.QueryRow(ctx, "SELECT pg_try_advisory_lock(1)").Scan(&ok); err != nil || !ok {
+		t.Errorf("plain PostgreSQL: %v, %v", ok, err)
+	}
+}
+
+func TestScansConsoleTable(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT count(*) FROM console.admins":                                   true,
+		"SELECT a FROM console.audit_log  ORDER BY id DESC":                     true,
+		"SELECT a FROM console.audit_log WHERE id < $1 ORDER BY id DESC":        false,
+		"SELECT a FROM console.audit_log WHERE admin = $1 ORDER BY id DESC":     false,
+		"INSERT INTO console.audit_log (a) VALUES (1)":                          false,
+		"CREATE TABLE IF NOT EXISTS console.admins (name TEXT)":                 false,
+		"SELECT name FROM console.api_tokens ORDER BY name LIMIT 10":            false,
+		"SELECT count(*) FROM system.web_sessions":                              false, // ScansWebSessions' case
+		"UPDATE console.admin_sessions SET last_seen = now() WHERE id = $1":     false,
+		"WITH x AS (SELECT 1) SELECT * FROM x JOIN console.admins AS a ON true": true,
+	} {
+		if got := ScansConsoleTable(sql); got != want {
+			t.Errorf("ScansConsoleTable(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}
