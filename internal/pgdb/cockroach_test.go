@@ -242,6 +242,66 @@ func TestRetryStatement(t *testing.T) {
 	if runs != 1 {
 		t.Errorf("42P01 retried: %d runs", runs)
 	}
+	// The bound: TxRetries failures in a row still succeed at the last try; one more fails with
+	// the last failure, after 1 + TxRetries tries.
+	for _, tc := range []struct {
+		failures, runs int
+		ok             bool
+	}{{TxRetries, TxRetries + 1, true}, {TxRetries + 1, TxRetries + 1, false}} {
+		f := p.Inject(pgtest.Fault{Point: pgtest.AtStatement, Match: "system.users", Code: "40003", Times: tc.failures})
+		runs := 0
+		err := Retry(ctx, func() error {
+			runs++
+			_, err := pool.Exec(ctx, "SELECT count(*) FROM system.users WHERE username = $1", "x")
+			return err
+		})
+		if runs != tc.runs || (err == nil) != tc.ok || !tc.ok && sqlState(err) != "40003" {
+			t.Errorf("%d failures: %d runs, %v; want %d runs, ok %v", tc.failures, runs, err, tc.runs, tc.ok)
+		}
+		if p.Fired(f) != min(tc.failures, tc.runs) {
+			t.Errorf("%d failures: the fault struck %d times", tc.failures, p.Fired(f))
+		}
+	}
+}
+
+// A commit that reached the server but whose answer was lost is ErrAmbiguousCommit, in both
+// flavours, and is not run again: the change exists once (the server did commit).
+func TestAmbiguousCommit(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		flavor Flavor
+		opts   pgtest.ProxyOptions
+	}{{"cockroach", Cockroach, pgtest.ProxyOptions{Version: pgtest.CockroachV26}}, {"postgres", Postgres, pgtest.ProxyOptions{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := pgtest.NewDB(t)
+			p := pgtest.StartProxy(t, tc.opts)
+			pool := connectT(t, p.URL(db))
+			if _, err := pool.Exec(ctx, "CREATE TABLE public.t (id INT8 PRIMARY KEY)"); err != nil {
+				t.Fatal(err)
+			}
+			f := p.Inject(pgtest.Fault{Point: pgtest.CutAfterCommit, Match: "INSERT INTO public.t"})
+			runs := 0
+			err := RunTx(ctx, pool, tc.flavor, func(tx pgx.Tx) error {
+				runs++
+				_, err := tx.Exec(ctx, "INSERT INTO public.t (id) VALUES (1)")
+				return err
+			})
+			if !errors.Is(err, ErrAmbiguousCommit) || runs != 1 || p.Fired(f) != 1 {
+				t.Fatalf("err %v after %d runs (fault struck %d times), want ErrAmbiguousCommit after 1", err, runs, p.Fired(f))
+			}
+			if !strings.HasPrefix(err.Error(), "the database did not confirm the commit: the change may or may not have been applied: ") {
+				t.Errorf("message %q", err)
+			}
+			if errors.Is(Unavailable(err), ErrUnavailable) {
+				t.Errorf("Unavailable(%v) says the database is unavailable: a retry could apply the change twice", err)
+			}
+			var n int
+			if err := pool.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n); err != nil || n != 1 {
+				t.Errorf("%d rows (%v), want the 1 the server committed", n, err)
+			}
+		})
+	}
 }
 
 // A stream on CockroachDB reads at one AS OF SYSTEM TIME; cut off in the middle, it resumes

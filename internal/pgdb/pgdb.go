@@ -96,9 +96,10 @@ func Connect(ctx context.Context, url string, cfg Config) (*pgxpool.Pool, error)
 }
 
 // Unavailable wraps err as ErrUnavailable when it means the database cannot be reached, and
-// returns it unchanged otherwise.
+// returns it unchanged otherwise (ErrAmbiguousCommit too, which a retry could apply twice).
 func Unavailable(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) {
+	// A commit without an answer is not "try again later": it may have been applied.
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrAmbiguousCommit) {
 		return err
 	}
 	var pgErr *pgconn.PgError

@@ -50,7 +50,7 @@ func RunTx(ctx context.Context, db TxBeginner, flavor Flavor, fn func(pgx.Tx) er
 	}
 	var err error
 	for attempt := 0; ; attempt++ {
-		err = pgx.BeginFunc(ctx, db, fn)
+		err = postgresTx(ctx, db, fn)
 		if err == nil || attempt == TxRetries || !retryableTx(err) {
 			return err
 		}
@@ -58,6 +58,25 @@ func RunTx(ctx context.Context, db TxBeginner, flavor Flavor, fn func(pgx.Tx) er
 			return err
 		}
 	}
+}
+
+// postgresTx runs fn in one PostgreSQL transaction. A COMMIT that was sent but whose answer
+// never came (the connection failed) is ErrAmbiguousCommit: it may have been applied.
+func postgresTx(ctx context.Context, db TxBeginner, fn func(pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // nothing once committed
+	if err := fn(tx); err != nil {
+		return err
+	}
+	err = tx.Commit(ctx)
+	var pgErr *pgconn.PgError
+	if err != nil && !errors.As(err, &pgErr) && !errors.Is(err, pgx.ErrTxCommitRollback) && !pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
+	}
+	return err
 }
 
 // Retry runs fn, one idempotent statement (a read, or a write whose repetition changes nothing

@@ -57,6 +57,11 @@ const (
 	AtCommit
 	// MidStream passes Fault.Rows rows of a statement matching Fault.Match and then fails it.
 	MidStream
+	// CutAfterCommit lets the commit of a transaction in which a statement matching Fault.Match
+	// ran reach the server and commit there (after a RELEASE SAVEPOINT cockroach_restart, which
+	// commits on CockroachDB, the proxy sends the COMMIT itself), then cuts the connection
+	// before the client hears the outcome: a commit whose result the client cannot know.
+	CutAfterCommit
 )
 
 // Fault is an error the proxy injects. Inject one with Proxy.Inject.
@@ -422,6 +427,7 @@ type proxyConn struct {
 	txStatus byte      // from the server's last ReadyForQuery
 	queue    []*result // results the server will send, in order
 	cut      bool      // a MidStream fault struck since the last ReadyForQuery
+	hangUp   bool      // a CutAfterCommit fault struck: drop the answers, commit, hang up
 }
 
 // result is one statement's stream of rows, as the server will send it.
@@ -536,6 +542,18 @@ func (c *proxyConn) fromServer() {
 		if err != nil {
 			return
 		}
+		c.mu.Lock()
+		hangUp := c.hangUp
+		c.mu.Unlock()
+		if hangUp {
+			if rfq, ok := msg.(*pgproto3.ReadyForQuery); ok && rfq.TxStatus == 'T' {
+				c.commitServerTx()
+			}
+			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+				return // serve closes both connections; the client never hears the outcome
+			}
+			continue
+		}
 		flush := false
 		switch m := msg.(type) {
 		case *pgproto3.DataRow:
@@ -599,6 +617,23 @@ func (c *proxyConn) fromServer() {
 			if c.be.Flush() != nil {
 				return
 			}
+		}
+	}
+}
+
+// commitServerTx commits the server's open transaction, as CockroachDB's RELEASE SAVEPOINT
+// cockroach_restart does.
+func (c *proxyConn) commitServerTx() {
+	if c.sendUp(&pgproto3.Query{String: "COMMIT"}) != nil {
+		return
+	}
+	for {
+		msg, err := c.fe.Receive()
+		if err != nil {
+			return
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			return
 		}
 	}
 }
@@ -794,8 +829,16 @@ func (c *proxyConn) execute(sql string) (*Fault, *sqlError) {
 				return nil, injected(f)
 			}
 		}
+		for _, f := range c.p.armed(CutAfterCommit, anySQL) {
+			if c.saw[f] && c.p.strike(f) {
+				c.mu.Lock()
+				c.hangUp = true
+				c.mu.Unlock()
+				break
+			}
+		}
 	} else if inTx {
-		for _, f := range c.p.armed(AtCommit, sql) {
+		for _, f := range append(c.p.armed(AtCommit, sql), c.p.armed(CutAfterCommit, sql)...) {
 			c.saw[f] = true
 		}
 	}
