@@ -541,3 +541,31 @@ func TestAuditFailure(t *testing.T) {
 		t.Errorf("%d sessions left active, want the 1 the failed logout must not have revoked", n)
 	}
 }
+
+// What an operator sees when a login's commit gets no answer (it was applied: one session, one
+// audit row) and when a logout is aborted on every try (nothing changed).
+func TestAuthSessionUnknownCommitAndRetriesRunOut(t *testing.T) {
+	t.Parallel()
+	tg, direct, p := cockroachTarget(t)
+	tg.ok(t, "auth-session", "list") // migrate
+	f := p.Inject(pgtest.Fault{Point: pgtest.CutAfterCommit, Match: "INSERT INTO system.web_sessions"})
+	r := tg.console(t, "auth-session", "login", "root")
+	if want := crdbErr("auth-session login", "sessionstore: commit: the database did not confirm the commit: the change may or may not have been applied: conn closed") + "\n"; r.code == 0 || r.stdout != "" || r.stderr != want || p.Fired(f) != 1 {
+		t.Errorf("login with its commit's answer lost:\n%s\nwant stderr %q", r, want)
+	}
+	if n := direct.queryInt(t, `SELECT count(*) FROM system.web_sessions`); n != 1 {
+		t.Errorf("%d sessions, want the 1 the server committed", n)
+	}
+	if n := direct.queryInt(t, `SELECT count(*) FROM console.audit_log WHERE action = 'issue'`); n != 1 {
+		t.Errorf("%d audit rows for the login, want 1", n)
+	}
+	f = p.Inject(pgtest.Fault{Point: pgtest.AtCommit, Match: "UPDATE system.web_sessions", Times: pgdb.TxRetries + 1})
+	r = tg.console(t, "auth-session", "logout", "root")
+	if want := "the database aborted it 11 times in a row because of conflicting transactions"; r.code == 0 || !strings.Contains(r.stderr, want) || p.Fired(f) != pgdb.TxRetries+1 {
+		t.Errorf("logout aborted on every try:\n%s\nwant %q", r, want)
+	}
+	t.Logf("an operator sees:\n%s", r.stderr)
+	if n := direct.queryInt(t, `SELECT count(*) FROM system.web_sessions WHERE "revokedAt" IS NULL`); n != 1 {
+		t.Errorf("%d active sessions after a logout that never committed, want 1", n)
+	}
+}

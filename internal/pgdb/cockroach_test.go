@@ -191,7 +191,7 @@ func TestRunTxRetries(t *testing.T) {
 				_, err := tx.Exec(ctx, "INSERT INTO public.t (id, n) VALUES (99, 0)")
 				return err
 			})
-			if !Retryable(err) || runs != TxRetries+1 {
+			if !Retryable(err) || !errors.Is(err, ErrRetriesExhausted) || runs != TxRetries+1 {
 				t.Errorf("after %d runs: %v", runs, err)
 			}
 			var maxed *crdb.MaxRetriesExceededError
@@ -255,7 +255,7 @@ func TestRetryStatement(t *testing.T) {
 			_, err := pool.Exec(ctx, "SELECT count(*) FROM system.users WHERE username = $1", "x")
 			return err
 		})
-		if runs != tc.runs || (err == nil) != tc.ok || !tc.ok && sqlState(err) != "40003" {
+		if runs != tc.runs || (err == nil) != tc.ok || !tc.ok && (sqlState(err) != "40003" || !errors.Is(err, ErrRetriesExhausted)) {
 			t.Errorf("%d failures: %d runs, %v; want %d runs, ok %v", tc.failures, runs, err, tc.runs, tc.ok)
 		}
 		if p.Fired(f) != min(tc.failures, tc.runs) {

@@ -20,6 +20,11 @@ const TxRetries = 10
 // have applied the transaction.
 var ErrAmbiguousCommit = errors.New("the database did not confirm the commit: the change may or may not have been applied")
 
+// ErrRetriesExhausted means the database aborted a transaction (or a statement) to keep
+// transactions serializable on every one of its 1 + TxRetries tries: a transaction changed
+// nothing, and trying again later may work. It wraps the last failure.
+var ErrRetriesExhausted = fmt.Errorf("the database aborted it %d times in a row because of conflicting transactions", TxRetries+1)
+
 // TxBeginner starts transactions: a *pgxpool.Pool, a *pgxpool.Conn or a *pgx.Conn.
 type TxBeginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
@@ -38,7 +43,8 @@ type TxBeginner interface {
 //
 // fn may therefore run more than once: it must act only through tx (or do what is harmless to
 // repeat) and return database errors wrapped with %w, so that they are recognised. A commit whose
-// outcome the connection could not learn is ErrAmbiguousCommit (wrapping the cause).
+// outcome the connection could not learn is ErrAmbiguousCommit (wrapping the cause); running out
+// of retries is ErrRetriesExhausted (wrapping the last failure).
 func RunTx(ctx context.Context, db TxBeginner, flavor Flavor, fn func(pgx.Tx) error) error {
 	if flavor == Cockroach {
 		err := crdbpgx.ExecuteTx(crdb.WithMaxRetries(ctx, TxRetries), db, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
@@ -46,11 +52,18 @@ func RunTx(ctx context.Context, db TxBeginner, flavor Flavor, fn func(pgx.Tx) er
 		if errors.As(err, &amb) {
 			return fmt.Errorf("%w: %w", ErrAmbiguousCommit, amb.Unwrap())
 		}
+		var maxed *crdb.MaxRetriesExceededError
+		if errors.As(err, &maxed) {
+			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
+		}
 		return err
 	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = postgresTx(ctx, db, fn)
+		if err != nil && attempt == TxRetries && retryableTx(err) {
+			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
+		}
 		if err == nil || attempt == TxRetries || !retryableTx(err) {
 			return err
 		}
@@ -88,6 +101,9 @@ func Retry(ctx context.Context, fn func() error) error {
 	var err error
 	for attempt := 0; ; attempt++ {
 		err = fn()
+		if err != nil && attempt == TxRetries && retryableStatement(err) {
+			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
+		}
 		if err == nil || attempt == TxRetries || !retryableStatement(err) {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgtest"
 	"github.com/sessionconsole/console/sessionstore"
 )
@@ -191,4 +192,43 @@ func TestCockroachExportResumes(t *testing.T) {
 		}
 		seen[rec[1]] = true
 	}
+}
+
+// When the answer to an issue's commit is lost, the admin is told that the change may or may
+// not have been made (it was: one session, one audit row), and nothing ran twice; when every
+// try of a revoke-all is aborted, the admin is told nothing changed and to try again.
+func TestCockroachUnknownCommitAndRetriesRunOut(t *testing.T) {
+	dbURL, p, count := cockroachDB(t)
+	s := newServerOn(t, dbURL, Config{})
+	c := s.signIn(t)
+	f := p.Inject(pgtest.Fault{Point: pgtest.CutAfterCommit, Match: "INSERT INTO system.web_sessions"})
+	r := c.hxPost("/sessions", url.Values{"username": {"web_user"}, "expire_after": {"1h"}})
+	wantStatus(t, r, http.StatusInternalServerError)
+	wantContains(t, html.UnescapeString(r.body), "The database did not confirm this change: it may or may not have been made.")
+	if p.Fired(f) != 1 {
+		t.Errorf("the cut struck %d times", p.Fired(f))
+	}
+	if n := count(`SELECT count(*) FROM system.web_sessions`); n != 1 {
+		t.Errorf("%d sessions, want the 1 the server committed", n)
+	}
+	if n := count(`SELECT count(*) FROM console.audit_log WHERE action = 'issue'`); n != 1 {
+		t.Errorf("%d issue rows in the audit log, want 1 with its session", n)
+	}
+
+	f = p.Inject(pgtest.Fault{Point: pgtest.AtCommit, Match: "UPDATE system.web_sessions", Times: pgdb.TxRetries + 1})
+	r = c.hxPost("/users/web_user/revoke", nil)
+	wantStatus(t, r, http.StatusServiceUnavailable)
+	wantContains(t, html.UnescapeString(r.body), "The database kept aborting this request because of conflicting transactions, so nothing was changed. Try again in a moment.")
+	if p.Fired(f) != pgdb.TxRetries+1 {
+		t.Errorf("the commit fault struck %d times, want %d", p.Fired(f), pgdb.TxRetries+1)
+	}
+	if n := count(`SELECT count(*) FROM system.web_sessions WHERE "revokedAt" IS NULL`); n != 1 {
+		t.Errorf("%d active sessions after a revoke-all that never committed, want 1", n)
+	}
+	if n := count(`SELECT count(*) FROM console.audit_log WHERE action = 'revoke-all'`); n != 0 {
+		t.Errorf("a revoke-all that never committed was audited")
+	}
+	// The next try works.
+	r = c.hxPost("/users/web_user/revoke", nil)
+	wantStatus(t, r, http.StatusOK)
 }

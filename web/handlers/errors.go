@@ -50,6 +50,10 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		msg = "Nothing was changed: the audit log could not record this action. It has been logged; try again in a moment."
 	case errors.As(err, &fse):
 		status, msg = http.StatusConflict, "Refused: "+fse.Error()+"."
+	case errors.Is(err, pgdb.ErrAmbiguousCommit):
+		msg = "The database did not confirm this change: it may or may not have been made. Look (the audit log records it if it was) before trying again."
+	case errors.Is(err, pgdb.ErrRetriesExhausted):
+		status, msg = http.StatusServiceUnavailable, "The database kept aborting this request because of conflicting transactions, so nothing was changed. Try again in a moment."
 	case errors.Is(err, pgdb.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		status, msg = http.StatusServiceUnavailable, "The database is unavailable right now. The console keeps trying: reload in a moment."
 	case errors.Is(err, sessionstore.ErrNotFound):
