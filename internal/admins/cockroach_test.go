@@ -71,8 +71,13 @@ func TestCockroachAdminChangesRetry(t *testing.T) {
 		check  func() bool
 	}{
 		{"create an admin", pgtest.Fault{Point: pgtest.AtCommit, Match: "INSERT INTO console.admins"},
-			func() error { _, err := s.Create(ctx, NewAdmin{Name: "bob", Role: Viewer, Password: "correct horse battery"}, cli); return err },
-			audit.AdminAdd, func() bool { return countRows(t, direct, `SELECT count(*) FROM console.admins WHERE name = 'bob'`) == 1 }},
+			func() error {
+				_, err := s.Create(ctx, NewAdmin{Name: "bob", Role: Viewer, Password: "correct horse battery"}, cli)
+				return err
+			},
+			audit.AdminAdd, func() bool {
+				return countRows(t, direct, `SELECT count(*) FROM console.admins WHERE name = 'bob'`) == 1
+			}},
 		{"change a role", pgtest.Fault{Point: pgtest.AtStatement, Match: "UPDATE console.admins"},
 			func() error { return s.SetRole(ctx, "bob", Operator, cli) },
 			audit.AdminRole, func() bool {
@@ -88,7 +93,9 @@ func TestCockroachAdminChangesRetry(t *testing.T) {
 			audit.PasswordChange, func() bool { return s.Authenticate(ctx, "bob", "staple battery horse") == nil }},
 		{"remove an admin", pgtest.Fault{Point: pgtest.AtCommit, Match: "DELETE FROM console.admins"},
 			func() error { return s.Remove(ctx, "bob", cli) },
-			audit.AdminRemove, func() bool { return countRows(t, direct, `SELECT count(*) FROM console.admins WHERE name = 'bob'`) == 0 }},
+			audit.AdminRemove, func() bool {
+				return countRows(t, direct, `SELECT count(*) FROM console.admins WHERE name = 'bob'`) == 0
+			}},
 	}
 	for _, st := range steps {
 		before := audited(st.action)
