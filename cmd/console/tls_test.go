@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgtest"
 	"github.com/sessionconsole/console/sessionstore"
@@ -255,5 +257,106 @@ func TestConnectionVariables(t *testing.T) {
 	cmd.Env = append(cmd.Env, "COCKROACH_URL="+db1)
 	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "username,session ID,created,expires,revoked,last used\n" {
 		t.Errorf("auth-session list with COCKROACH_URL: %v\n%s", err, out)
+	}
+}
+
+// TestNonRootUser: --user and COCKROACH_USER really choose the SQL user, not only root (the
+// default): a user with the grants the console needs connects as itself (current_user), logs a
+// session in, lists and logs out; a user without them is refused with a message naming it; on
+// the TLS cluster --user picks that user's client certificate, which authenticates it.
+func TestNonRootUser(t *testing.T) {
+	t.Parallel()
+	tg := urlTarget(t)
+	tg.ok(t, "auth-session", "list") // migrate, as root
+	u, _ := url.Parse(tg.url)
+	db := strings.TrimPrefix(u.Path, "/")
+	alice, bob := fmt.Sprintf("console_alice_%d", os.Getpid()), fmt.Sprintf("console_bob_%d", os.Getpid())
+	for _, r := range []string{alice, bob} {
+		tg.exec(t, "CREATE ROLE "+r+" LOGIN PASSWORD 'pw-"+r+"'")
+	}
+	t.Cleanup(func() {
+		pool := tg.db(t)
+		for _, r := range []string{alice, bob} {
+			pool.Exec(context.Background(), "DROP OWNED BY "+r)
+			pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+r)
+		}
+	})
+	tg.exec(t, "CREATE ROLE web_user_"+strconv.Itoa(os.Getpid())+" LOGIN")
+	t.Cleanup(func() { tg.db(t).Exec(context.Background(), "DROP ROLE IF EXISTS web_user_"+strconv.Itoa(os.Getpid())) })
+	tg.exec(t, "GRANT CREATE ON DATABASE "+db+" TO "+alice+"; GRANT USAGE, CREATE ON SCHEMA console TO "+alice+
+		"; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA console TO "+alice+"; GRANT USAGE ON ALL SEQUENCES IN SCHEMA console TO "+alice)
+
+	as := func(env []string, args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		defer cancel()
+		cmd := consoleCmd(ctx, args...)
+		cmd.Env = append(cmd.Env, env...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		r := result{stdout: stdout.String(), stderr: stderr.String()}
+		if err != nil {
+			r.code = 1
+		}
+		return r
+	}
+	flags := func(user string) []string {
+		return []string{"--host", u.Hostname(), "--port", u.Port(), "--insecure", "--user", user, "--database", db}
+	}
+	pw := func(user string) []string { return []string{"PGPASSWORD=pw-" + user} }
+	whoami := []string{"sql", "-e", "SELECT current_user || '@' || current_database()", "--format=csv"}
+	if r := as(pw(alice), append(whoami, flags(alice)...)...); r.code != 0 || r.stdout != "?column?\n"+alice+"@"+db+"\n" {
+		t.Errorf("--user %s:\n%s", alice, r)
+	}
+	env := append(pw(alice), "COCKROACH_HOST="+u.Hostname(), "COCKROACH_PORT="+u.Port(), "COCKROACH_INSECURE=true",
+		"COCKROACH_DATABASE="+db, "COCKROACH_USER="+alice)
+	if r := as(env, whoami...); r.code != 0 || r.stdout != "?column?\n"+alice+"@"+db+"\n" {
+		t.Errorf("COCKROACH_USER=%s:\n%s", alice, r)
+	}
+	// A flag beats the variable: --user bob with COCKROACH_USER=alice connects as bob.
+	if r := as(append(env[1:], "PGPASSWORD=pw-"+bob), append(whoami, "--user", bob)...); r.code != 0 || r.stdout != "?column?\n"+bob+"@"+db+"\n" {
+		t.Errorf("--user %s over COCKROACH_USER:\n%s", bob, r)
+	}
+	// alice does the console's work as herself.
+	webUser := "web_user_" + strconv.Itoa(os.Getpid())
+	if r := as(env, "auth-session", "login", webUser, "--only-cookie"); r.code != 0 || r.stderr != "" {
+		t.Errorf("login as %s:\n%s", alice, r)
+	}
+	if r := as(env, "auth-session", "logout", webUser, "--format=csv"); r.code != 0 || !strings.HasPrefix(r.stdout, "username,session ID,revoked\n"+webUser+",") {
+		t.Errorf("logout as %s:\n%s", alice, r)
+	}
+	// bob may only connect: the refusal names him and the grant.
+	before := tg.queryInt(t, "SELECT count(*) FROM console.web_sessions")
+	r := as(pw(bob), append([]string{"auth-session", "login", webUser}, flags(bob)...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, `the SQL user "`+bob+`" may not`) || !strings.Contains(r.stderr, "permission denied") ||
+		!strings.Contains(r.stderr, `TO "`+bob+`"`) {
+		t.Errorf("login as %s, who has no grants:\n%s", bob, r)
+	}
+	if after := tg.queryInt(t, "SELECT count(*) FROM console.web_sessions"); after != before {
+		t.Errorf("%d sessions before %s's refused login, %d after", before, bob, after)
+	}
+
+	// TLS: --user alice takes client.alice.crt, and the server's cert method maps it to alice.
+	tc := pgtest.TLS(t)
+	tlsAlice := fmt.Sprintf("tls_alice_%d", os.Getpid())
+	admin, err := pgx.Connect(context.Background(), tc.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(context.Background(), "CREATE ROLE "+tlsAlice+" LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+tlsAlice) })
+	certs := tc.CertsDir(t, "root", tlsAlice)
+	hostPort := tc.Host + ":" + strconv.Itoa(tc.Port)
+	if r := as(nil, append(whoami, "--host", hostPort, "--certs-dir", certs, "--user", tlsAlice, "--database", "postgres")...); r.code != 0 ||
+		r.stdout != "?column?\n"+tlsAlice+"@postgres\n" {
+		t.Errorf("--user %s --certs-dir:\n%s", tlsAlice, r)
+	}
+	if r := as([]string{"COCKROACH_USER=" + tlsAlice}, append(whoami, "--host", hostPort, "--certs-dir", certs, "--database", "postgres")...); r.code != 0 ||
+		r.stdout != "?column?\n"+tlsAlice+"@postgres\n" {
+		t.Errorf("COCKROACH_USER=%s --certs-dir:\n%s", tlsAlice, r)
 	}
 }
