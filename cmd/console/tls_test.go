@@ -7,13 +7,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -358,5 +362,93 @@ func TestNonRootUser(t *testing.T) {
 	if r := as([]string{"COCKROACH_USER=" + tlsAlice}, append(whoami, "--host", hostPort, "--certs-dir", certs, "--database", "postgres")...); r.code != 0 ||
 		r.stdout != "?column?\n"+tlsAlice+"@postgres\n" {
 		t.Errorf("COCKROACH_USER=%s --certs-dir:\n%s", tlsAlice, r)
+	}
+}
+
+// forward accepts connections on a free port of the loopback address addr and passes their
+// bytes (TLS included) to target unchanged, until the test ends. It returns its host:port.
+func forward(t *testing.T, addr, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer wg.Done()
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestVerifyFullChecksTheName: verify-full (what --certs-dir asks for) refuses a server whose
+// certificate, though signed by the right CA, does not name the host connected to, with one
+// clear line in every command and in serve; the names it carries work, and verify-ca through
+// the same way in shows that the name was the only objection.
+func TestVerifyFullChecksTheName(t *testing.T) {
+	t.Parallel()
+	tg, certs := tlsTarget(t)
+	tc := pgtest.TLS(t)
+	db := tg.conn[5]
+	// 127.0.0.2 is loopback too, but the server's certificate names only 127.0.0.1 and localhost.
+	other := forward(t, "127.0.0.2", net.JoinHostPort(tc.Host, strconv.Itoa(tc.Port)))
+	tg.ok(t, "auth-session", "list") // migrate
+	sessions := func() int64 { return tg.queryInt(t, "SELECT count(*) FROM console.web_sessions") }
+	before := sessions()
+	const refusal = "certificate is valid for 127.0.0.1, not 127.0.0.2"
+	for _, cmd := range [][]string{{"login", "root"}, {"logout", "root"}, {"list"}} {
+		r := run(t, "", append(append([]string{"auth-session"}, cmd...), "--host", other, "--certs-dir", certs, "--database", db)...)
+		name := "auth-session " + cmd[0]
+		lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+		if r.code == 0 || r.stdout != "" || len(lines) != 3 || !strings.HasPrefix(lines[0], "ERROR: ") || !strings.Contains(lines[0], refusal) ||
+			lines[1] != "HINT: the server's certificate does not name the host connected to; use the host name it was issued for" ||
+			lines[2] != `Failed running "`+name+`"` {
+			t.Errorf("%s through 127.0.0.2:\n%s\nwant an ERROR line with %q", name, r, refusal)
+		}
+		if cmd[0] == "list" {
+			t.Logf("an operator sees:\n%s", r.stderr)
+		}
+	}
+	out := startServeErr(t, "--host", other, "--certs-dir", certs, "--database", db, "--data-dir", t.TempDir())
+	if !strings.HasPrefix(out, "console: ") || !strings.Contains(out, refusal) || strings.Count(out, "\n") != 1 {
+		t.Errorf("serve through 127.0.0.2: %q, want one line with %q", out, refusal)
+	}
+	if after := sessions(); after != before {
+		t.Errorf("%d sessions before, %d after the refused logins", before, after)
+	}
+
+	// The names the certificate carries: localhost (a DNS name) and 127.0.0.1 (an address).
+	for _, host := range []string{"localhost", tc.Host} {
+		if r := run(t, "", "auth-session", "login", "root", "--only-cookie", "--host", net.JoinHostPort(host, strconv.Itoa(tc.Port)), "--certs-dir", certs, "--database", db); r.code != 0 || r.stderr != "" {
+			t.Errorf("login through %s:\n%s", host, r)
+		}
+	}
+	// verify-ca (the CA, not the name) through 127.0.0.2 gets in.
+	q := url.Values{"sslmode": {"verify-ca"}, "sslrootcert": {filepath.Join(certs, "ca.crt")},
+		"sslcert": {filepath.Join(certs, "client.root.crt")}, "sslkey": {filepath.Join(certs, "client.root.key")}}
+	caOnly := (&url.URL{Scheme: "postgresql", User: url.User("root"), Host: other, Path: "/" + db, RawQuery: q.Encode()}).String()
+	if r := run(t, "", "auth-session", "list", "--format=csv", "--url", caOnly); r.code != 0 || !strings.HasPrefix(r.stdout, "username,session ID,") {
+		t.Errorf("verify-ca through 127.0.0.2:\n%s", r)
 	}
 }
