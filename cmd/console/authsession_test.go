@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -356,8 +357,16 @@ func TestCockroachDialectOnPostgres(t *testing.T) {
 		t.Errorf("list: %v", rows)
 	}
 	tg.ok(t, crdb("auth-session", "logout", "root")...)
-	stmts := p.Statements()
-	cockroachOnly := regexp.MustCompile(`(?i)allow_unsafe_internals|disallow_full_table_scans|as of system time|cockroach_restart|schema_locked|migration_lock|isolation level serializable`)
+	checkNoCockroachStatements(t, p.Statements())
+}
+
+// cockroachOnly matches every statement the console may send only to CockroachDB.
+var cockroachOnly = regexp.MustCompile(`(?i)allow_unsafe_internals|disallow_full_table_scans|as of system time|cockroach_restart|schema_locked|migration_lock|isolation level serializable`)
+
+// checkNoCockroachStatements fails if stmts hold a CockroachDB-only statement or never name
+// system.web_sessions.
+func checkNoCockroachStatements(t *testing.T, stmts []string) {
+	t.Helper()
 	sawSystem := false
 	for _, s := range stmts {
 		if cockroachOnly.MatchString(s) {
@@ -368,6 +377,38 @@ func TestCockroachDialectOnPostgres(t *testing.T) {
 	if !sawSystem {
 		t.Errorf("the statements never named system.web_sessions: %q", stmts)
 	}
+}
+
+// serve with --dialect cockroach on plain PostgreSQL: signing in (the throttle, an admin
+// session, its audit row), the sessions page, issuing, the admins and audit pages and both
+// exports send none of the CockroachDB-only statements either.
+func TestServeCockroachDialectOnPostgres(t *testing.T) {
+	t.Parallel()
+	direct := urlTarget(t)
+	fixture, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct.exec(t, string(fixture))
+	p := pgtest.StartProxy(t, pgtest.ProxyOptions{}) // records only
+	s := startServe(t, "--dialect", "cockroach", "--url", p.URL(direct.url), "--data-dir", t.TempDir())
+	web := &http.Client{}
+	s.signIn(t, web)
+	s.issueOnWeb(t, web, "root")
+	for _, path := range []string{"/sessions?status=all", "/sessions.csv?status=all", "/audit", "/audit.csv", "/admins"} {
+		resp, err := web.Get(s.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	if n := direct.queryInt(t, `SELECT count(*) FROM system.web_sessions WHERE username = 'root'`); n != 1 {
+		t.Errorf("%d sessions of root in system.web_sessions, want the one issued", n)
+	}
+	checkNoCockroachStatements(t, p.Statements())
 }
 
 // A CockroachDB URL naming the system database is refused at start, with what to do instead.
