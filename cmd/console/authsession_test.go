@@ -244,18 +244,26 @@ func isReason(err error, r sessionstore.Reason) bool {
 	return errors.As(err, &ie) && ie.Reason == r
 }
 
+// crdbFixture is a fresh database holding CockroachDB's system.users and system.web_sessions
+// (v23.1+ shape), reached directly.
+func crdbFixture(t *testing.T) *target {
+	t.Helper()
+	direct := urlTarget(t)
+	fixture, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct.exec(t, string(fixture))
+	return direct
+}
+
 // cockroachTarget is a database holding CockroachDB's system.users and system.web_sessions
 // (v23.1+ shape) behind a proxy with CockroachDB v26.1's personality that refuses unguarded full
 // scans of system.web_sessions: the console detects CockroachDB there. direct is the database
 // itself, for the test's own queries.
 func cockroachTarget(t *testing.T) (crdb, direct *target, p *pgtest.Proxy) {
 	t.Helper()
-	direct = urlTarget(t)
-	fixture, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct.exec(t, string(fixture))
+	direct = crdbFixture(t)
 	p = pgtest.StartProxy(t, pgtest.ProxyOptions{Version: pgtest.CockroachV26, RefuseFullScans: true})
 	return &target{name: "cockroach", url: p.URL(direct.url)}, direct, p
 }
@@ -343,12 +351,7 @@ func TestAuthSessionRefuseFullScans(t *testing.T) {
 // would refuse anyway.
 func TestCockroachDialectOnPostgres(t *testing.T) {
 	t.Parallel()
-	direct := urlTarget(t)
-	fixture, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct.exec(t, string(fixture))
+	direct := crdbFixture(t)
 	p := pgtest.StartProxy(t, pgtest.ProxyOptions{}) // records only
 	tg := &target{name: "recorded", url: p.URL(direct.url)}
 	crdb := func(args ...string) []string { return append([]string{"--dialect", "cockroach"}, args...) }
@@ -384,12 +387,7 @@ func checkNoCockroachStatements(t *testing.T, stmts []string) {
 // exports send none of the CockroachDB-only statements either.
 func TestServeCockroachDialectOnPostgres(t *testing.T) {
 	t.Parallel()
-	direct := urlTarget(t)
-	fixture, err := os.ReadFile("../../sessionstore/testdata/crdb_v23.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct.exec(t, string(fixture))
+	direct := crdbFixture(t)
 	p := pgtest.StartProxy(t, pgtest.ProxyOptions{}) // records only
 	s := startServe(t, "--dialect", "cockroach", "--url", p.URL(direct.url), "--data-dir", t.TempDir())
 	web := &http.Client{}

@@ -432,33 +432,10 @@ func TestConcurrentMigrationsCockroach(t *testing.T) {
 
 // On PostgreSQL the console sends none of its CockroachDB-only statements.
 func TestPostgresGetsNoCockroachStatements(t *testing.T) {
-	ctx := context.Background()
 	db := pgtest.NewDB(t)
 	p := pgtest.StartProxy(t, pgtest.ProxyOptions{})
 	pool := connectT(t, p.URL(db))
-	if err := Migrate(ctx, pool, Postgres, "test", []Migration{{1, "CREATE TABLE console.t (id INT8 PRIMARY KEY)"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := RunTx(ctx, pool, Postgres, func(tx pgx.Tx) error {
-		if err := FullScanInTx(ctx, tx, Postgres); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "INSERT INTO console.t VALUES (1)")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := WithFullScan(ctx, pool, Postgres, func(q DBTX) error {
-		_, err := q.Exec(ctx, "SELECT count(*) FROM console.t")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := Stream(ctx, pool, Postgres, StreamOptions{FullScan: true}, func(asOf string) (string, []any) {
-		return "SELECT id FROM console.t " + asOf, nil
-	}, func(pgx.Rows) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
+	useHelpers(t, pool, Postgres)
 	stmts := p.Statements()
 	if len(stmts) < 5 {
 		t.Fatalf("only %d statements recorded", len(stmts))
@@ -478,29 +455,7 @@ func TestCockroachGetsNoPostgresLocks(t *testing.T) {
 	ctx := context.Background()
 	url, p, _ := crdbDB(t, pgtest.ProxyOptions{RefuseFullScans: true})
 	pool := connectT(t, url)
-	if err := Migrate(ctx, pool, Cockroach, "test", []Migration{{1, "CREATE TABLE console.t (id INT8 PRIMARY KEY)"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := RunTx(ctx, pool, Cockroach, func(tx pgx.Tx) error {
-		if err := FullScanInTx(ctx, tx, Cockroach); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "UPDATE console.t SET id = id")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := WithFullScan(ctx, pool, Cockroach, func(q DBTX) error {
-		_, err := q.Exec(ctx, "SELECT count(*) FROM console.t")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := Stream(ctx, pool, Cockroach, StreamOptions{FullScan: true}, func(asOf string) (string, []any) {
-		return "SELECT id FROM console.t " + asOf, nil
-	}, func(pgx.Rows) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
+	useHelpers(t, pool, Cockroach)
 	// Without the guard the same read is refused: the proxy was refusing all along.
 	if _, err := pool.Exec(ctx, "SELECT count(*) FROM console.t"); sqlState(err) != "P0003" {
 		t.Errorf("an unguarded full scan: %v, want P0003", err)
@@ -513,5 +468,38 @@ func TestCockroachGetsNoPostgresLocks(t *testing.T) {
 		if strings.Contains(strings.ToLower(s), "advisory") {
 			t.Errorf("sent to CockroachDB: %q", s)
 		}
+	}
+}
+
+// useHelpers runs Migrate, RunTx with FullScanInTx, WithFullScan and Stream with full scans, in
+// flavor, on console.t.
+func useHelpers(t *testing.T, pool *pgxpool.Pool, flavor Flavor) {
+	t.Helper()
+	ctx := context.Background()
+	if err := Migrate(ctx, pool, flavor, "test", []Migration{{1, "CREATE TABLE console.t (id INT8 PRIMARY KEY)"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := RunTx(ctx, pool, flavor, func(tx pgx.Tx) error {
+		if err := FullScanInTx(ctx, tx, flavor); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO console.t VALUES (1)"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE console.t SET id = id")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WithFullScan(ctx, pool, flavor, func(q DBTX) error {
+		_, err := q.Exec(ctx, "SELECT count(*) FROM console.t")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Stream(ctx, pool, flavor, StreamOptions{FullScan: true}, func(asOf string) (string, []any) {
+		return "SELECT id FROM console.t " + asOf, nil
+	}, func(pgx.Rows) error { return nil }); err != nil {
+		t.Fatal(err)
 	}
 }
