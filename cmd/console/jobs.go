@@ -110,7 +110,7 @@ func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Rec
 // state.
 func (j jobFlags) handlerConfig(a *app) handlers.HistoryConfig {
 	c := handlers.HistoryConfig{SyncEvery: j.historySync, PurgeTTL: j.purgeTTL, PurgeEvery: j.purgeInterval,
-		Jobs: func(ctx context.Context) ([]jobs.Status, error) { return jobs.Statuses(ctx, a.pool) }}
+		Jobs: func(ctx context.Context) ([]jobs.Status, error) { return jobs.Statuses(ctx, a.pool, a.server) }}
 	if a.flavor != pgdb.Postgres {
 		c.PurgeTTL, c.PurgeEvery = 0, 0
 	}

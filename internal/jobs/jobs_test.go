@@ -137,7 +137,7 @@ func TestOneHolderAndTakeover(t *testing.T) {
 	} else {
 		a.Stop()
 	}
-	st, err := Statuses(context.Background(), poolA)
+	st, err := Statuses(context.Background(), poolA, pgdb.Postgres)
 	if err != nil || len(st) != 1 || st[0].Runs < int64(len(ps)) || st[0].LastDetail == "" {
 		t.Errorf("statuses %+v, %v", st, err)
 	}

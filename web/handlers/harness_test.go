@@ -156,10 +156,10 @@ func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts session
 	if cfg.Background.SyncEvery == 0 {
 		cfg.Background = HistoryConfig{SyncEvery: 30 * time.Second, PurgeTTL: time.Hour, PurgeEvery: time.Hour}
 	}
-	if _, err := jobs.New(ctx, pool, pgdb.Postgres, jobs.Options{}); err != nil { // the lease tables the health page reads
+	if _, err := jobs.New(ctx, pool, s.sessions.Server(), jobs.Options{}); err != nil { // the lease tables the health page reads
 		t.Fatal(err)
 	}
-	cfg.Background.Jobs = func(ctx context.Context) ([]jobs.Status, error) { return jobs.Statuses(ctx, pool) }
+	cfg.Background.Jobs = func(ctx context.Context) ([]jobs.Status, error) { return jobs.Statuses(ctx, pool, s.sessions.Server()) }
 	if err := s.admins.Add(ctx, "admin", adminPassword, admins.Owner); err != nil && !errors.Is(err, admins.ErrExists) {
 		t.Fatal(err) // (a second server on the same database finds the admin there)
 	}
