@@ -14,6 +14,9 @@
 //     MaxClientsPerSession per session). Deleted with the session's history.
 //   - console.history_daily: per UTC day, sessions created, purged and revoked, as the sync
 //     recorded them (for health and the overview).
+//   - console.session_hourly: per UTC hour, sessions created (by origin), revoked and ended,
+//     written with the history's changes (the overview's charts); console.history_top_users:
+//     the users holding the most active sessions, counted by the overview job.
 //   - console.history_sync: the sync's watermarks and what it last saw of the cluster's purge.
 //   - console.session_counts: the latest counts per status of the live table and of the
 //     history, made by the counts job (Counter) for every replica.
@@ -174,7 +177,20 @@ type Store struct {
 	settingsMu sync.Mutex
 	settings   PurgeConfig
 	settingsAt time.Time
+
+	// onFresh hears of sessions the sync records for the first time (see OnFresh).
+	onFresh func(o Origin, n int64)
 }
+
+// FreshFor is how recent a session's creation must be for OnFresh to hear of it when the sync
+// first records it: older ones are the first pass over an existing table, or a sync that was
+// stopped, not sessions being issued now.
+const FreshFor = 10 * time.Minute
+
+// OnFresh sets fn to be called, after each transaction of the sync that commits, with how many
+// sessions of each origin it recorded for the first time that were created at most FreshFor
+// before (for the metrics). Set it before the jobs start.
+func (s *Store) OnFresh(fn func(o Origin, n int64)) { s.onFresh = fn }
 
 // Open migrates the history tables and returns the store.
 func Open(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
@@ -185,6 +201,9 @@ func Open(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
 		o.Server = o.Live.Flavor()
 	}
 	if err := pgdb.Migrate(ctx, pool, o.Server, "history", migrations(o.Server)); err != nil {
+		return nil, err
+	}
+	if err := pgdb.Migrate(ctx, pool, o.Server, "history-rollups", rollupMigrations(o.Server)); err != nil {
 		return nil, err
 	}
 	return &Store{pool: pool, live: o.Live, server: o.Server, now: time.Now}, nil

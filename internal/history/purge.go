@@ -145,5 +145,8 @@ func (s *Store) Expire(ctx context.Context, tx Txer, retention time.Duration) (i
 	if _, err := s.pool.Exec(ctx, `DELETE FROM console.history_daily WHERE day < $1::DATE`, cutoff); err != nil {
 		return total, dbErr("expire", err)
 	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM `+RollupTable+` WHERE hour < $1`, cutoff); err != nil {
+		return total, dbErr("expire", err)
+	}
 	return total, nil
 }

@@ -207,10 +207,35 @@ func (s *Store) record(ctx context.Context, tx Txer, batch []liveRow, now time.T
 		created[i], expires[i], revoked[i], used[i] = l.created, l.expires, l.revoked, l.lastUsed
 		audit[i], by[i], why[i] = l.auditInfo, l.issuedBy, l.issueWhy
 	}
+	byID := make(map[int64]*liveRow, n)
+	for i := range batch {
+		byID[batch[i].id] = &batch[i]
+	}
 	var inserted, changed int64
+	var fresh [numOrigins]int64
 	err := tx.Tx(ctx, func(tx pgx.Tx) error {
-		inserted, changed = 0, 0
-		rows, err := tx.Query(ctx, `INSERT INTO `+Table+` (id, username, user_id, "createdAt", "expiresAt", "revokedAt",
+		inserted, changed, fresh = 0, 0, [numOrigins]int64{}
+		roll := rollup{}
+		// The known rows' end and revocation before this write, for the rollups.
+		type before struct {
+			ended   time.Time
+			revoked *time.Time
+		}
+		known := map[int64]before{}
+		rows, err := tx.Query(ctx, `SELECT id, ended_at, "revokedAt" FROM `+Table+` WHERE id = ANY($1) AND purged_at IS NULL
+			ORDER BY id FOR UPDATE`, ids)
+		if err != nil {
+			return err
+		}
+		var kid int64
+		var kb before
+		if _, err := pgx.ForEachRow(rows, []any{&kid, &kb.ended, &kb.revoked}, func() error {
+			known[kid] = before{ended: kb.ended.UTC(), revoked: utcPtr(kb.revoked)}
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `INSERT INTO `+Table+` (id, username, user_id, "createdAt", "expiresAt", "revokedAt",
 				"lastUsedAt", "auditInfo", ended_at, first_seen_at, changed_at, issued_by, issue_reason)
 			SELECT v.id, v.username, v.user_id, v.created, v.expires, v.revoked, v.used, v.audit,
 				CASE WHEN v.revoked IS NOT NULL AND v.revoked < v.expires THEN v.revoked ELSE v.expires END, $12, $12, v.by, v.why
@@ -219,28 +244,50 @@ func (s *Store) record(ctx context.Context, tx Txer, batch []liveRow, now time.T
 				AS v(id, username, user_id, created, expires, revoked, used, audit, by, why, ord)
 			ORDER BY v.ord
 			ON CONFLICT (id) DO NOTHING
-			RETURNING "createdAt"`, ids, users, uids, created, expires, revoked, used, audit, by, why, seq(n), now)
+			RETURNING id`, ids, users, uids, created, expires, revoked, used, audit, by, why, seq(n), now)
 		if err != nil {
 			return err
 		}
-		days, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		added, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
 			return err
 		}
-		inserted = int64(len(days))
-		tag, err := tx.Exec(ctx, `UPDATE `+Table+` AS h SET "expiresAt" = v.expires, "revokedAt" = v.revoked,
+		inserted = int64(len(added))
+		days := make([]time.Time, len(added))
+		for i, id := range added {
+			l := byID[id]
+			days[i] = l.created
+			o := OriginOf(l.issuedBy, l.auditInfo)
+			roll.added(l.created, endOf(l.expires, l.revoked), l.revoked, o)
+			if !l.created.Before(now.Add(-FreshFor)) {
+				fresh[o]++
+			}
+		}
+		rows, err = tx.Query(ctx, `UPDATE `+Table+` AS h SET "expiresAt" = v.expires, "revokedAt" = v.revoked,
 				"lastUsedAt" = CASE WHEN v.used > h."lastUsedAt" THEN v.used ELSE h."lastUsedAt" END, "auditInfo" = v.audit,
 				ended_at = CASE WHEN v.revoked IS NOT NULL AND v.revoked < v.expires THEN v.revoked ELSE v.expires END,
 				changed_at = $7
 			FROM unnest($1::INT8[], $2::TIMESTAMP[], $3::TIMESTAMP[], $4::TIMESTAMP[], $5::TEXT[], $6::INT8[])
 				AS v(id, expires, revoked, used, audit, ord)
 			WHERE h.id = v.id AND h.purged_at IS NULL AND (h."expiresAt" <> v.expires OR h."revokedAt" IS DISTINCT FROM v.revoked
-				OR h."auditInfo" IS DISTINCT FROM v.audit)`,
+				OR h."auditInfo" IS DISTINCT FROM v.audit)
+			RETURNING h.id`,
 			ids, expires, revoked, used, audit, seq(n), now)
 		if err != nil {
 			return err
 		}
-		changed = tag.RowsAffected()
+		updated, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		changed = int64(len(updated))
+		for _, id := range updated {
+			l, was := byID[id], known[id]
+			roll.changed(was.ended, endOf(l.expires, l.revoked), was.revoked, l.revoked)
+		}
+		if err := roll.write(ctx, tx); err != nil {
+			return err
+		}
 		if err := addDaily(ctx, tx, "created", perDay(days)); err != nil {
 			return err
 		}
@@ -253,7 +300,22 @@ func (s *Store) record(ctx context.Context, tx Txer, batch []liveRow, now time.T
 	if err != nil {
 		return 0, 0, dbErr("sync: record", err)
 	}
+	if s.onFresh != nil {
+		for _, o := range Origins {
+			if fresh[o] > 0 {
+				s.onFresh(o, fresh[o])
+			}
+		}
+	}
 	return inserted, changed, nil
+}
+
+// endOf is when a session ends: the first of its expiry and its revocation (as ended_at).
+func endOf(expires time.Time, revoked *time.Time) time.Time {
+	if revoked != nil && revoked.Before(expires) {
+		return *revoked
+	}
+	return expires
 }
 
 // seq returns 0..n-1, the input order of an unnest (so that rows lock in ID order).
