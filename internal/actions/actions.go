@@ -135,7 +135,12 @@ type Service struct {
 	sessions      *sessionstore.Store
 	log           *audit.Store
 	requireReason bool
+	committed     func(by Actor, e audit.Entry)
 }
+
+// OnCommit sets fn to be called after each action commits, with its actor and audit entry
+// (for the metrics: sessions issued and revoked). Set it before the service is used.
+func (s *Service) OnCommit(fn func(by Actor, e audit.Entry)) { s.committed = fn }
 
 // New returns the service over the session store and the audit log (on the same database).
 func New(sessions *sessionstore.Store, log *audit.Store) *Service {
@@ -147,13 +152,25 @@ func New(sessions *sessionstore.Store, log *audit.Store) *Service {
 // act only through t. It is the building block of the actions below and of actions kept
 // elsewhere (an admin's sign-in writes its session row through t.DB()).
 func (s *Service) Do(ctx context.Context, by Actor, change func(t *sessionstore.Tx) (audit.Entry, error)) error {
-	return s.sessions.InTx(ctx, func(t *sessionstore.Tx) error {
+	var done audit.Entry
+	err := s.sessions.InTx(ctx, func(t *sessionstore.Tx) error {
 		e, err := change(t)
 		if err != nil {
 			return err
 		}
+		done = e
 		return s.record(ctx, t.DB(), by, e)
 	})
+	if err == nil {
+		s.notify(by, done)
+	}
+	return err
+}
+
+func (s *Service) notify(by Actor, e audit.Entry) {
+	if s.committed != nil {
+		s.committed(by, e)
+	}
 }
 
 func (s *Service) record(ctx context.Context, tx pgx.Tx, by Actor, e audit.Entry) error {
@@ -248,6 +265,7 @@ func (s *Service) EndUserSessions(ctx context.Context, by Actor, user string, n 
 // revoked already is returned with Newly false, and nothing is recorded: nothing changed.
 func (s *Service) RevokeSession(ctx context.Context, by Actor, id int64, n Note) (sessionstore.Revocation, error) {
 	var out sessionstore.Revocation
+	var e audit.Entry
 	err := s.sessions.InTx(ctx, func(t *sessionstore.Tx) error {
 		r, err := t.RevokeSession(ctx, id)
 		if err != nil {
@@ -257,11 +275,14 @@ func (s *Service) RevokeSession(ctx context.Context, by Actor, id int64, n Note)
 		if !r.Newly {
 			return nil
 		}
-		return s.record(ctx, t.DB(), by, audit.Entry{Action: audit.Revoke, Target: r.Username, SessionID: r.ID, Count: 1,
-			Reason: n.Reason, Detail: n.Detail})
+		e = audit.Entry{Action: audit.Revoke, Target: r.Username, SessionID: r.ID, Count: 1, Reason: n.Reason, Detail: n.Detail}
+		return s.record(ctx, t.DB(), by, e)
 	})
 	if err != nil {
 		return sessionstore.Revocation{}, err
+	}
+	if out.Newly {
+		s.notify(by, e)
 	}
 	return out, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +215,35 @@ func TestAuditNames(t *testing.T) {
 		if got := a.AuditName(); got != want {
 			t.Errorf("%+v: %q, want %q", a, got, want)
 		}
+	}
+}
+
+// OnCommit hears of each action that committed, once, with its entry; not of one that changed
+// nothing, nor of one whose audit row could not be written.
+func TestOnCommit(t *testing.T) {
+	e := newEnv(t, false)
+	ctx := context.Background()
+	var heard []string
+	e.svc.OnCommit(func(by Actor, en audit.Entry) {
+		heard = append(heard, by.AuditName()+" "+string(en.Action)+" "+strconv.FormatInt(en.Count, 10))
+	})
+	a, err := e.svc.Issue(ctx, alice, IssueRequest{User: "root", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.Issue(ctx, alice, IssueRequest{User: "root", TTL: time.Hour})
+	e.svc.RevokeSession(ctx, alice, a.ID, Note{})
+	e.svc.RevokeSession(ctx, alice, a.ID, Note{}) // already revoked: nothing
+	e.svc.EndUserSessions(ctx, Actor{Kind: Policy, Name: "max"}, "root", Note{})
+	if _, err := e.direct.Exec(ctx, `CREATE FUNCTION console.audit_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'down'; END $$;
+		CREATE TRIGGER audit_down BEFORE INSERT ON console.audit_log FOR EACH ROW EXECUTE FUNCTION console.audit_down()`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Issue(ctx, alice, IssueRequest{User: "root", TTL: time.Hour}); err == nil {
+		t.Fatal("issue without an audit log: no error")
+	}
+	want := []string{"alice issue 0", "alice issue 0", "alice revoke 1", "policy:max revoke-all 1"}
+	if strings.Join(heard, "\n") != strings.Join(want, "\n") {
+		t.Errorf("heard\n%s\nwant\n%s", strings.Join(heard, "\n"), strings.Join(want, "\n"))
 	}
 }

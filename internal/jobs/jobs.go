@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS console.job_runs (
 	detail TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (job, seq)
 );
+`}, {Version: 2, SQL: `
+ALTER TABLE console.job_leases ADD COLUMN IF NOT EXISTS last_success_at TIMESTAMPTZ NULL;
 `}}
 
 // Job is one background job.
@@ -101,6 +103,9 @@ type Options struct {
 	// pgdb.RunTx on the pool).
 	Tx     func(ctx context.Context, fn func(pgx.Tx) error) error
 	Logger *slog.Logger
+	// Observe, if set, hears of every pass this process ran, when it ends (err nil: it
+	// succeeded), for the metrics. A pass whose lease was lost is not reported.
+	Observe func(job string, err error)
 }
 
 // Runner runs jobs. Build it with New, Add the jobs, Start it, Stop it at shutdown.
@@ -111,6 +116,7 @@ type Runner struct {
 	tx     func(ctx context.Context, fn func(pgx.Tx) error) error
 	log    *slog.Logger
 	jobs   []Job
+	obs    func(job string, err error)
 
 	mu   sync.Mutex
 	held map[string]bool
@@ -135,7 +141,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor, o Options)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	r := &Runner{pool: pool, holder: o.Holder, ttl: o.LeaseTTL, tx: o.Tx, log: o.Logger,
+	r := &Runner{pool: pool, holder: o.Holder, ttl: o.LeaseTTL, tx: o.Tx, log: o.Logger, obs: o.Observe,
 		held: map[string]bool{}, stop: make(chan struct{})}
 	if r.tx == nil {
 		r.tx = func(ctx context.Context, fn func(pgx.Tx) error) error { return pgdb.RunTx(ctx, pool, flavor, fn) }
@@ -298,8 +304,16 @@ func (r *Runner) runPass(ctx context.Context, j Job, p *Pass) (err error) {
 
 func (r *Runner) runLocal(ctx context.Context, j Job) {
 	p := &Pass{Job: j.Name, Holder: r.holder, r: r, local: true}
-	if err := r.runPass(ctx, j, p); err != nil {
+	err := r.runPass(ctx, j, p)
+	if err != nil {
 		r.log.Warn("jobs: pass failed", "job", j.Name, "err", err)
+	}
+	r.observe(j.Name, err)
+}
+
+func (r *Runner) observe(job string, err error) {
+	if r.obs != nil {
+		r.obs(job, err)
 	}
 }
 
@@ -451,10 +465,12 @@ func (r *Runner) finish(ctx context.Context, j Job, p *Pass, runErr error) {
 		msg = runErr.Error()
 		r.log.Warn("jobs: pass failed", "job", j.Name, "err", runErr)
 	}
+	r.observe(j.Name, runErr)
 	ctx = context.WithoutCancel(ctx)
 	err := r.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE console.job_leases SET last_finished_at = now(), last_holder = $2,
-			last_error = $3, last_detail = $4 WHERE job = $1`, j.Name, r.holder, msg, p.detail); err != nil {
+			last_error = $3, last_detail = $4, last_success_at = CASE WHEN $3 = '' THEN now() ELSE last_success_at END
+			WHERE job = $1`, j.Name, r.holder, msg, p.detail); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO console.job_runs (job, seq, holder, started_at, finished_at, error, detail)
@@ -483,7 +499,9 @@ func (r *Runner) RunNow(ctx context.Context, name string) (bool, error) {
 		}
 		if j.Local {
 			p := &Pass{Job: j.Name, Holder: r.holder, r: r, local: true}
-			return true, r.runPass(ctx, j, p)
+			err := r.runPass(ctx, j, p)
+			r.observe(j.Name, err)
+			return true, err
 		}
 		held, err := r.acquire(ctx, name)
 		if err != nil || !held {
@@ -549,26 +567,24 @@ type Status struct {
 	LastHolder     string
 	LastError      string
 	LastDetail     string
+	// LastSuccessAt is when a pass last ended without an error, by whichever replica.
+	LastSuccessAt *time.Time
 }
 
 // Statuses returns every job's lease row, by name.
-func Statuses(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor) ([]Status, error) {
-	var out []Status
-	// The whole (one row per job) table: on CockroachDB under --refuse-full-scans it is read
-	// with the guard off for this statement.
-	err := pgdb.WithFullScan(ctx, pool, flavor, func(q pgdb.DBTX) error {
-		rows, err := q.Query(ctx, `SELECT job, holder, expires_at, acquired_at, runs, last_started_at, last_finished_at,
-		last_holder, last_error, last_detail FROM console.job_leases ORDER BY job`)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Status, error) {
-			var s Status
-			err := r.Scan(&s.Job, &s.Holder, &s.LeaseExpiresAt, &s.AcquiredAt, &s.Runs, &s.LastStartedAt, &s.LastFinishedAt,
-				&s.LastHolder, &s.LastError, &s.LastDetail)
-			return s, err
-		})
-		return err
+func Statuses(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) ([]Status, error) {
+	rows, err := q.Query(ctx, `SELECT job, holder, expires_at, acquired_at, runs, last_started_at, last_finished_at,
+		last_holder, last_error, last_detail, last_success_at FROM console.job_leases ORDER BY job`)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: status: %w", pgdb.Unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Status, error) {
+		var s Status
+		err := r.Scan(&s.Job, &s.Holder, &s.LeaseExpiresAt, &s.AcquiredAt, &s.Runs, &s.LastStartedAt, &s.LastFinishedAt,
+			&s.LastHolder, &s.LastError, &s.LastDetail, &s.LastSuccessAt)
+		return s, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: status: %w", pgdb.Unavailable(err))

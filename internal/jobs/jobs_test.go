@@ -270,3 +270,62 @@ func TestDisabledAndUnknownJobs(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	r.Stop()
 }
+
+// Observe hears of every pass with its outcome, and the lease row keeps the last success
+// across a failed pass.
+func TestObserveAndLastSuccess(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t, pgtest.NewDB(t))
+	type heard struct {
+		job string
+		ok  bool
+	}
+	var got []heard
+	r, err := New(ctx, pool, pgdb.Postgres, Options{Holder: "a", LeaseTTL: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Observe: func(job string, err error) { got = append(got, heard{job, err == nil}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := false
+	r.Add(Job{Name: "leased", Every: time.Hour, Run: func(context.Context, *Pass) error {
+		if fail {
+			return errors.New("boom")
+		}
+		return nil
+	}})
+	r.Add(Job{Name: "local", Local: true, Every: time.Hour, Run: func(context.Context, *Pass) error { return nil }})
+	status := func() Status {
+		t.Helper()
+		st, err := Statuses(ctx, pool)
+		if err != nil || len(st) != 1 {
+			t.Fatalf("statuses %v, %v", st, err)
+		}
+		return st[0]
+	}
+	for _, name := range []string{"leased", "local"} {
+		if ran, err := r.RunNow(ctx, name); !ran || err != nil {
+			t.Fatalf("RunNow(%s): %v %v", name, ran, err)
+		}
+	}
+	first := status()
+	if first.LastSuccessAt == nil || first.LastError != "" {
+		t.Fatalf("after a good pass: %+v", first)
+	}
+	fail = true
+	if _, err := r.RunNow(ctx, "leased"); err == nil {
+		t.Fatal("failing pass: no error")
+	}
+	if st := status(); st.LastError != "boom" || st.LastSuccessAt == nil || !st.LastSuccessAt.Equal(*first.LastSuccessAt) {
+		t.Errorf("after a failed pass: %+v, want the first success kept", st)
+	}
+	want := []heard{{"leased", true}, {"local", true}, {"leased", false}}
+	if len(got) != len(want) {
+		t.Fatalf("observed %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("observed %v, want %v", got, want)
+		}
+	}
+}
