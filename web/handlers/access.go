@@ -126,9 +126,11 @@ func (h *Handler) requireAdminOrToken(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// isAPI reports whether the request is for the JSON API.
+// isAPI reports whether the request is for the JSON API, or for /metrics (a scraper is not
+// sent to the sign-in page either).
 func isAPI(c echo.Context) bool {
-	return strings.HasPrefix(c.Request().URL.Path, "/api/")
+	p := c.Request().URL.Path
+	return strings.HasPrefix(p, "/api/") || p == "/metrics"
 }
 
 // apiError is an error with its status, a stable code for scripts and a message for people.

@@ -16,6 +16,7 @@ import (
 	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/audit"
+	"github.com/sessionconsole/console/internal/metrics"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/sso"
 	"github.com/sessionconsole/console/internal/tokens"
@@ -187,10 +188,27 @@ type Config struct {
 	// Background the settings and state of the jobs that keep it.
 	History    HistoryStore
 	Background HistoryConfig
+	// Metrics counts what the handlers see and serves /metrics (nil: no metrics; /metrics
+	// answers 404).
+	Metrics Meter
 }
 
 // DefaultConfirmByNameOver is the default of Config.ConfirmByNameOver.
 const DefaultConfirmByNameOver = 100
+
+// Meter is what the handlers need of metrics.Metrics.
+type Meter interface {
+	Verified(r metrics.VerifyResult, took time.Duration)
+	Handler() http.Handler
+}
+
+var _ Meter = (*metrics.Metrics)(nil)
+
+// noMeter counts nothing.
+type noMeter struct{}
+
+func (noMeter) Verified(metrics.VerifyResult, time.Duration) {}
+func (noMeter) Handler() http.Handler                         { return http.NotFoundHandler() }
 
 // Handler serves the console. Build it with New; register its routes with Register.
 type Handler struct {
@@ -211,6 +229,7 @@ type Handler struct {
 	log         *slog.Logger
 	cluster     *url.URL // nil: issued cookies are shown against this console's /auth/verify
 	now         func() time.Time
+	meter       Meter
 }
 
 // New returns the console's handler.
@@ -239,6 +258,10 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 	}
 	if cfg.LinkTTL <= 0 {
 		cfg.LinkTTL = admins.DefaultLinkTTL
+	}
+	var meter Meter = noMeter{}
+	if cfg.Metrics != nil {
+		meter = cfg.Metrics
 	}
 	cluster, err := url.Parse(cfg.ClusterURL)
 	if err != nil || cluster.Host == "" || (cluster.Scheme != "http" && cluster.Scheme != "https") {
@@ -269,5 +292,6 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		log:         cfg.Logger,
 		cluster:     cluster,
 		now:         time.Now,
+		meter:       meter,
 	}
 }

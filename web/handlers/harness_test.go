@@ -29,6 +29,7 @@ import (
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/jobs"
+	"github.com/sessionconsole/console/internal/metrics"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgtest"
 	"github.com/sessionconsole/console/internal/tokens"
@@ -53,6 +54,7 @@ type server struct {
 	tokens   *tokens.Store
 	history  *history.Store
 	activity *history.Recorder
+	metrics  *metrics.Metrics
 	handler  *Handler
 	// transport reaches the server (nil: the default; with Config.Secure, one that trusts the
 	// test server's certificate).
@@ -153,6 +155,10 @@ func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts session
 		cfg.Activity = s.activity
 	}
 	cfg.History = s.history
+	s.metrics = metrics.New(pool, nil)
+	if cfg.Metrics == nil {
+		cfg.Metrics = s.metrics
+	}
 	if cfg.Background.SyncEvery == 0 {
 		cfg.Background = HistoryConfig{SyncEvery: 30 * time.Second, PurgeTTL: time.Hour, PurgeEvery: time.Hour}
 	}

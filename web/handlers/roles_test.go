@@ -168,6 +168,7 @@ var routeCases = map[string]routeCase{
 	"GET /sessions.csv":    {need: admins.Viewer, tokens: true, req: get("/sessions.csv"), ok: http.StatusOK},
 	"GET /sessions.json":   {need: admins.Viewer, tokens: true, req: get("/sessions.json"), ok: http.StatusOK},
 	"GET /audit.csv":       {need: admins.Viewer, tokens: true, req: get("/audit.csv"), ok: http.StatusOK},
+	"GET /metrics":         {need: admins.Viewer, tokens: true, req: get("/metrics"), ok: http.StatusOK},
 	"GET /history.csv":     {need: admins.Viewer, tokens: true, req: get("/history.csv"), ok: http.StatusOK},
 	"GET /history.json":    {need: admins.Viewer, tokens: true, req: get("/history.json"), ok: http.StatusOK},
 	"GET /api/v1/sessions": {need: admins.Viewer, tokens: true, req: get("/api/v1/sessions?status=all"), ok: http.StatusOK},
@@ -292,7 +293,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 				switch {
 				case a.role == "": // nobody: pages (and export links) send to sign-in, the rest is 401
 					want := http.StatusUnauthorized
-					if method == http.MethodGet && !strings.HasPrefix(path, "/api/") {
+					if method == http.MethodGet && !strings.HasPrefix(path, "/api/") && path != "/metrics" {
 						want = http.StatusSeeOther
 					}
 					if r.StatusCode != want || want == http.StatusSeeOther && !strings.HasPrefix(r.Header.Get("Location"), "/login?next=") {

@@ -84,6 +84,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/history.csv", h.exportHistoryCSV, byToken...)
 	e.GET("/history.json", h.exportHistoryJSON, byToken...)
 	e.GET("/audit.csv", h.exportAuditCSV, byToken...)
+	// Prometheus metrics: a token (or a signed-in admin) here; --metrics-listen serves them
+	// without one on an address of their own.
+	e.GET("/metrics", echo.WrapHandler(h.meter.Handler()), byToken...)
 
 	// The JSON API: the admin session or an API token; errors as JSON.
 	api := e.Group("/api/v1", h.requireAdminOrToken, h.sessionCSRF)

@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessionconsole/console/internal/metrics"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -26,6 +28,7 @@ const tenantHeader = "X-Cockroach-Tenant"
 // the `session` cookies; an aggregated DB Console cookie gives the segment of the tenant that
 // X-Cockroach-Tenant or the `tenant` cookie names (else "system").
 func (h *Handler) verifySession(c echo.Context) error {
+	start := time.Now()
 	resp := c.Response()
 	resp.Header().Set("Cache-Control", "no-store")
 	r := c.Request()
@@ -60,6 +63,7 @@ func (h *Handler) verifySession(c echo.Context) error {
 			continue
 		}
 		if err != nil {
+			h.meter.Verified(metrics.Failed, time.Since(start))
 			return err
 		}
 		if h.cfg.Activity != nil {
@@ -67,9 +71,17 @@ func (h *Handler) verifySession(c echo.Context) error {
 		}
 		resp.Header().Set("X-Auth-User", headerSafe(v.Username))
 		resp.Header().Set("X-Auth-Session-Id", strconv.FormatInt(v.SessionID, 10))
-		return c.NoContent(http.StatusOK)
+		err = c.NoContent(http.StatusOK)
+		h.meter.Verified(metrics.Valid, time.Since(start))
+		return err
 	}
-	return c.String(http.StatusUnauthorized, "unauthorized\n")
+	err := c.String(http.StatusUnauthorized, "unauthorized\n")
+	if len(candidates) == 0 {
+		h.meter.Verified(metrics.Missing, time.Since(start))
+	} else {
+		h.meter.Verified(metrics.Rejected, time.Since(start))
+	}
+	return err
 }
 
 // forwardedURI is the path the proxy says the client asked for: X-Forwarded-Uri (Traefik,
