@@ -5,7 +5,7 @@ PKGS    := ./...
 BENCH_OUT   ?= bench-results.json
 BENCH_QUICK ?=
 
-.PHONY: all build run test generate vet lint fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium deps-proxies axe-update clean
+.PHONY: all build run test generate vet lint fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium deps-proxies deps-prometheus axe-update clean
 
 all: build
 
@@ -18,7 +18,7 @@ run: deps-postgres build
 	./$(BIN) serve $(ARGS)
 
 ## test: everything: vet, staticcheck, gofmt, templ freshness, unit + store + handler + browser tests
-test: deps-postgres deps-chromium deps-proxies vet lint fmt-check templ-check unit
+test: deps-postgres deps-chromium deps-proxies deps-prometheus vet lint fmt-check templ-check unit
 
 unit:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
@@ -52,7 +52,7 @@ bench: deps-postgres build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCookie -fuzztime 60s ./sessionstore
 
-deps: deps-postgres deps-chromium deps-proxies
+deps: deps-postgres deps-chromium deps-proxies deps-prometheus
 
 ## axe-update: vendor axe-core (the browser tests' accessibility checker) from npm into
 ## web/browser/testdata, with its version and checksums in testdata/VERSIONS (AXE_VERSION=4.x.y)
@@ -116,6 +116,21 @@ deps-proxies:
 	else \
 	  echo "make: missing for the proxy tests:$$missing (nginx 1.22 and Caddy 2.6 run deploy/'s configurations)."; \
 	  echo "      Install them (Debian/Ubuntu: sudo apt-get install$$missing) and run make test again."; exit 1; \
+	fi
+
+# Prometheus and promtool for the metrics test (cmd/console TestPrometheusScrape): present,
+# installed with apt-get as root, or a clear message. The test runs its own Prometheus on a
+# loopback port with its own configuration and data directory; the system service the
+# package installs is never used.
+deps-prometheus:
+	@if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing Prometheus for the metrics test (apt-get install prometheus)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null || exit 1; \
+	else \
+	  echo "make: Prometheus (prometheus, promtool) is missing; the metrics test needs it."; \
+	  echo "      Install it (Debian/Ubuntu: sudo apt-get install prometheus) and run make test again."; exit 1; \
 	fi
 
 clean:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/jobs"
+	"github.com/sessionconsole/console/internal/metrics"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/web/handlers"
 )
@@ -33,7 +34,15 @@ type jobFlags struct {
 	lease            time.Duration
 	activityFlush    time.Duration
 	countRefresh     time.Duration
+	metricsRefresh   time.Duration
+	overviewRefresh  time.Duration
 }
+
+// The defaults of the metrics' and the overview's jobs.
+const (
+	defaultMetricsRefresh  = 15 * time.Second
+	defaultOverviewRefresh = time.Minute
+)
 
 func (j *jobFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&j.historySync, "history-sync", history.DefaultSyncEvery,
@@ -50,15 +59,19 @@ func (j *jobFlags) register(fl *pflag.FlagSet) {
 		"how often the uses seen at /auth/verify are written to the activity tables (0: record no activity)")
 	fl.DurationVar(&j.countRefresh, "count-refresh", history.DefaultCountEvery,
 		"how often one console process counts the sessions per status for every process's page headers, while someone looks (0: each process counts for itself)")
+	fl.DurationVar(&j.metricsRefresh, "metrics-refresh", defaultMetricsRefresh,
+		"how often each console process sets its /metrics gauges of the database's state (sessions per status, job leases) from what the other jobs keep; a scrape reads nothing from the database")
+	fl.DurationVar(&j.overviewRefresh, "overview-refresh", defaultOverviewRefresh,
+		"how often one console process counts the users holding the most active sessions for the overview (0: never)")
 }
 
 // startJobs builds the job runner of a serve process with every job, and starts it. The
 // recorder is the activity buffer /auth/verify notes uses in (nil with --activity-flush 0:
 // no activity is recorded). Stop the runner at shutdown
 // (after the HTTP server, so the last uses are flushed).
-func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Recorder, error) {
+func startJobs(a *app, f jobFlags, m *metrics.Metrics, log *slog.Logger) (*jobs.Runner, *history.Recorder, error) {
 	ctx := context.Background()
-	r, err := jobs.New(ctx, a.pool, a.server, jobs.Options{LeaseTTL: f.lease, Logger: log})
+	r, err := jobs.New(ctx, a.pool, a.server, jobs.Options{LeaseTTL: f.lease, Logger: log, Observe: m.JobPass})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,6 +114,20 @@ func startJobs(a *app, f jobFlags, log *slog.Logger) (*jobs.Runner, *history.Rec
 				r.RunNow(ctx, jobActivity)
 			}
 		}()
+	}
+	r.Add(jobs.Job{Name: jobOverview, Every: f.overviewRefresh, Run: func(ctx context.Context, p *jobs.Pass) error {
+		top, err := a.history.RefreshTopUsers(ctx, p, topUsers)
+		p.Detail("%d users", len(top))
+		return err
+	}})
+	if f.metricsRefresh > 0 {
+		r.Add(jobs.Job{Name: jobMetrics, Local: true, Every: f.metricsRefresh, Run: func(ctx context.Context, p *jobs.Pass) error {
+			return refreshMetrics(ctx, a, m, r)
+		}})
+		// The gauges are set before the first scrape can come.
+		if _, err := r.RunNow(ctx, jobMetrics); err != nil {
+			log.Warn("metrics: first refresh", "err", err)
+		}
 	}
 	r.Start()
 	return r, rec, nil

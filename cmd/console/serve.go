@@ -35,6 +35,7 @@ type serveFlags struct {
 	maxConns        int32
 	adminCache      time.Duration
 	debugListen     string
+	metricsListen   string
 	http            httpLimits
 	verifyTimeout   time.Duration
 	pageTimeout     time.Duration
@@ -111,6 +112,7 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 		"longest delay of a throttled sign-in (delays start at 1s and double with each further failure)")
 	fl.Int32Var(&f.maxConns, "db-max-conns", 8, "most database connections at once")
 	fl.StringVar(&f.debugListen, "debug-listen", os.Getenv("CONSOLE_DEBUG_LISTEN"), "serve Go's net/http/pprof profiles on this address (keep it on loopback); off by default [env CONSOLE_DEBUG_LISTEN]")
+	fl.StringVar(&f.metricsListen, "metrics-listen", os.Getenv("CONSOLE_METRICS_LISTEN"), "serve Prometheus metrics at /metrics on this address, without a token (keep it private); off by default, when /metrics on --listen answers only to an API token or a signed-in admin [env CONSOLE_METRICS_LISTEN]")
 	fl.DurationVar(&f.http.readHeader, "read-header-timeout", defaultReadHeaderTimeout,
 		"longest time a client may take to send a request's headers")
 	fl.DurationVar(&f.http.read, "read-timeout", defaultReadTimeout,
@@ -174,7 +176,8 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	runner, recorder, err := startJobs(a, f.jobs, log)
+	meter := newMetrics(a)
+	runner, recorder, err := startJobs(a, f.jobs, meter, log)
 	if err != nil {
 		return err
 	}
@@ -201,6 +204,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		Activity: activity, History: a.history, Background: f.jobs.handlerConfig(a),
 		Tokens: a.tokens, NoLocalLogin: !f.sso.localLogin, LinkTTL: f.sso.linkTTL,
 		ConfirmByNameOver: f.confirmByName,
+		Metrics: meter,
 	}
 	if ssoClient != nil { // (a nil *sso.Client in the interface would not be nil)
 		cfg.SSO = ssoClient
@@ -227,6 +231,13 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		} else {
 			fmt.Printf("console: created the first admin. Sign in as admin with password %s (also in %s)\n", password, pwFile)
 		}
+	}
+	if f.metricsListen != "" {
+		addr, err := serveMetrics(ctx, f.metricsListen, meter, f.http.readHeader, log)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("console: metrics on http://%s/metrics\n", displayAddr(addr))
 	}
 	fmt.Printf("console: listening on %s://%s\n", scheme, displayAddr(ln.Addr()))
 
