@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/sessionconsole/console/internal/actions"
-	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/internal/metrics"
@@ -34,27 +32,7 @@ var jobNames = []string{jobHistorySync, jobPurge, jobRetention, jobActivity, job
 // or anything else created) and the job runner (passes run).
 func newMetrics(a *app) *metrics.Metrics {
 	m := metrics.New(a.pool, jobNames)
-	a.actions.OnCommit(func(by actions.Actor, e audit.Entry) {
-		how := metrics.OneSession
-		switch e.Action {
-		case audit.Issue:
-			m.Issued(history.FromConsole, 1)
-			return
-		case audit.Revoke:
-		case audit.RevokeAll:
-			how = metrics.AllOfUser
-		default:
-			return
-		}
-		if by.Kind == actions.Policy {
-			how = metrics.ByPolicy
-		}
-		n := e.Count
-		if e.Action == audit.Revoke && n == 0 {
-			n = 1
-		}
-		m.Revoked(how, n)
-	})
+	a.actions.OnCommit(m.Committed)
 	// Sessions this process issued were counted when they were issued.
 	a.history.OnFresh(func(o history.Origin, n int64) {
 		if o != history.FromConsole {

@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sessionconsole/console/internal/actions"
+	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/sessionstore"
@@ -176,6 +178,31 @@ func (m *Metrics) Revoked(how How, n int64) {
 	if m != nil && n > 0 {
 		m.revoked.WithLabelValues(string(how)).Add(float64(n))
 	}
+}
+
+// Committed counts the sessions an action of this process issued or revoked (for
+// actions.Service.OnCommit): an issue is source=console; a revocation by a policy rule is
+// how=policy, else session (one) or user (all of a user's).
+func (m *Metrics) Committed(by actions.Actor, e audit.Entry) {
+	if m == nil {
+		return
+	}
+	how := OneSession
+	switch e.Action {
+	case audit.Issue:
+		m.Issued(history.FromConsole, 1)
+		return
+	case audit.Revoke:
+		e.Count = max(e.Count, 1)
+	case audit.RevokeAll:
+		how = AllOfUser
+	default:
+		return
+	}
+	if by.Kind == actions.Policy {
+		how = ByPolicy
+	}
+	m.Revoked(how, e.Count)
 }
 
 // Verified counts one /auth/verify request and its time.

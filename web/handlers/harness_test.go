@@ -156,6 +156,7 @@ func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts session
 	}
 	cfg.History = s.history
 	s.metrics = metrics.New(pool, nil)
+	s.actions.OnCommit(s.metrics.Committed)
 	if cfg.Metrics == nil {
 		cfg.Metrics = s.metrics
 	}

@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,4 +153,43 @@ func TestMetricsVerify(t *testing.T) {
 		}
 	}
 	checkLabels(t, fams, body, []string{u, good.Cookie.Value(), bad.Cookie.Value()}, []int64{good.ID, bad.ID})
+}
+
+// Sessions issued and revoked through the console are counted when their action commits:
+// issued as source=console, one revoked as how=session, all of a user's as how=user; a
+// refused issue and a repeated revoke count nothing.
+func TestMetricsIssuedRevoked(t *testing.T) {
+	s := newServer(t)
+	user := s.createUser(t, "metrics_rev_qz")
+	op := s.bearer(t, s.makeToken(t, "metrics-op", admins.Operator))
+	issue := func(body string) response {
+		return op.doBody("POST", "/api/v1/sessions", "application/json", body)
+	}
+	var ids []string
+	for range 4 {
+		r := issue(fmt.Sprintf(`{"username": %q, "expire_after": "1h"}`, user))
+		wantStatus(t, r, http.StatusCreated)
+		ids = append(ids, decode[apiIssued](t, r).Session.ID)
+	}
+	wantStatus(t, issue(`{"username": "nobody-here", "expire_after": "1h"}`), http.StatusUnprocessableEntity)
+	wantStatus(t, op.do("POST", "/api/v1/sessions/"+ids[0]+"/revoke", nil, nil), http.StatusOK)
+	wantStatus(t, op.do("POST", "/api/v1/sessions/"+ids[0]+"/revoke", nil, nil), http.StatusOK)
+	wantStatus(t, op.do("POST", "/api/v1/users/"+url.PathEscape(user)+"/revoke", nil, nil), http.StatusOK)
+
+	fams, body := s.scrape(t)
+	for _, c := range []struct {
+		name, label, value string
+		want               float64
+	}{
+		{"console_sessions_issued_total", "source", "console", 4},
+		{"console_sessions_issued_total", "source", "cli", 0},
+		{"console_sessions_revoked_total", "how", "session", 1},
+		{"console_sessions_revoked_total", "how", "user", 3},
+		{"console_sessions_revoked_total", "how", "policy", 0},
+	} {
+		if got := value(t, fams, c.name, map[string]string{c.label: c.value}); got != c.want {
+			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, got, c.want)
+		}
+	}
+	checkLabels(t, fams, body, []string{user}, nil)
 }
