@@ -229,7 +229,7 @@ func TestTopUsers(t *testing.T) {
 			for range 3 - i {
 				e.insert(t, u, -time.Minute, time.Hour, nil)
 			}
-			e.insert(t, u, -2*time.Hour, -time.Hour, nil)        // expired
+			e.insert(t, u, -2*time.Hour, -time.Hour, nil)            // expired
 			e.insert(t, u, -2*time.Hour, time.Hour, dur(-time.Hour)) // revoked
 		}
 		e.sync(t)

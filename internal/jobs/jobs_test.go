@@ -282,7 +282,7 @@ func TestObserveAndLastSuccess(t *testing.T) {
 	}
 	var got []heard
 	r, err := New(ctx, pool, pgdb.Postgres, Options{Holder: "a", LeaseTTL: time.Minute,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Observe: func(job string, err error) { got = append(got, heard{job, err == nil}) }})
 	if err != nil {
 		t.Fatal(err)

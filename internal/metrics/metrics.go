@@ -304,7 +304,9 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.Descri
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.pool.Stat()
 	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
-	n := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	n := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	g(c.max, float64(s.MaxConns()))
 	g(c.total, float64(s.TotalConns()))
 	g(c.acquired, float64(s.AcquiredConns()))

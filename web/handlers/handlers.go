@@ -208,7 +208,7 @@ var _ Meter = (*metrics.Metrics)(nil)
 type noMeter struct{}
 
 func (noMeter) Verified(metrics.VerifyResult, time.Duration) {}
-func (noMeter) Handler() http.Handler                         { return http.NotFoundHandler() }
+func (noMeter) Handler() http.Handler                        { return http.NotFoundHandler() }
 
 // Handler serves the console. Build it with New; register its routes with Register.
 type Handler struct {
