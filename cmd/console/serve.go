@@ -204,7 +204,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		Activity: activity, History: a.history, Background: f.jobs.handlerConfig(a),
 		Tokens: a.tokens, NoLocalLogin: !f.sso.localLogin, LinkTTL: f.sso.linkTTL,
 		ConfirmByNameOver: f.confirmByName,
-		Metrics: meter,
+		Metrics:           meter,
 	}
 	if ssoClient != nil { // (a nil *sso.Client in the interface would not be nil)
 		cfg.SSO = ssoClient
