@@ -205,6 +205,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		Tokens: a.tokens, NoLocalLogin: !f.sso.localLogin, LinkTTL: f.sso.linkTTL,
 		ConfirmByNameOver: f.confirmByName,
 		Metrics:           meter,
+		Overview:          a.history,
 	}
 	if ssoClient != nil { // (a nil *sso.Client in the interface would not be nil)
 		cfg.SSO = ssoClient

@@ -73,7 +73,10 @@ CREATE TABLE IF NOT EXISTS console.job_runs (
 	PRIMARY KEY (job, seq)
 );
 `}, {Version: 2, SQL: `
-ALTER TABLE console.job_leases ADD COLUMN IF NOT EXISTS last_success_at TIMESTAMPTZ NULL;
+CREATE TABLE IF NOT EXISTS console.job_success (
+	job TEXT PRIMARY KEY,
+	last_success_at TIMESTAMPTZ NOT NULL
+);
 `}}
 
 // Job is one background job.
@@ -469,9 +472,14 @@ func (r *Runner) finish(ctx context.Context, j Job, p *Pass, runErr error) {
 	ctx = context.WithoutCancel(ctx)
 	err := r.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE console.job_leases SET last_finished_at = now(), last_holder = $2,
-			last_error = $3, last_detail = $4, last_success_at = CASE WHEN $3 = '' THEN now() ELSE last_success_at END
-			WHERE job = $1`, j.Name, r.holder, msg, p.detail); err != nil {
+			last_error = $3, last_detail = $4 WHERE job = $1`, j.Name, r.holder, msg, p.detail); err != nil {
 			return err
+		}
+		if msg == "" {
+			if _, err := tx.Exec(ctx, `INSERT INTO console.job_success (job, last_success_at) VALUES ($1, now())
+				ON CONFLICT (job) DO UPDATE SET last_success_at = excluded.last_success_at`, j.Name); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO console.job_runs (job, seq, holder, started_at, finished_at, error, detail)
 			VALUES ($1, $2, $3, $4, now(), $5, $6) ON CONFLICT (job, seq) DO NOTHING`,
@@ -576,7 +584,8 @@ func Statuses(ctx context.Context, q interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }) ([]Status, error) {
 	rows, err := q.Query(ctx, `SELECT job, holder, expires_at, acquired_at, runs, last_started_at, last_finished_at,
-		last_holder, last_error, last_detail, last_success_at FROM console.job_leases ORDER BY job`)
+		last_holder, last_error, last_detail, s.last_success_at
+		FROM console.job_leases AS l LEFT JOIN console.job_success AS s USING (job) ORDER BY job`)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: status: %w", pgdb.Unavailable(err))
 	}

@@ -199,7 +199,7 @@ func TestSetPasswordLinkPage(t *testing.T) {
 		chromedp.SendKeys(byTestID("set-repeat-password"), pw))
 	navClick(t, tab, "set the password", byTestID("set-password"))
 	do(t, tab, "see it set", chromedp.WaitVisible(byTestID("password-set")))
-	if path := signInAs(t, tab, srv.baseURL, name, pw); path != "/sessions" {
+	if path := signInAs(t, tab, srv.baseURL, name, pw); path != "/overview" {
 		t.Errorf("signing in with the new password ends on %s", path)
 	}
 }

@@ -313,7 +313,7 @@ func walkAdminStates(t *testing.T, width int64, scheme string) {
 	viewer := admin + "_viewer"
 	cliInput(t, "a viewer's password\n", "admin", "add", viewer, "--role", "viewer")
 	ctx = a11yTab(t, testTimeout, width, scheme)
-	if path := signInAs(t, ctx, srv.baseURL, viewer, "a viewer's password"); path != "/sessions" {
+	if path := signInAs(t, ctx, srv.baseURL, viewer, "a viewer's password"); path != "/overview" {
 		t.Fatalf("the viewer's sign-in ends on %s", path)
 	}
 	pauseAutoRefresh(t, ctx)

@@ -31,8 +31,8 @@ func TestRefreshesDoNotKeepTheSessionAlive(t *testing.T) {
 	const admin, password = "idle_admin", "idle admin password"
 	cliInput(t, password+"\n", "admin", "add", admin)
 	ctx := newTab(t)
-	if path := signInAs(t, ctx, srv.baseURL, admin, password); path != "/sessions" {
-		t.Fatalf("signed in as %s on %s, want /sessions", admin, path)
+	if path := signInAs(t, ctx, srv.baseURL, admin, password); path != "/overview" {
+		t.Fatalf("signed in as %s on %s, want /overview", admin, path)
 	}
 	idleSeconds := func() float64 {
 		t.Helper()

@@ -133,7 +133,7 @@ func startConsole(tmp string) (stop func() error, err error) {
 	// pages' tests wait little (they poll; nothing depends on the period). The purge TTL stays
 	// the default hour: only a session made to have ended long ago is purged.
 	cmd := exec.Command(srv.bin, "serve", "--data-dir", srv.dataDir, "--listen", "127.0.0.1:0",
-		"--history-sync", "300ms", "--activity-flush", "200ms", "--purge-interval", "1s")
+		"--history-sync", "300ms", "--activity-flush", "200ms", "--purge-interval", "1s", "--overview-refresh", "1s")
 	cmd.Dir = tmp
 	cmd.Env = consoleEnv()
 	cmd.Stderr = serverLog{}
@@ -508,9 +508,19 @@ func sqlValue(t *testing.T, query string) string {
 	return strings.TrimSpace(lines[1])
 }
 
-// signIn signs the tab in as the first admin, with the printed password, and lands on the
-// sessions page.
+// signIn signs the tab in as the first admin, with the printed password, checks that it lands
+// on the overview, and opens the sessions page.
 func signIn(t *testing.T, ctx context.Context) {
+	t.Helper()
+	signInHere(t, ctx)
+	if path := eval[string](t, ctx, `location.pathname`); path != "/overview" {
+		t.Fatalf("sign-in landed on %s, want /overview", path)
+	}
+	navigate(t, ctx, "/sessions")
+}
+
+// signInHere signs the tab in as the first admin and stays on the page the sign-in lands on.
+func signInHere(t *testing.T, ctx context.Context) {
 	t.Helper()
 	navigate(t, ctx, "/login")
 	do(t, ctx, "fill in the sign-in form",

@@ -47,10 +47,10 @@ func TestSignIn(t *testing.T) {
 	t.Run("printed credentials", func(t *testing.T) {
 		t.Parallel()
 		ctx := newTab(t)
-		signIn(t, ctx)
+		signInHere(t, ctx)
 		loc := get(t, ctx, "read the location", chromedp.Location())
-		if u, _ := url.Parse(loc); u == nil || u.Path != "/sessions" {
-			t.Errorf("after sign-in the page is %s, want /sessions", loc)
+		if u, _ := url.Parse(loc); u == nil || u.Path != "/overview" {
+			t.Errorf("after sign-in the page is %s, want /overview (the landing page)", loc)
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {

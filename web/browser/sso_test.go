@@ -158,7 +158,7 @@ func TestSSO(t *testing.T) {
 
 	t.Run("owner by group, then sign-out", func(t *testing.T) {
 		ctx := newTab(t)
-		if loc := ssoSignIn(t, ctx, base, "olivia", "olivia-pw"); loc.Path != "/sessions" {
+		if loc := ssoSignIn(t, ctx, base, "olivia", "olivia-pw"); loc.Path != "/overview" {
 			t.Fatalf("after single sign-on the tab is at %s", loc)
 		}
 		if got := get(t, ctx, "read the admin", chromedp.TextContent(byTestID("admin-name"))); got != "oidc:olivia@example.com" {

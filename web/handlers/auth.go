@@ -41,7 +41,7 @@ type loginForm struct {
 func (h *Handler) showLogin(c echo.Context) error {
 	if sid, ok := h.readAdminCookie(c); ok {
 		if _, err := h.admins.CheckSession(c.Request().Context(), sid, h.cfg.IdleTimeout, h.cfg.AbsoluteTimeout); err == nil {
-			return c.Redirect(http.StatusSeeOther, "/sessions")
+			return c.Redirect(http.StatusSeeOther, "/overview")
 		}
 	}
 	return h.render(c, http.StatusOK, templates.LoginView(h.loginView(c, localPath(c.QueryParam("next")))))
@@ -119,7 +119,7 @@ func (h *Handler) login(c echo.Context) error {
 	h.clearCookie(c, csrfCookie) // the pre-session ends: pages now carry the session's token
 	next := view.Next
 	if next == "" {
-		next = "/sessions"
+		next = "/overview"
 	}
 	return c.Redirect(http.StatusSeeOther, next)
 }

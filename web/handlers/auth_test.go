@@ -84,7 +84,7 @@ func TestOpenRedirectRefused(t *testing.T) {
 		"/\t/evil.example", "/\t\\evil.example", "/\n/evil.example", "/x\\..\\\\evil.example"} {
 		c.get("/login")
 		r := c.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}, "next": {next}})
-		if loc := r.Header.Get("Location"); loc != "/sessions" {
+		if loc := r.Header.Get("Location"); loc != "/overview" {
 			t.Errorf("next=%q sent to %q", next, loc)
 		}
 		c.get("/sessions") // the signed-in page's token signs out

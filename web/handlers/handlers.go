@@ -188,6 +188,10 @@ type Config struct {
 	// Background the settings and state of the jobs that keep it.
 	History    HistoryStore
 	Background HistoryConfig
+	// Overview is what the overview page reads (the rollups and top users the jobs keep; nil:
+	// no overview). PolicyCounts returns the policy rules' breaches for it (nil: no rules).
+	Overview     OverviewStore
+	PolicyCounts func(ctx context.Context) ([]PolicyRuleCount, error)
 	// Metrics counts what the handlers see and serves /metrics (nil: no metrics; /metrics
 	// answers 404).
 	Metrics Meter
@@ -230,6 +234,8 @@ type Handler struct {
 	cluster     *url.URL // nil: issued cookies are shown against this console's /auth/verify
 	now         func() time.Time
 	meter       Meter
+	overview    OverviewStore
+	policy      func(ctx context.Context) ([]PolicyRuleCount, error)
 }
 
 // New returns the console's handler.
@@ -293,5 +299,7 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		cluster:     cluster,
 		now:         time.Now,
 		meter:       meter,
+		overview:    cfg.Overview,
+		policy:      cfg.PolicyCounts,
 	}
 }

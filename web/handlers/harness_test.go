@@ -155,6 +155,9 @@ func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts session
 		cfg.Activity = s.activity
 	}
 	cfg.History = s.history
+	if cfg.Overview == nil {
+		cfg.Overview = s.history
+	}
 	s.metrics = metrics.New(pool, nil)
 	s.actions.OnCommit(s.metrics.Committed)
 	if cfg.Metrics == nil {
@@ -361,7 +364,7 @@ func (s *server) signInAs(t *testing.T, name, password string) *client {
 	c := s.client(t)
 	c.get("/login")
 	r := c.post("/login", url.Values{"username": {name}, "password": {password}})
-	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/sessions" {
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/overview" {
 		t.Fatalf("sign-in: %d %s", r.StatusCode, r.Header.Get("Location"))
 	}
 	if p := c.get("/sessions"); p.StatusCode != http.StatusOK {

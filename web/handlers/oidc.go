@@ -121,7 +121,7 @@ func (h *Handler) finishSSO(c echo.Context) error {
 	h.clearCookie(c, csrfCookie)
 	next := flow.Next
 	if next == "" {
-		next = "/sessions"
+		next = "/overview"
 	}
 	// Not a redirect: the admin cookie is SameSite=Strict, and browsers leave such cookies off
 	// every request of a navigation that a redirect from another site started. A page that

@@ -168,6 +168,7 @@ var routeCases = map[string]routeCase{
 	"GET /sessions.csv":    {need: admins.Viewer, tokens: true, req: get("/sessions.csv"), ok: http.StatusOK},
 	"GET /sessions.json":   {need: admins.Viewer, tokens: true, req: get("/sessions.json"), ok: http.StatusOK},
 	"GET /audit.csv":       {need: admins.Viewer, tokens: true, req: get("/audit.csv"), ok: http.StatusOK},
+	"GET /overview":        {need: admins.Viewer, req: get("/overview?range=7d"), ok: http.StatusOK},
 	"GET /metrics":         {need: admins.Viewer, tokens: true, req: get("/metrics"), ok: http.StatusOK},
 	"GET /history.csv":     {need: admins.Viewer, tokens: true, req: get("/history.csv"), ok: http.StatusOK},
 	"GET /history.json":    {need: admins.Viewer, tokens: true, req: get("/history.json"), ok: http.StatusOK},

@@ -47,7 +47,8 @@ func (h *Handler) Register(e *echo.Echo) {
 
 	// Signed-in admins: the admin session, then its CSRF token, then the role.
 	a := e.Group("", h.requireAdmin, h.sessionCSRF)
-	a.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/sessions") }, viewer)
+	a.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/overview") }, viewer)
+	a.GET("/overview", h.showOverview, viewer)
 	a.POST("/logout", h.logout, viewer)
 	a.GET("/sessions", h.showSessionsPage, viewer)
 	a.POST("/sessions", h.issueSession, operator)

@@ -182,7 +182,7 @@ func TestRootRedirects(t *testing.T) {
 	c := s.signIn(t)
 	r := c.get("/")
 	wantStatus(t, r, http.StatusSeeOther)
-	if r.Header.Get("Location") != "/sessions" {
+	if r.Header.Get("Location") != "/overview" {
 		t.Errorf("/ -> %q", r.Header.Get("Location"))
 	}
 	r = c.get("/no/such/page")
