@@ -366,6 +366,7 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		add(env.historyListCase("history-deep", "/history deep page (keyset, 100 pages in)", historyDeep)),
 		add(env.sessionPageCase(hist, auditLog), nil),
 		add(env.userPageCase(hist, auditLog)),
+		add(env.overviewPageCase(ctx, hist)),
 		add(env.syncIdleCase(hist), nil),
 		add(env.cliListCase(), nil),
 		add(env.issueCase(), nil),

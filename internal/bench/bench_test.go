@@ -151,7 +151,7 @@ func fakeConsole(t *testing.T) *httptest.Server {
 			return
 		}
 		http.SetCookie(w, &http.Cookie{Name: "admin", Value: "ok", Path: "/", Secure: true, HttpOnly: true})
-		http.Redirect(w, r, "/sessions", http.StatusSeeOther)
+		http.Redirect(w, r, "/overview", http.StatusSeeOther)
 	})
 	mux.HandleFunc("GET /sessions", func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie("admin"); err != nil || c.Value != "ok" {

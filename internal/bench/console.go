@@ -393,8 +393,8 @@ func (c *Client) Login(ctx context.Context, user, password string) error {
 	if err != nil {
 		return fmt.Errorf("bench: sign in: %w", err)
 	}
-	if loc := resp.Header.Get("Location"); !strings.Contains(loc, "/sessions") {
-		return fmt.Errorf("bench: sign in redirected to %q, want /sessions", loc)
+	if loc := resp.Header.Get("Location"); loc != "/overview" {
+		return fmt.Errorf("bench: sign in redirected to %q, want /overview (the landing page)", loc)
 	}
 	c.csrf = token
 	page, err = c.Do(ctx, Request{Path: "/sessions", Keep: true})

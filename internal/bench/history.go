@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,14 +12,18 @@ import (
 
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/history"
+	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
 // serveArgs are the flags the bench gives `console serve`: the bench records the history
 // itself (so that its cost is measured, not paid during other cases) and keeps the seeded
-// table whole (no purge of the 70% expired rows).
-var serveArgs = []string{"--history-sync", "0", "--purge-interval", "0"}
+// table whole (no purge of the 70% expired rows); it counts the overview's top users once
+// itself (the overview job's read of every active session would run during other cases); case
+// 7's revoke-all posts no typed username (--confirm-by-name-over).
+var serveArgs = []string{"--history-sync", "0", "--purge-interval", "0", "--overview-refresh", "0",
+	"--confirm-by-name-over", "100000000"}
 
 // historyEnv is the session history of one size, as the bench drives it.
 type historyEnv struct {
@@ -237,6 +242,56 @@ func (e *sizeEnv) userPageCase(h *historyEnv, log *audit.Store) (*benchCase, err
 			return err
 		}
 		return containsIDs(resp.Body, p.Sessions[0].ID, p.Sessions[len(p.Sessions)-1].ID)
+	}
+	return bc, nil
+}
+
+// overviewPageCase is GET /overview?range=30d (the widest range: 30 days of hourly rollups),
+// against the floor of the same reads through the stores: the rollups' buckets, the top users
+// (counted once before, as the overview job would: the served console's job is off), the
+// job statuses (the live table's counts come from the console's cache, so neither side counts
+// them per request).
+func (e *sizeEnv) overviewPageCase(ctx context.Context, h *historyEnv) (*benchCase, error) {
+	if _, err := h.store.RefreshTopUsers(ctx, h.tx, 10); err != nil {
+		return nil, err
+	}
+	const path = "/overview?range=30d"
+	bc := &benchCase{ID: "overview", Name: "overview page /overview?range=30d", Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		_, err := c.Do(ctx, Request{Path: path})
+		return 1, err
+	}
+	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+		now := time.Now().UTC()
+		b, err := h.store.Buckets(ctx, now.Truncate(24*time.Hour).AddDate(0, 0, -29), now, 24*time.Hour)
+		if err != nil {
+			return 0, err
+		}
+		top, _, err := h.store.TopUsers(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := jobs.Statuses(ctx, e.pool); err != nil {
+			return 0, err
+		}
+		if w != nil {
+			_, err = fmt.Fprintf(w, "%d buckets, %d users\n", len(b), len(top))
+		}
+		return 1, err
+	}
+	bc.check = func(ctx context.Context, c *Client) error {
+		resp, err := c.Do(ctx, Request{Path: path, Keep: true})
+		if err != nil {
+			return err
+		}
+		top, _, err := h.store.TopUsers(ctx)
+		if err != nil || len(top) == 0 {
+			return fmt.Errorf("no top users to look for (%v)", err)
+		}
+		if !bytes.Contains(resp.Body, []byte(">"+top[0].Username+"<")) || !bytes.Contains(resp.Body, []byte(`data-testid="table-created"`)) {
+			return fmt.Errorf("the overview lacks the top user %s or its charts", top[0].Username)
+		}
+		return nil
 	}
 	return bc, nil
 }

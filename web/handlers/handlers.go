@@ -236,6 +236,7 @@ type Handler struct {
 	meter       Meter
 	overview    OverviewStore
 	policy      func(ctx context.Context) ([]PolicyRuleCount, error)
+	ovCache     overviewCache
 }
 
 // New returns the console's handler.

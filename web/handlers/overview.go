@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -48,6 +49,59 @@ var overviewJobs = []struct{ name, what string }{
 	{"overview", "counts the users with the most sessions"},
 }
 
+// OverviewFresh is how long one process reuses what the overview read for a range (the rollups
+// change with each history sync, every 30 s by default; the top users once a minute), so that
+// many viewers cost the database one read per range per period.
+const OverviewFresh = 5 * time.Second
+
+// overviewData is what the overview reads from the database for one range.
+type overviewData struct {
+	at      time.Time
+	from    time.Time
+	buckets []history.Bucket
+	top     []history.UserCount
+	topAt   time.Time
+	jobs    []jobs.Status
+}
+
+// overviewCache keeps the last read of each range for OverviewFresh.
+type overviewCache struct {
+	mu      sync.Mutex
+	byRange map[string]*overviewData
+}
+
+// overviewRead returns what the overview shows for rng at now, from the cache when it is fresh
+// and of the same hour or day.
+func (h *Handler) overviewRead(ctx context.Context, rng overviewRange, now time.Time) (*overviewData, error) {
+	from := now.Truncate(rng.step).Add(-time.Duration(rng.buckets-1) * rng.step)
+	h.ovCache.mu.Lock()
+	d := h.ovCache.byRange[rng.param]
+	h.ovCache.mu.Unlock()
+	if d != nil && now.Sub(d.at) < OverviewFresh && !now.Before(d.at) && d.from.Equal(from) {
+		return d, nil
+	}
+	d = &overviewData{at: now, from: from}
+	var err error
+	if d.buckets, err = h.overview.Buckets(ctx, from, now, rng.step); err != nil {
+		return nil, err
+	}
+	if d.top, d.topAt, err = h.overview.TopUsers(ctx); err != nil {
+		return nil, err
+	}
+	if bg := h.cfg.Background; bg.Jobs != nil {
+		if d.jobs, err = bg.Jobs(ctx); err != nil {
+			return nil, err
+		}
+	}
+	h.ovCache.mu.Lock()
+	if h.ovCache.byRange == nil {
+		h.ovCache.byRange = map[string]*overviewData{}
+	}
+	h.ovCache.byRange[rng.param] = d
+	h.ovCache.mu.Unlock()
+	return d, nil
+}
+
 func (h *Handler) showOverview(c echo.Context) error {
 	rng := overviewRanges[0]
 	if p := c.QueryParam("range"); p != "" {
@@ -66,16 +120,12 @@ func (h *Handler) showOverview(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	now := h.now().UTC()
-	from := now.Truncate(rng.step).Add(-time.Duration(rng.buckets-1) * rng.step)
-	buckets, err := h.overview.Buckets(ctx, from, now, rng.step)
+	d, err := h.overviewRead(ctx, rng, now)
 	if err != nil {
 		return err
 	}
+	from, buckets, top, topAt := d.from, d.buckets, d.top, d.topAt
 	counts, err := h.sessions.Counts(ctx, sessionstore.Filter{})
-	if err != nil {
-		return err
-	}
-	top, topAt, err := h.overview.TopUsers(ctx)
 	if err != nil {
 		return err
 	}
@@ -104,13 +154,7 @@ func (h *Handler) showOverview(c echo.Context) error {
 	if !topAt.IsZero() {
 		v.TopCountedAt = templates.Relative(topAt, now)
 	}
-	if bg := h.cfg.Background; bg.Jobs != nil {
-		st, err := bg.Jobs(ctx)
-		if err != nil {
-			return err
-		}
-		v.Jobs, v.HealthIssues = jobHealth(st, now)
-	}
+	v.Jobs, v.HealthIssues = jobHealth(d.jobs, now)
 	if h.policy == nil {
 		v.PolicyNote = "No policy rules in this console."
 	} else if err := h.policyCounts(ctx, &v); err != nil {
@@ -149,7 +193,7 @@ func overviewCharts(buckets []history.Bucket, rng overviewRange, now time.Time, 
 		}
 	}
 	created = templates.Chart{ID: "created", Title: "Sessions created", ListText: "List the sessions created",
-		Series: []templates.ChartSeries{{Name: "This console", Class: "s-console"}, {Name: "Command line", Class: "s-cli"}, {Name: "Elsewhere (DB Console, SQL)", Class: "s-other"}}}
+		Series: []templates.ChartSeries{{Name: "This console", Class: "s-console"}, {Name: "Command line", Class: "s-cli"}, {Name: "Elsewhere", Class: "s-other"}}}
 	revoked = templates.Chart{ID: "revoked", Title: "Sessions revoked", ListText: "List the revoked sessions", ListURL: "/history?status=revoked",
 		Series: []templates.ChartSeries{{Name: "Revoked", Class: "s-revoked"}}}
 	active = templates.Chart{ID: "active", Title: "Active sessions", ListText: "List the active sessions", ListURL: "/sessions?status=active", Line: true,
@@ -210,7 +254,7 @@ func overviewCharts(buckets []history.Bucket, rng overviewRange, now time.Time, 
 	points = fmt.Appendf(points, "%s,%s", f(float64(width)), f(y(activeNow, active.Max)))
 	active.Points = string(points)
 	active.Buckets = append(active.Buckets, templates.ChartBucket{Label: "now", URL: "/sessions?status=active", Values: thousandsAll(activeNow)})
-	created.Desc = fmt.Sprintf("%s sessions created in %s: %s by this console, %s by the command line, %s elsewhere; at most %s in one %s.",
+	created.Desc = fmt.Sprintf("%s sessions created in %s: %s by this console, %s by the command line, %s elsewhere (DB Console sign-ins, SQL); at most %s in one %s.",
 		thousands(totals[0]+totals[1]+totals[2]), rng.words, created.Series[0].Total, created.Series[1].Total, created.Series[2].Total, thousands(maxCreated), stepWord(rng))
 	revoked.Desc = fmt.Sprintf("%s sessions revoked in %s; at most %s in one %s.", thousands(totalRevoked), rng.words, thousands(maxRevoked), stepWord(rng))
 	active.Desc = fmt.Sprintf("Active sessions over %s: %s at the start, %s now, at most %s.", rng.words,

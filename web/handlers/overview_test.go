@@ -136,3 +136,35 @@ func TestOverviewPage(t *testing.T) {
 	viewer := s.addAdmin(t, "ov_viewer", admins.Viewer)
 	wantStatus(t, viewer.get("/overview"), http.StatusOK)
 }
+
+// One process reads the rollups of a range at most once per OverviewFresh: a view within it
+// shows the same figures, one after it the new ones.
+func TestOverviewCache(t *testing.T) {
+	s := newServer(t)
+	user := s.createUser(t, "ov_cache")
+	now := time.Now()
+	s.handler.now = func() time.Time { return now }
+	c := s.signIn(t)
+	created := func() string {
+		t.Helper()
+		r := c.get("/overview")
+		wantStatus(t, r, http.StatusOK)
+		m := regexp.MustCompile(`tile-value">([^<]*)<`).FindStringSubmatch(section(r.body, "tile-created"))
+		if m == nil {
+			t.Fatal("no created tile")
+		}
+		return m[1]
+	}
+	if got := created(); got != "0" {
+		t.Fatalf("created %s before any session", got)
+	}
+	s.issue(t, user, time.Hour)
+	s.sync(t)
+	if got := created(); got != "0" {
+		t.Errorf("created %s within OverviewFresh of the last read, want the cached 0", got)
+	}
+	now = now.Add(OverviewFresh)
+	if got := created(); got != "1" {
+		t.Errorf("created %s after OverviewFresh, want 1", got)
+	}
+}
