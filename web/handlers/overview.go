@@ -248,15 +248,15 @@ func overviewCharts(buckets []history.Bucket, rng overviewRange, now time.Time, 
 				Class: "s-revoked", Title: fmt.Sprintf("%s: %d revoked", cb.Label, b.Revoked)}}
 		}
 		revoked.Buckets = append(revoked.Buckets, rb)
-		active.Buckets = append(active.Buckets, templates.ChartBucket{Label: "at " + cb.Label, URL: link, Values: thousandsAll(b.ActiveAtStart)})
+		active.Buckets = append(active.Buckets, templates.ChartBucket{Label: cb.Label, URL: link, Values: thousandsAll(b.ActiveAtStart)})
 		points = fmt.Appendf(points, "%s,%s ", f(x), f(y(b.ActiveAtStart, active.Max)))
 	}
 	points = fmt.Appendf(points, "%s,%s", f(float64(width)), f(y(activeNow, active.Max)))
 	active.Points = string(points)
 	active.Buckets = append(active.Buckets, templates.ChartBucket{Label: "now", URL: "/sessions?status=active", Values: thousandsAll(activeNow)})
-	created.Desc = fmt.Sprintf("%s sessions created in %s: %s by this console, %s by the command line, %s elsewhere (DB Console sign-ins, SQL); at most %s in one %s.",
-		thousands(totals[0]+totals[1]+totals[2]), rng.words, created.Series[0].Total, created.Series[1].Total, created.Series[2].Total, thousands(maxCreated), stepWord(rng))
-	revoked.Desc = fmt.Sprintf("%s sessions revoked in %s; at most %s in one %s.", thousands(totalRevoked), rng.words, thousands(maxRevoked), stepWord(rng))
+	created.Desc = fmt.Sprintf("%s created in %s: %s by this console, %s by the command line, %s elsewhere (DB Console sign-ins, SQL); at most %s in one %s.",
+		plural(totals[0]+totals[1]+totals[2], "session"), rng.words, created.Series[0].Total, created.Series[1].Total, created.Series[2].Total, thousands(maxCreated), stepWord(rng))
+	revoked.Desc = fmt.Sprintf("%s revoked in %s; at most %s in one %s.", plural(totalRevoked, "session"), rng.words, thousands(maxRevoked), stepWord(rng))
 	active.Desc = fmt.Sprintf("Active sessions over %s: %s at the start, %s now, at most %s.", rng.words,
 		thousands(buckets[0].ActiveAtStart), thousands(activeNow), thousands(maxActive))
 	return
