@@ -122,7 +122,7 @@ func readLines(t *testing.T, r *bufio.Reader, before func(lines int)) int {
 }
 
 // signIn signs c in as the first admin through the login form (giving c a cookie jar if it
-// has none) and returns the sessions page it lands on.
+// has none) and returns the page it lands on (the overview).
 func (s *server) signIn(t *testing.T, c *http.Client) string {
 	t.Helper()
 	if c.Jar == nil {

@@ -34,6 +34,7 @@ func TestRefreshesDoNotKeepTheSessionAlive(t *testing.T) {
 	if path := signInAs(t, ctx, srv.baseURL, admin, password); path != "/overview" {
 		t.Fatalf("signed in as %s on %s, want /overview", admin, path)
 	}
+	navigate(t, ctx, "/sessions")
 	idleSeconds := func() float64 {
 		t.Helper()
 		v := sqlValue(t, `SELECT extract(epoch FROM now() - last_seen) FROM console.admin_sessions WHERE admin = '`+admin+`'`)

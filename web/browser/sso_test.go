@@ -182,6 +182,7 @@ func TestSSO(t *testing.T) {
 	t.Run("operator and viewer by group", func(t *testing.T) {
 		op := newTab(t)
 		ssoSignIn(t, op, base, "oscar", "oscar-pw")
+		navigate(t, op, base+"/sessions")
 		do(t, op, "see the issue form", chromedp.WaitVisible(byTestID("issue-open")))
 		if n := eval[int](t, op, `document.querySelectorAll('[data-testid="nav-admins"]').length`); n != 0 {
 			t.Error("an operator sees the Admins section")
@@ -191,6 +192,7 @@ func TestSSO(t *testing.T) {
 		if got := get(t, viewer, "read the role", chromedp.TextContent(byTestID("admin-role"))); got != "viewer" {
 			t.Fatalf("role %q", got)
 		}
+		navigate(t, viewer, base+"/sessions")
 		if n := eval[int](t, viewer, `document.querySelectorAll('[data-testid="issue-details"], [data-testid="issue-form"], [data-testid="revoke-session"], [data-testid="revoke-user"], [data-testid="revoke-filtered-user"]').length`); n != 0 {
 			t.Errorf("a viewer sees %d issue or revoke controls", n)
 		}
