@@ -52,7 +52,7 @@ func refreshMetrics(ctx context.Context, a *app, m *metrics.Metrics, r *jobs.Run
 		return fmt.Errorf("metrics: counts: %w", err)
 	}
 	m.SetCounts(c)
-	st, err := jobs.Statuses(ctx, a.pool)
+	st, err := jobs.Statuses(ctx, a.pool, a.server)
 	if err != nil {
 		return fmt.Errorf("metrics: jobs: %w", err)
 	}

@@ -271,7 +271,7 @@ func (e *sizeEnv) overviewPageCase(ctx context.Context, h *historyEnv) (*benchCa
 		if err != nil {
 			return 0, err
 		}
-		if _, err := jobs.Statuses(ctx, e.pool); err != nil {
+		if _, err := jobs.Statuses(ctx, e.pool, pgdb.Postgres); err != nil {
 			return 0, err
 		}
 		if w != nil {

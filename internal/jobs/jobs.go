@@ -580,20 +580,24 @@ type Status struct {
 }
 
 // Statuses returns every job's lease row, by name.
-func Statuses(ctx context.Context, q interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}) ([]Status, error) {
-	rows, err := q.Query(ctx, `SELECT job, holder, expires_at, acquired_at, runs, last_started_at, last_finished_at,
+func Statuses(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor) ([]Status, error) {
+	var out []Status
+	// The whole (one row per job) table: on CockroachDB under --refuse-full-scans it is read
+	// with the guard off for this statement.
+	err := pgdb.WithFullScan(ctx, pool, flavor, func(q pgdb.DBTX) error {
+		rows, err := q.Query(ctx, `SELECT job, holder, expires_at, acquired_at, runs, last_started_at, last_finished_at,
 		last_holder, last_error, last_detail, s.last_success_at
 		FROM console.job_leases AS l LEFT JOIN console.job_success AS s USING (job) ORDER BY job`)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: status: %w", pgdb.Unavailable(err))
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Status, error) {
-		var s Status
-		err := r.Scan(&s.Job, &s.Holder, &s.LeaseExpiresAt, &s.AcquiredAt, &s.Runs, &s.LastStartedAt, &s.LastFinishedAt,
-			&s.LastHolder, &s.LastError, &s.LastDetail, &s.LastSuccessAt)
-		return s, err
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Status, error) {
+			var s Status
+			err := r.Scan(&s.Job, &s.Holder, &s.LeaseExpiresAt, &s.AcquiredAt, &s.Runs, &s.LastStartedAt, &s.LastFinishedAt,
+				&s.LastHolder, &s.LastError, &s.LastDetail, &s.LastSuccessAt)
+			return s, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: status: %w", pgdb.Unavailable(err))

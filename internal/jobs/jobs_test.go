@@ -297,7 +297,7 @@ func TestObserveAndLastSuccess(t *testing.T) {
 	r.Add(Job{Name: "local", Local: true, Every: time.Hour, Run: func(context.Context, *Pass) error { return nil }})
 	status := func() Status {
 		t.Helper()
-		st, err := Statuses(ctx, pool)
+		st, err := Statuses(ctx, pool, pgdb.Postgres)
 		if err != nil || len(st) != 1 {
 			t.Fatalf("statuses %v, %v", st, err)
 		}
