@@ -54,21 +54,33 @@ func TestLoadStopsAtCount(t *testing.T) {
 	}
 }
 
+// fakeClock is a clock that moves only when told to, for checking what Load times without
+// timing anything.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (f *fakeClock) now() time.Time           { return time.Unix(0, f.ns.Load()) }
+func (f *fakeClock) advance(d time.Duration) { f.ns.Add(int64(d)) }
+
 func TestLoadStopsInTime(t *testing.T) {
-	start := time.Now()
-	st, err := Load{Workers: 2, MaxOps: 1 << 30, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond,
+	clock := &fakeClock{}
+	st, err := Load{Workers: 2, MaxOps: 1 << 30, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, now: clock.now,
 		Op: func(context.Context, int, int) (int64, error) {
-			time.Sleep(time.Millisecond)
+			clock.advance(time.Millisecond)
 			return 1, nil
 		}}.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %v, want about 250ms", d)
+	// Every operation moves the clock 1 ms: the run starts operations until 200 ms have
+	// passed, and each worker may have started one just before.
+	if st.Ops < 200 || st.Ops > 201 {
+		t.Errorf("%d operations in 200 ms of 1 ms each, want 200 (201 with two workers)", st.Ops)
 	}
-	if st.Ops < 10 || st.P50ms < 1 {
-		t.Errorf("stats %+v", st)
+	if st.WarmupOps < 50 || st.WarmupOps > 51 {
+		t.Errorf("%d warm-up operations in 50 ms, want 50 (51)", st.WarmupOps)
+	}
+	if st.P50ms != 1 || st.Maxms != 1 {
+		t.Errorf("latencies p50 %v ms, max %v ms; want 1 ms each", st.P50ms, st.Maxms)
 	}
 }
 
@@ -85,16 +97,30 @@ func TestLoadStopsAtFirstError(t *testing.T) {
 	}
 }
 
+// Preparation is outside the timing: neither in the latencies nor in the throughput's clock,
+// but in the wall time of the run.
 func TestLoadPrepareIsUntimed(t *testing.T) {
-	st, err := Load{Workers: 1, MaxOps: 5, Duration: time.Minute,
-		Prepare: func(context.Context, int, int) error { time.Sleep(20 * time.Millisecond); return nil },
-		Op:      func(context.Context, int, int) (int64, error) { time.Sleep(2 * time.Millisecond); return 1, nil },
+	clock := &fakeClock{}
+	var prepared atomic.Int64
+	st, err := Load{Workers: 1, MaxOps: 5, Duration: time.Minute, now: clock.now,
+		Prepare: func(context.Context, int, int) error { prepared.Add(1); clock.advance(20 * time.Millisecond); return nil },
+		Op:      func(context.Context, int, int) (int64, error) { clock.advance(2 * time.Millisecond); return 1, nil },
 	}.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.P50ms > 15 || st.PerSec < 100 {
-		t.Errorf("prepare counted in the timing: %+v", st)
+	if prepared.Load() != 5 || st.Ops != 5 {
+		t.Fatalf("prepared %d, ran %d; want 5 and 5", prepared.Load(), st.Ops)
+	}
+	if st.P50ms != 2 || st.P99ms != 2 || st.Maxms != 2 || st.Meanms != 2 {
+		t.Errorf("latencies %+v: want 2 ms each (the operation alone)", st)
+	}
+	// 5 operations in 10 ms of timed work.
+	if st.PerSec != 500 {
+		t.Errorf("throughput %v/s, want 500/s (5 operations of 2 ms; preparation not counted)", st.PerSec)
+	}
+	if st.Seconds != 0.110 {
+		t.Errorf("wall time %vs, want 0.110s (preparation included)", st.Seconds)
 	}
 }
 

@@ -321,7 +321,9 @@ func (e *sizeEnv) revokeCase() *benchCase {
 	var lastRevoked int64
 	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
 		_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/users/" + url.PathEscape(user) + "/revoke",
-			Header: hxHeader, Form: url.Values{}, Want: []int{http.StatusOK, http.StatusSeeOther}})
+			// Typing the name, as a revoke-all of more than --confirm-by-name-over active
+			// sessions asks: without it the console only asks again.
+			Header: hxHeader, Form: url.Values{"confirm_name": {user}}, Want: []int{http.StatusOK, http.StatusSeeOther}})
 		return 1, err
 	}
 	bc.floor = func(ctx context.Context, _ io.Writer, _, _ int) (int64, error) {

@@ -26,6 +26,9 @@ type Load struct {
 	// Op is the timed operation. It returns how many items it handled (rows; 1 for a request)
 	// or an error, which stops the whole run.
 	Op func(ctx context.Context, worker, i int) (int64, error)
+	// now is the clock (time.Now when nil): tests give a clock of their own, so that what is
+	// timed can be checked without timing anything.
+	now func() time.Time
 }
 
 // Stats summarise a run. Latencies are exact: every operation's latency is recorded and the
@@ -72,6 +75,10 @@ func (l Load) Run(ctx context.Context) (Stats, error) {
 }
 
 func (l Load) run(ctx context.Context) (Stats, error) {
+	now := l.now
+	if now == nil {
+		now = time.Now
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -80,7 +87,7 @@ func (l Load) run(ctx context.Context) (Stats, error) {
 		lat      = make([][]time.Duration, l.Workers)
 		items    = make([]int64, l.Workers)
 		busy     = make([]time.Duration, l.Workers)
-		start    = time.Now()
+		start    = now()
 		deadline = start.Add(l.Duration)
 	)
 	for w := 0; w < l.Workers; w++ {
@@ -91,7 +98,7 @@ func (l Load) run(ctx context.Context) (Stats, error) {
 			defer func() { lat[w] = samples }()
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
-				if i >= l.MaxOps || !time.Now().Before(deadline) {
+				if i >= l.MaxOps || !now().Before(deadline) {
 					return
 				}
 				if l.Prepare != nil {
@@ -100,9 +107,9 @@ func (l Load) run(ctx context.Context) (Stats, error) {
 						return
 					}
 				}
-				t0 := time.Now()
+				t0 := now()
 				n, err := l.Op(ctx, w, i)
-				d := time.Since(t0)
+				d := now().Sub(t0)
 				if err != nil {
 					cancel(err)
 					return
@@ -114,7 +121,7 @@ func (l Load) run(ctx context.Context) (Stats, error) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := now().Sub(start)
 	if err := context.Cause(ctx); err != nil {
 		return Stats{}, err
 	}
