@@ -58,7 +58,7 @@ func TestLoadStopsAtCount(t *testing.T) {
 // timing anything.
 type fakeClock struct{ ns atomic.Int64 }
 
-func (f *fakeClock) now() time.Time           { return time.Unix(0, f.ns.Load()) }
+func (f *fakeClock) now() time.Time          { return time.Unix(0, f.ns.Load()) }
 func (f *fakeClock) advance(d time.Duration) { f.ns.Add(int64(d)) }
 
 func TestLoadStopsInTime(t *testing.T) {
@@ -103,8 +103,12 @@ func TestLoadPrepareIsUntimed(t *testing.T) {
 	clock := &fakeClock{}
 	var prepared atomic.Int64
 	st, err := Load{Workers: 1, MaxOps: 5, Duration: time.Minute, now: clock.now,
-		Prepare: func(context.Context, int, int) error { prepared.Add(1); clock.advance(20 * time.Millisecond); return nil },
-		Op:      func(context.Context, int, int) (int64, error) { clock.advance(2 * time.Millisecond); return 1, nil },
+		Prepare: func(context.Context, int, int) error {
+			prepared.Add(1)
+			clock.advance(20 * time.Millisecond)
+			return nil
+		},
+		Op: func(context.Context, int, int) (int64, error) { clock.advance(2 * time.Millisecond); return 1, nil },
 	}.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
