@@ -4,6 +4,7 @@ BIN     := bin/console
 PKGS    := ./...
 BENCH_OUT   ?= bench-results.json
 BENCH_QUICK ?=
+BENCH_SIZES ?=
 
 .PHONY: all build run test generate vet lint fmt-check templ-check unit bench fuzz deps deps-postgres deps-chromium deps-proxies deps-prometheus axe-update clean
 
@@ -46,7 +47,7 @@ templ-check:
 
 ## bench: speed and memory at 10k and 1M sessions against raw pgx (BENCH_QUICK=1: 10k only)
 bench: deps-postgres build
-	BENCH_QUICK=$(BENCH_QUICK) BENCH_OUT=$(BENCH_OUT) $(GO) run ./internal/bench/cmd/bench -console $(BIN) $(BENCH_FLAGS)
+	BENCH_QUICK=$(BENCH_QUICK) BENCH_OUT=$(BENCH_OUT) BENCH_SIZES=$(BENCH_SIZES) $(GO) run ./internal/bench/cmd/bench -console $(BIN) $(BENCH_FLAGS)
 
 ## fuzz: a longer run of the cookie decoder's fuzz target
 fuzz:

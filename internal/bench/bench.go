@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -356,16 +357,21 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		}
 		return err
 	}
+	whole, err := env.listCase(CaseWholePage, "whole sessions page (not a fragment)", active, false)
+	if err != nil {
+		return sr, err
+	}
+	whole.FloorOf = CaseFragment // the same query
 	if err := errors.Join(
-		add(env.listCase("1", "sessions fragment (HX), active, first page of 50", active, true)),
-		add(env.listCase("2", "the same, filtered to "+heavy.Username, heavy, true)),
-		add(env.listCase("3", fmt.Sprintf("deep page (keyset, %d pages in)", pages), deep, true)),
-		add(env.listCase("4", "whole sessions page (not a fragment)", active, false)),
+		add(env.listCase(CaseFragment, "sessions fragment (HX), active, first page of 50", active, true)),
+		add(env.listCase(CaseUserPage, "the same, filtered to "+heavy.Username, heavy, true)),
+		add(env.listCase(CaseDeepPage, fmt.Sprintf("deep page (keyset, %d pages in)", pages), deep, true)),
+		add(whole, nil),
 		add(env.verifyCase(), nil),
-		add(env.historyListCase("history-first", "/history fragment (HX), all statuses, first page of 50", historyFirst)),
-		add(env.historyListCase("history-deep", "/history deep page (keyset, 100 pages in)", historyDeep)),
+		add(env.historyListCase(CaseHistoryFirst, "/history fragment (HX), all statuses, first page of 50", historyFirst)),
+		add(env.historyListCase(CaseHistoryDeep, "/history deep page (keyset, 100 pages in)", historyDeep)),
 		add(env.sessionPageCase(hist, auditLog), nil),
-		add(env.userPageCase(hist, auditLog)),
+		add(env.userPageCase(hist, auditLog), nil),
 		add(env.overviewPageCase(ctx, hist)),
 		add(env.syncIdleCase(hist), nil),
 		add(env.cliListCase(), nil),
@@ -376,17 +382,9 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 	); err != nil {
 		return sr, err
 	}
-	if plain != nil { // right after case 5, before the writes revoke any of its sessions
-		for i, bc := range cases {
-			if bc.ID == "5" {
-				cases = append(cases[:i+1], append([]*benchCase{env.verifyWithoutActivityCase(plain)}, cases[i+1:]...)...)
-				break
-			}
-		}
-	}
-	for _, bc := range cases {
-		if bc.ID == "4" {
-			bc.FloorOf = "1"
+	if plain != nil { // right after verify, before the writes revoke any of its sessions
+		if i := slices.IndexFunc(cases, func(bc *benchCase) bool { return bc.Key == CaseVerify }); i >= 0 {
+			cases = slices.Insert(cases, i+1, env.verifyWithoutActivityCase(plain))
 		}
 	}
 	if !cfg.FloorOnly {
@@ -404,7 +402,12 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 			sr.Cases = append(sr.Cases, *res)
 		}
 		if err != nil {
-			return sr, fmt.Errorf("bench: %s sessions, case %s (%s): %w", thousands(int64(size)), bc.ID, bc.Name, err)
+			return sr, fmt.Errorf("bench: %s sessions, case %s (%s): %w", thousands(int64(size)), bc.Key, bc.Name, err)
+		}
+		if bc.Key == CaseVerify && client != nil {
+			if sr.Revocation, err = env.revocationLatency(ctx, client); err != nil {
+				return sr, fmt.Errorf("bench: %s sessions, revocation latency: %w", thousands(int64(size)), err)
+			}
 		}
 	}
 	if cfg.Explain {
@@ -439,65 +442,77 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 	return sr, nil
 }
 
-// measure runs one case's floor, then (unless floor-only) its console side.
+// measure runs one case: the console's answer once, checked and recorded; the floor on raw
+// pgx; the plain-text and the same-size HTTP floors; then (unless floor-only) the console.
 func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, client *Client, sr *SizeReport) (*CaseResult, error) {
-	res := &CaseResult{ID: bc.ID, Name: bc.Name, Unit: bc.Unit, Workers: bc.Workers}
+	res := &CaseResult{Key: bc.Key, Name: bc.Name, Kind: bc.Kind, Unit: bc.Unit, Workers: bc.Workers}
 	if e.cfg.WaitIdle > 0 {
 		if waited, busy := waitIdle(ctx, e.cfg.WaitIdle); busy >= 10 {
-			e.logf("case %s: the machine is still %.0f%% busy after waiting %s; measuring anyway", bc.ID, busy, waited.Round(time.Second))
+			e.logf("case %s: the machine is still %.0f%% busy after waiting %s; measuring anyway", bc.Key, busy, waited.Round(time.Second))
 		}
 	}
-	load := func(op func(ctx context.Context, worker, i int) (int64, error)) Load {
-		return Load{Workers: bc.Workers, MaxOps: bc.MaxOps, Duration: e.cfg.CaseDuration, Warmup: e.cfg.Warmup,
-			Prepare: bc.prepare, Op: op}
-	}
-	if bc.FloorOf != "" {
-		for _, c := range sr.Cases {
-			if c.ID == bc.FloorOf && c.Floor != nil {
-				f := *c.Floor
-				res.Floor, res.FloorNote = &f, "floor of case "+bc.FloorOf
-				if c.HTTPFloor != nil {
-					h := *c.HTTPFloor
-					res.HTTPFloor = &h
-				}
-			}
+	onConsole := bc.console != nil && client != nil
+	if onConsole && bc.check != nil {
+		resp, err := bc.check(ctx, client)
+		if err != nil {
+			res.Warnings = append(res.Warnings, "check: "+err.Error())
+			e.logf("case %s: WARNING: %v", bc.Key, err)
 		}
-	} else if bc.floor != nil {
-		cpu := startCPU(0, e.postmaster)
-		st, err := load(func(ctx context.Context, w, i int) (int64, error) { return bc.floor(ctx, nil, w, i) }).Run(ctx)
+		if resp.Status >= 200 && resp.Status < 400 {
+			bc.record(resp)
+		}
+		if a := bc.answer.Load(); a != nil {
+			res.AnswerBytes = int64(len(a.body))
+		}
+	}
+	// run measures one side: a bounded load of op, the CPU it took, then the case's cleanup.
+	run := func(side string, consolePID int, op func(ctx context.Context, worker, i int) (int64, error)) (*Stats, error) {
+		cpu := startCPU(consolePID, e.postmaster)
+		st, err := Load{Workers: bc.Workers, MaxOps: bc.MaxOps, Duration: e.cfg.CaseDuration, Warmup: e.cfg.Warmup,
+			Prepare: bc.prepare, Op: op}.Run(ctx)
 		st.CPU = cpu.per(st.Ops + st.WarmupOps)
 		if err == nil && bc.cleanup != nil {
 			err = bc.cleanup(ctx)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("floor: %w", err)
+			return nil, fmt.Errorf("%s: %w", side, err)
 		}
-		res.Floor = &st
+		return &st, nil
+	}
+	httpSide := func(side string, sized bool) (*Stats, error) {
+		c := NewClient(e.httpFloor.URL, bc.Workers)
+		defer c.Close()
+		if client != nil {
+			c.CopyCookies(client)
+		}
+		return run(side, 0, e.httpFloor.op(c, bc, sized))
+	}
+	var err error
+	if bc.FloorOf != "" {
+		for _, c := range sr.Cases {
+			if c.Key == bc.FloorOf && c.Floor != nil {
+				res.Floor, res.FloorNote, res.HTTPFloor = c.Floor, "floor of case "+bc.FloorOf, c.HTTPFloor
+			}
+		}
+	} else if bc.floor != nil {
+		if res.Floor, err = run("floor", 0, func(ctx context.Context, w, i int) (int64, error) { return bc.floor(ctx, nil, w, i) }); err != nil {
+			return nil, err
+		}
 		if e.httpFloor != nil && bc.console != nil {
-			c := NewClient(e.httpFloor.URL, bc.Workers)
-			cpu := startCPU(0, e.postmaster)
-			st, err := load(e.httpFloor.op(c, bc)).Run(ctx)
-			st.CPU = cpu.per(st.Ops + st.WarmupOps)
-			c.Close()
-			if err == nil && bc.cleanup != nil {
-				err = bc.cleanup(ctx)
+			if res.HTTPFloor, err = httpSide("HTTP floor", false); err != nil {
+				return nil, err
 			}
-			if err != nil {
-				return nil, fmt.Errorf("HTTP floor: %w", err)
-			}
-			res.HTTPFloor = &st
 		}
 	}
-	if bc.console != nil && client != nil {
-		if bc.check != nil {
-			if err := bc.check(ctx, client); err != nil {
-				res.Warnings = append(res.Warnings, "check: "+err.Error())
-				e.logf("case %s: WARNING: %v", bc.ID, err)
-			}
+	if e.httpFloor != nil && bc.floor != nil && bc.answer.Load() != nil {
+		if res.SizedFloor, err = httpSide("same-size HTTP floor", true); err != nil {
+			return nil, err
 		}
+	}
+	if onConsole {
 		profiled := e.profile(bc)
 		var sampler *rssSampler
-		if bc.ID == "8" {
+		if bc.sampleRSS {
 			sampler = sampleRSS(srv.PID(), 100*time.Millisecond)
 		}
 		if e.cfg.Statements {
@@ -505,32 +520,28 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 				return nil, err
 			}
 		}
-		cpu := startCPU(srv.PID(), e.postmaster)
-		st, err := load(func(ctx context.Context, w, i int) (int64, error) { return bc.console(ctx, client, w, i) }).Run(ctx)
-		st.CPU = cpu.per(st.Ops + st.WarmupOps)
+		st, err := run("console", srv.PID(), func(ctx context.Context, w, i int) (int64, error) { return bc.console(ctx, client, w, i) })
 		if sampler != nil {
-			peak := sampler.Stop()
-			res.StreamPeakRSSMB = float64(peak) / (1 << 20)
+			res.StreamPeakRSSMB = float64(sampler.Stop()) / (1 << 20)
 		}
 		if profiled != nil {
 			<-profiled
 		}
-		if err == nil && e.cfg.Statements {
-			res.Statements, err = e.statements(ctx, st.Ops+st.WarmupOps)
+		if err != nil {
+			return res, err
+		}
+		if e.cfg.Statements {
+			if res.Statements, err = e.statements(ctx, st.Ops+st.WarmupOps); err != nil {
+				return res, fmt.Errorf("console: %w", err)
+			}
 			for _, s := range res.Statements {
-				e.logf("case %s: %6.2f calls/op %8.3f ms/call %8.3f ms/op  %s", bc.ID, s.CallsPerOp, s.MeanMs, s.MsPerOp, s.Query)
+				e.logf("case %s: %6.2f calls/op %8.3f ms/call %8.3f ms/op  %s", bc.Key, s.CallsPerOp, s.MeanMs, s.MsPerOp, s.Query)
 			}
 		}
-		if err == nil && bc.cleanup != nil {
-			err = bc.cleanup(ctx)
-		}
-		if err != nil {
-			return res, fmt.Errorf("console: %w", err)
-		}
-		res.Console = &st
+		res.Console = st
 	}
 	res.setRatio()
-	e.logf("case %-4s %s", bc.ID, res.summary())
+	e.logf("case %-13s %s", bc.Key, res.summary())
 	return res, nil
 }
 
@@ -542,7 +553,7 @@ func (e *sizeEnv) profile(bc *benchCase) chan struct{} {
 	}
 	done := make(chan struct{})
 	secs := int((e.cfg.Warmup + e.cfg.CaseDuration + 999*time.Millisecond) / time.Second)
-	path := filepath.Join(e.cfg.PprofDir, fmt.Sprintf("cpu-%d-case%s.pprof", e.data.Sessions, bc.ID))
+	path := filepath.Join(e.cfg.PprofDir, fmt.Sprintf("cpu-%d-%s.pprof", e.data.Sessions, bc.Key))
 	go func() {
 		defer close(done)
 		resp, err := http.Get("http://" + e.cfg.Pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
@@ -600,7 +611,7 @@ func (s *rssSampler) Stop() int64 {
 // comparison with the raw list. Any failure (the command may not exist yet) is reported in the
 // result, not as an error.
 func (e *sizeEnv) cliBinaryList(ctx context.Context, dbURL string) *CaseResult {
-	res := &CaseResult{ID: "list-cli", Name: "console auth-session list --format csv (all rows)", Unit: "rows/s", Workers: 1}
+	res := &CaseResult{Key: CaseCLIList, Name: "console auth-session list --format csv (all rows)", Kind: kindList, Unit: "rows/s", Workers: 1}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.cfg.Console, "auth-session", "list", "--url", dbURL, "--format", "csv")
@@ -612,7 +623,7 @@ func (e *sizeEnv) cliBinaryList(ctx context.Context, dbURL string) *CaseResult {
 	elapsed := time.Since(start)
 	if err != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("not measured: %v: %s", err, strings.TrimSpace(excerpt([]byte(stderr.String())))))
-		e.logf("case %-4s %s: not measured (%v)", res.ID, res.Name, err)
+		e.logf("case %-13s %s: not measured (%v)", res.Key, res.Name, err)
 		return res
 	}
 	st := Stats{Ops: 1, Items: lines.n - 1, Workers: 1, Seconds: elapsed.Seconds()}
@@ -621,7 +632,7 @@ func (e *sizeEnv) cliBinaryList(ctx context.Context, dbURL string) *CaseResult {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		res.StreamPeakRSSMB = float64(ru.Maxrss) / 1024
 	}
-	e.logf("case %-4s %s", res.ID, res.summary())
+	e.logf("case %-13s %s", res.Key, res.summary())
 	return res
 }
 

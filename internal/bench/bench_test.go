@@ -297,13 +297,15 @@ func TestSeed(t *testing.T) {
 }
 
 func TestHTTPFloor(t *testing.T) {
-	bc := &benchCase{ID: "1", Unit: "req/s", floor: func(_ context.Context, w io.Writer, _, _ int) (int64, error) {
+	var calls atomic.Int64
+	bc := &benchCase{Key: CaseFragment, Unit: "req/s", header: hxHeader, floor: func(_ context.Context, w io.Writer, _, _ int) (int64, error) {
+		calls.Add(1)
 		if w != nil {
 			io.WriteString(w, "a,1\nb,2\n")
 		}
 		return 1, nil
 	}}
-	rows := &benchCase{ID: "8", Unit: "rows/s", floor: func(_ context.Context, w io.Writer, _, _ int) (int64, error) {
+	rows := &benchCase{Key: CaseCSV, Unit: "rows/s", floor: func(_ context.Context, w io.Writer, _, _ int) (int64, error) {
 		io.WriteString(w, "header\nr1\nr2\nr3\n")
 		return 3, nil
 	}}
@@ -315,14 +317,55 @@ func TestHTTPFloor(t *testing.T) {
 	c := NewClient(f.URL, 1)
 	defer c.Close()
 	ctx := context.Background()
-	resp, err := c.Do(ctx, Request{Path: "/floor/1", Keep: true})
-	if err != nil || string(resp.Body) != "a,1\nb,2\n" {
-		t.Errorf("GET /floor/1: %q %v", resp.Body, err)
-	}
-	if n, err := f.op(c, rows)(ctx, 0, 0); err != nil || n != 3 {
-		t.Errorf("rows op = %d, %v; want 3 rows", n, err)
-	}
-	if _, err := c.Do(ctx, Request{Path: "/floor/9"}); err == nil {
-		t.Error("an unknown case answered")
-	}
+	t.Run("plain text", func(t *testing.T) {
+		resp, err := c.Do(ctx, Request{Path: "/floor/" + CaseFragment, Keep: true})
+		if err != nil || string(resp.Body) != "a,1\nb,2\n" {
+			t.Errorf("GET /floor/%s: %q %v", CaseFragment, resp.Body, err)
+		}
+		if n, err := f.op(c, rows, false)(ctx, 0, 0); err != nil || n != 3 {
+			t.Errorf("rows op = %d, %v; want 3 rows", n, err)
+		}
+	})
+	t.Run("unknown case", func(t *testing.T) {
+		if _, err := c.Do(ctx, Request{Path: "/floor/nothing"}); err == nil {
+			t.Error("an unknown case answered")
+		}
+	})
+	t.Run("same size before an answer is recorded", func(t *testing.T) {
+		if _, err := c.Do(ctx, Request{Path: "/floor/" + CaseFragment + "/sized"}); err == nil {
+			t.Error("the same-size floor answered without a recorded answer")
+		}
+	})
+	t.Run("same size replays the console's answer", func(t *testing.T) {
+		page := strings.Repeat("<tr><td>row</td></tr>", 1500)
+		bc.record(Response{Status: http.StatusOK, Body: []byte(page), Header: http.Header{
+			"Content-Type": {"text/html; charset=UTF-8"}, "Content-Security-Policy": {"default-src 'none'"},
+			"Date": {"Mon, 01 Jan 2026 00:00:00 GMT"}, "Set-Cookie": {"console_admin=x"}, "Content-Length": {"1"}}})
+		before := calls.Load()
+		resp, err := c.Do(ctx, Request{Path: "/floor/" + CaseFragment + "/sized", Keep: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(resp.Body) != page {
+			t.Errorf("body of %d bytes, want the recorded %d", len(resp.Body), len(page))
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != "default-src 'none'" {
+			t.Errorf("Content-Security-Policy %q, want the recorded one", got)
+		}
+		if got := resp.Header.Values("Set-Cookie"); len(got) != 0 {
+			t.Errorf("replayed Set-Cookie %q: cookies belong to one response", got)
+		}
+		if calls.Load() != before+1 {
+			t.Errorf("the floor's database work ran %d times for one request, want 1", calls.Load()-before)
+		}
+		if n, err := f.op(c, bc, true)(ctx, 0, 0); err != nil || n != 1 {
+			t.Errorf("sized op = %d, %v", n, err)
+		}
+	})
+	t.Run("an export is not recorded", func(t *testing.T) {
+		rows.record(Response{Status: http.StatusOK, Body: make([]byte, maxRecordedAnswer+1)})
+		if rows.answer.Load() != nil {
+			t.Error("an answer over maxRecordedAnswer was recorded")
+		}
+	})
 }

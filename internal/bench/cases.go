@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,27 +23,107 @@ import (
 	"github.com/sessionconsole/console/sessionstore"
 )
 
+// The cases' names: the report, the JSON results and the bars know every case by its name,
+// never by its place in the run.
+const (
+	CaseFragment   = "fragment"      // the sessions table fragment (htmx), active, first page of 50
+	CaseUserPage   = "fragment-user" // the same, filtered to a user with 10,000 sessions
+	CaseDeepPage   = "fragment-deep" // the same as CaseFragment, 100 pages in (keyset)
+	CaseWholePage  = "page"          // the whole sessions page of CaseFragment's view
+	CaseVerify     = "verify"        // GET /auth/verify with a valid cookie
+	CaseIssue      = "issue"         // POST /sessions: issue a session (and its audit row)
+	CaseRevokeAll  = "revoke-all"    // POST /users/{heavy1}/revoke: revoke-all of 10,000 sessions
+	CaseCSV        = "csv"           // GET /sessions.csv?status=all: every row
+	CaseRawList    = "list"          // the reference CLI's list statement on raw pgx (no console side)
+	CaseCLIList    = "list-cli"      // console auth-session list --format csv (the binary)
+	CaseRevocation = "revocation"    // revoke response -> first 401 from /auth/verify
+
+	// The history's cases (issue 8).
+	CaseVerifyNoActivity = "verify-noact"  // CaseVerify against a console recording no activity
+	CaseHistoryFirst     = "history-first" // the /history fragment (htmx), all statuses, first page of 50
+	CaseHistoryDeep      = "history-deep"  // the same, 100 pages in (keyset)
+	CaseSessionPage      = "session-page"  // GET /sessions/{id} of a used session
+	CaseUserDetail       = "user-page"     // GET /users/{name} of a user with 10,000 sessions
+	CaseSyncIdle         = "sync-idle"     // one history sync pass, nothing new
+	CaseSyncNew          = "sync-1000"     // one history sync pass that finds 1,000 new sessions
+	CaseOverview         = "overview"      // GET /overview?range=30d (issue 9)
+)
+
+// caseKind says which bars a case is judged by (see evaluateBars).
+type caseKind string
+
+const (
+	// kindPage: a page or fragment an admin looks at. Throughput against the same-size HTTP
+	// floor, PostgreSQL CPU per request against that floor's, p99, and scale.
+	kindPage   caseKind = "page"
+	kindVerify caseKind = "verify" // the reverse proxies' sub-request
+	kindIssue  caseKind = "issue"  // an audited write of one row
+	kindBulk   caseKind = "bulk"   // one audited write of many rows, one client
+	kindStream caseKind = "stream" // an export, rows per second and memory
+	kindList   caseKind = "list"   // a comparison figure only
+	kindJob    caseKind = "job"    // one pass of a background job, one at a time, no floor
+	// kindBaseline: a figure another case's bar compares with, judged by no bar of its own.
+	kindBaseline caseKind = "baseline"
+)
+
 // A case is one measured comparison: the console doing something over HTTP and, with the same
 // concurrency, raw pgx running the same SQL (the floor).
 type benchCase struct {
-	ID      string // "1" ... "8", "list"
-	Name    string
+	Key     string // one of the Case* names
+	Name    string // what it does, for people
+	Kind    caseKind
 	Unit    string // what PerSec counts: "req/s" or "rows/s"
 	Workers int
 	MaxOps  int
-	// FloorOf reuses another case's floor instead of measuring one.
+	// FloorOf reuses another case's raw and plain-text HTTP floors instead of measuring them
+	// (its same-size HTTP floor is still its own: the answers differ in size).
 	FloorOf string
+	// sampleRSS samples the server's VmRSS while the console side runs (streams).
+	sampleRSS bool
+	// path is the console request's path and query (GET cases).
+	path string
+	// header is sent with every console request, and with the HTTP floor's requests too, so
+	// that both receive the same request.
+	header http.Header
 
 	console func(ctx context.Context, c *Client, worker, i int) (int64, error)
 	// floor does the case's database work on raw pgx; with a non-nil w it also writes the
-	// result there as plain text (the HTTP floor's answer).
+	// result there as plain text (the plain-text HTTP floor's answer).
 	floor func(ctx context.Context, w io.Writer, worker, i int) (int64, error)
 	// prepare runs before every operation, untimed, on both sides.
 	prepare func(ctx context.Context, worker, i int) error
 	// cleanup runs after each side's measured run (and its warm-up), untimed.
 	cleanup func(ctx context.Context) error
-	// check runs one console operation's answer against the floor's data before timing.
-	check func(ctx context.Context, c *Client) error
+	// check runs one console operation and checks its answer against the floor's data before
+	// anything is timed; the answer it returns is what the same-size HTTP floor answers.
+	check func(ctx context.Context, c *Client) (Response, error)
+
+	// answer is the console's answer that check recorded (nil: none, no same-size floor).
+	answer atomic.Pointer[recordedAnswer]
+}
+
+// recordedAnswer is one answer of the console, replayed byte for byte by the same-size HTTP
+// floor.
+type recordedAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// maxRecordedAnswer bounds the answers a same-size HTTP floor replays (an export's is not).
+const maxRecordedAnswer = 1 << 20
+
+// record keeps resp as the answer the same-size HTTP floor gives, without the headers that
+// belong to one response (its date, length, cookies).
+func (bc *benchCase) record(resp Response) {
+	if resp.Body == nil || len(resp.Body) > maxRecordedAnswer {
+		return
+	}
+	h := resp.Header.Clone()
+	for _, k := range []string{"Date", "Content-Length", "Set-Cookie", "Connection", "Keep-Alive", "Transfer-Encoding"} {
+		h.Del(k)
+	}
+	bc.answer.Store(&recordedAnswer{status: resp.Status, header: h, body: resp.Body})
 }
 
 // sizeEnv is what the cases of one size share.
@@ -102,44 +183,56 @@ func listPath(f sessionstore.Filter) string {
 var hxHeader = http.Header{"Hx-Request": {"true"}}
 
 // listCase is a page (or fragment) of the session list against the floor of the store's query.
-func (e *sizeEnv) listCase(id, name string, f sessionstore.Filter, fragment bool) (*benchCase, error) {
+func (e *sizeEnv) listCase(key, name string, f sessionstore.Filter, fragment bool) (*benchCase, error) {
 	sql, args, err := e.store.ListQuery(f)
 	if err != nil {
 		return nil, err
 	}
-	path := listPath(f)
-	var header http.Header
-	if fragment {
-		header = hxHeader
-	}
-	bc := &benchCase{ID: id, Name: name, Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
-	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
-		_, err := c.Do(ctx, Request{Path: path, Header: header})
-		return 1, err
-	}
-	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+	bc := e.pageCase(key, name, listPath(f), func(ctx context.Context, w io.Writer) error {
 		rows, err := queryRows(ctx, e.pool, sql, args)
 		if err == nil && w != nil {
 			err = writeRows(w, rows)
 		}
-		return 1, err
+		return err
+	})
+	if fragment {
+		bc.header = hxHeader
 	}
-	bc.check = func(ctx context.Context, c *Client) error {
+	bc.check = func(ctx context.Context, c *Client) (Response, error) {
 		want, err := queryRows(ctx, e.pool, sql, args)
 		if err != nil {
-			return err
+			return Response{}, err
 		}
-		resp, err := c.Do(ctx, Request{Path: path, Header: header, Keep: true})
+		resp, err := c.Do(ctx, Request{Path: bc.path, Header: bc.header, Keep: true})
 		if err != nil {
-			return err
+			return resp, err
 		}
 		if len(want) == 0 {
-			return fmt.Errorf("the floor's query found no rows for %s", path)
+			return resp, fmt.Errorf("the floor's query found no rows for %s", bc.path)
 		}
 		n := min(len(want), f.Limit)
-		return containsIDs(resp.Body, want[0].ID, want[n-1].ID)
+		return resp, containsIDs(resp.Body, want[0].ID, want[n-1].ID)
 	}
 	return bc, nil
+}
+
+// pageCase is a GET of path (a page an admin looks at) against floor, the page's database work
+// on raw pgx: the plumbing of every page case. The caller may set path, header (htmx) and a check
+// that compares the page with the database; without one, the check only records the answer.
+func (e *sizeEnv) pageCase(key, name, path string, floor func(ctx context.Context, w io.Writer) error) *benchCase {
+	bc := &benchCase{Key: key, Name: name, Kind: kindPage, Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		_, err := c.Do(ctx, Request{Path: bc.path, Header: bc.header})
+		return 1, err
+	}
+	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+		return 1, floor(ctx, w)
+	}
+	bc.check = func(ctx context.Context, c *Client) (Response, error) {
+		return c.Do(ctx, Request{Path: bc.path, Header: bc.header, Keep: true})
+	}
+	bc.path = path
+	return bc
 }
 
 // writeRows writes list rows as plain text, one line each (the HTTP floor's answer).
@@ -197,8 +290,10 @@ func (e *sizeEnv) deepCursor(ctx context.Context, f sessionstore.Filter, depth i
 // verifyCase: GET /auth/verify with a valid cookie; floor: the point select by ID.
 func (e *sizeEnv) verifyCase() *benchCase {
 	cookies, ids := e.seeded.Cookies, e.seeded.CookieIDs
-	bc := &benchCase{ID: "5", Name: "GET /auth/verify, valid cookie", Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
+	bc := &benchCase{Key: CaseVerify, Name: "GET /auth/verify, valid cookie", Kind: kindVerify, Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
 	pick := func(worker, i int) int { return (i*7919 + worker) % len(cookies) }
+	// The HTTP floors get the header of one cookie: a request of the same size.
+	bc.header = http.Header{"X-Cockroach-Api-Session": {cookies[0]}}
 	bc.console = func(ctx context.Context, c *Client, worker, i int) (int64, error) {
 		_, err := c.Do(ctx, Request{Path: "/auth/verify",
 			Header: http.Header{"X-Cockroach-Api-Session": {cookies[pick(worker, i)]}}})
@@ -215,17 +310,17 @@ func (e *sizeEnv) verifyCase() *benchCase {
 			ids[pick(worker, i)]).Scan(&hashed, &user, &expires, &revoked, &lastUsed)
 		return 1, err
 	}
-	bc.check = func(ctx context.Context, c *Client) error {
-		resp, err := c.Do(ctx, Request{Path: "/auth/verify", Header: http.Header{"X-Cockroach-Api-Session": {cookies[0]}}})
+	bc.check = func(ctx context.Context, c *Client) (Response, error) {
+		resp, err := c.Do(ctx, Request{Path: "/auth/verify", Header: http.Header{"X-Cockroach-Api-Session": {cookies[0]}}, Keep: true})
 		if err != nil {
-			return err
+			return resp, err
 		}
 		if got, want := resp.Header.Get("X-Auth-Session-Id"), strconv.FormatInt(ids[0], 10); got != want {
-			return fmt.Errorf("verify answered X-Auth-Session-Id %q, want %q", got, want)
+			return resp, fmt.Errorf("verify answered X-Auth-Session-Id %q, want %q", got, want)
 		}
 		_, err = c.Do(ctx, Request{Path: "/auth/verify", Header: http.Header{"X-Cockroach-Api-Session": {"AAAA"}},
 			Want: []int{http.StatusUnauthorized}})
-		return err
+		return resp, err
 	}
 	return bc
 }
@@ -242,7 +337,8 @@ const issueSQL = `WITH lk AS (SELECT pg_advisory_xact_lock(7364022, hashtext($2)
 // issueCase: POST /sessions (htmx form) issuing a 1h session; floor: Issue's INSERT ... RETURNING.
 func (e *sizeEnv) issueCase() *benchCase {
 	users := e.seeded.IssueUsers
-	bc := &benchCase{ID: "6", Name: "POST /sessions, issue a session", Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxIssues}
+	bc := &benchCase{Key: CaseIssue, Name: "POST /sessions, issue a session", Kind: kindIssue, Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxIssues,
+		header: hxHeader}
 	bc.console = func(ctx context.Context, c *Client, worker, i int) (int64, error) {
 		_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/sessions", Header: hxHeader,
 			Form: url.Values{"username": {users[i%len(users)]}, "expire_after": {"1h"}}})
@@ -274,16 +370,16 @@ func (e *sizeEnv) issueCase() *benchCase {
 		_, err := e.pool.Exec(ctx, `VACUUM console.web_sessions`)
 		return err
 	}
-	bc.check = func(ctx context.Context, c *Client) error {
+	bc.check = func(ctx context.Context, c *Client) (Response, error) {
 		resp, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/sessions", Header: hxHeader, Keep: true,
 			Form: url.Values{"username": {users[0]}, "expire_after": {"1h"}}})
 		if err != nil {
-			return err
+			return resp, err
 		}
 		if !strings.Contains(string(resp.Body), "session=") {
-			return fmt.Errorf("the issue panel shows no session= cookie: %s", excerpt(resp.Body))
+			return resp, fmt.Errorf("the issue panel shows no session= cookie: %s", excerpt(resp.Body))
 		}
-		return nil
+		return resp, nil
 	}
 	return bc
 }
@@ -305,7 +401,7 @@ const (
 func (e *sizeEnv) revokeCase() *benchCase {
 	user := HeavyUser(1)
 	since := e.data.Now // every seeded revocation is before it; the bench's are after
-	bc := &benchCase{ID: "7", Unit: "req/s", Workers: 1, MaxOps: e.cfg.RevokeIterations,
+	bc := &benchCase{Key: CaseRevokeAll, Kind: kindBulk, Unit: "req/s", Workers: 1, MaxOps: e.cfg.RevokeIterations, header: hxHeader,
 		Name: fmt.Sprintf("revoke-all of %s (%d sessions, %d unrevoked)", user, e.data.HeavySessions, e.seeded.HeavyUnrevoked)}
 	bc.prepare = func(ctx context.Context, _, _ int) error {
 		_, err := e.pool.Exec(ctx, `UPDATE console.web_sessions SET "revokedAt" = NULL WHERE username = $1 AND "revokedAt" > $2`, user, since)
@@ -319,11 +415,14 @@ func (e *sizeEnv) revokeCase() *benchCase {
 		return err
 	}
 	var lastRevoked int64
-	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
-		_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/users/" + url.PathEscape(user) + "/revoke",
+	revoke := func(ctx context.Context, c *Client, keep bool) (Response, error) {
+		return c.Do(ctx, Request{Method: http.MethodPost, Path: "/users/" + url.PathEscape(user) + "/revoke",
 			// Typing the name, as a revoke-all of more than --confirm-by-name-over active
 			// sessions asks: without it the console only asks again.
-			Header: hxHeader, Form: url.Values{"confirm_name": {user}}, Want: []int{http.StatusOK, http.StatusSeeOther}})
+			Header: hxHeader, Form: url.Values{"confirm_name": {user}}, Want: []int{http.StatusOK, http.StatusSeeOther}, Keep: keep})
+	}
+	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
+		_, err := revoke(ctx, c, false)
 		return 1, err
 	}
 	bc.floor = func(ctx context.Context, _ io.Writer, _, _ int) (int64, error) {
@@ -340,21 +439,22 @@ func (e *sizeEnv) revokeCase() *benchCase {
 		}
 		return 1, err
 	}
-	bc.check = func(ctx context.Context, c *Client) error {
+	bc.check = func(ctx context.Context, c *Client) (Response, error) {
 		if err := bc.prepare(ctx, 0, 0); err != nil {
-			return err
+			return Response{}, err
 		}
-		if _, err := bc.console(ctx, c, 0, 0); err != nil {
-			return err
+		resp, err := revoke(ctx, c, true)
+		if err != nil {
+			return resp, err
 		}
 		var open int64
 		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM console.web_sessions WHERE username = $1 AND "revokedAt" IS NULL`, user).Scan(&open); err != nil {
-			return err
+			return resp, err
 		}
 		if open != 0 {
-			return fmt.Errorf("after the console's revoke-all, %s still has %d unrevoked sessions", user, open)
+			return resp, fmt.Errorf("after the console's revoke-all, %s still has %d unrevoked sessions", user, open)
 		}
-		return nil
+		return resp, nil
 	}
 	return bc
 }
@@ -369,7 +469,8 @@ func (e *sizeEnv) csvCase() (*benchCase, error) {
 	if sql, args, err = withoutLimit(sql, args); err != nil {
 		return nil, err
 	}
-	bc := &benchCase{ID: "8", Name: "GET /sessions.csv?status=all (all rows)", Unit: "rows/s", Workers: 1, MaxOps: e.cfg.CSVIterations}
+	bc := &benchCase{Key: CaseCSV, Name: "GET /sessions.csv?status=all (all rows)", Kind: kindStream, Unit: "rows/s", Workers: 1,
+		MaxOps: e.cfg.CSVIterations, sampleRSS: true}
 	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
 		resp, err := c.Do(ctx, Request{Path: "/sessions.csv?status=all", Count: true})
 		if err == nil && resp.Lines != int64(e.seeded.Rows)+1 {
@@ -442,7 +543,7 @@ const cliListSQL = `SELECT username, id AS "session ID", "createdAt" AS "created
 
 // cliListCase times reading every row with the reference CLI's unfiltered list query.
 func (e *sizeEnv) cliListCase() *benchCase {
-	bc := &benchCase{ID: "list", Name: "CLI-style unfiltered list (raw pgx, all rows)", Unit: "rows/s", Workers: 1, MaxOps: e.cfg.CSVIterations}
+	bc := &benchCase{Key: CaseRawList, Name: "CLI-style unfiltered list (raw pgx, all rows)", Kind: kindList, Unit: "rows/s", Workers: 1, MaxOps: e.cfg.CSVIterations}
 	bc.floor = func(ctx context.Context, _ io.Writer, _, _ int) (int64, error) {
 		rows, err := e.pool.Query(ctx, cliListSQL)
 		if err != nil {

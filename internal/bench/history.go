@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -65,7 +66,7 @@ func backfillHistory(ctx context.Context, pool *pgxpool.Pool, store *sessionstor
 // database time at 1M live sessions). It runs in the bench process through history.Sync, on
 // the bench's pool, one pass at a time: there is no floor, the figure is the pass's time.
 func (e *sizeEnv) syncIdleCase(h *historyEnv) *benchCase {
-	bc := &benchCase{ID: "sync-idle", Name: "history sync pass, nothing new", Unit: "req/s", Workers: 1, MaxOps: 400}
+	bc := &benchCase{Key: CaseSyncIdle, Name: "history sync pass, nothing new", Kind: kindJob, Unit: "req/s", Workers: 1, MaxOps: 400}
 	bc.console = func(ctx context.Context, _ *Client, _, _ int) (int64, error) {
 		res, err := h.store.Sync(ctx, h.tx)
 		if err == nil && (res.New != 0 || res.Changed != 0 || res.Purged != 0) {
@@ -82,7 +83,7 @@ const syncNewBatch = 1000
 // syncNewCase times a sync pass that finds syncNewBatch new sessions (added before each pass,
 // untimed, and removed again after the case).
 func (e *sizeEnv) syncNewCase(h *historyEnv) *benchCase {
-	bc := &benchCase{ID: "sync-1000", Name: fmt.Sprintf("history sync pass, %d new sessions", syncNewBatch), Unit: "req/s", Workers: 1, MaxOps: 30}
+	bc := &benchCase{Key: CaseSyncNew, Name: fmt.Sprintf("history sync pass, %d new sessions", syncNewBatch), Kind: kindJob, Unit: "req/s", Workers: 1, MaxOps: 30}
 	bc.prepare = func(ctx context.Context, _, _ int) error {
 		_, err := e.pool.Exec(ctx, `INSERT INTO console.web_sessions ("hashedSecret", username, "expiresAt")
 			SELECT '\x00', 'user' || lpad((i % 10000)::TEXT, 5, '0'), now() AT TIME ZONE 'UTC' + INTERVAL '1 hour'
@@ -108,33 +109,15 @@ func (e *sizeEnv) syncNewCase(h *historyEnv) *benchCase {
 	return bc
 }
 
-// historyListCase is a page of /history against the floor of the store's query for it.
-func (e *sizeEnv) historyListCase(id, name string, f sessionstore.Filter) (*benchCase, error) {
+// historyListCase is a page of /history against the floor of the store's query for it (the
+// list case's floor and check, on the /history path).
+func (e *sizeEnv) historyListCase(key, name string, f sessionstore.Filter) (*benchCase, error) {
 	f.From = history.Source
-	bc, err := e.listCase(id, name, f, true)
+	bc, err := e.listCase(key, name, f, true)
 	if err != nil {
 		return nil, err
 	}
-	path := "/history" + listPath(f)[len("/sessions"):]
-	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
-		_, err := c.Do(ctx, Request{Path: path, Header: hxHeader})
-		return 1, err
-	}
-	bc.check = func(ctx context.Context, c *Client) error {
-		resp, err := c.Do(ctx, Request{Path: path, Header: hxHeader, Keep: true})
-		if err != nil {
-			return err
-		}
-		sql, args, err := e.store.ListQuery(f)
-		if err != nil {
-			return err
-		}
-		want, err := queryRows(ctx, e.pool, sql, args)
-		if err != nil || len(want) == 0 {
-			return fmt.Errorf("the floor's query found no rows for %s (%v)", path, err)
-		}
-		return containsIDs(resp.Body, want[0].ID, want[min(len(want), f.Limit)-1].ID)
-	}
+	bc.path = "/history" + strings.TrimPrefix(listPath(f), "/sessions")
 	return bc, nil
 }
 
@@ -143,7 +126,7 @@ func (e *sizeEnv) historyListCase(id, name string, f sessionstore.Filter) (*benc
 // without it".
 func (e *sizeEnv) verifyWithoutActivityCase(plain *Client) *benchCase {
 	bc := e.verifyCase()
-	bc.ID, bc.Name = "verify-noact", "GET /auth/verify, a console recording no activity"
+	bc.Key, bc.Name, bc.Kind = CaseVerifyNoActivity, "GET /auth/verify, a console recording no activity", kindBaseline
 	bc.floor, bc.check = nil, nil
 	inner := bc.console
 	bc.console = func(ctx context.Context, _ *Client, worker, i int) (int64, error) {
@@ -152,45 +135,40 @@ func (e *sizeEnv) verifyWithoutActivityCase(plain *Client) *benchCase {
 	return bc
 }
 
-// sessionPageCase is GET /sessions/{id} of an active session used at verify (case 5 runs
-// before it), against the floor of the same reads through the stores in the bench process:
+// sessionPageCase is GET /sessions/{id} of an active session used at verify (the verify case
+// runs before it), against the floor of the same reads through the stores in the bench process:
 // the row, its history, its activity and clients, its audit entries.
 func (e *sizeEnv) sessionPageCase(h *historyEnv, log *audit.Store) *benchCase {
 	id := e.seeded.CookieIDs[0]
-	path := "/sessions/" + strconv.FormatInt(id, 10)
-	bc := &benchCase{ID: "session-page", Name: "session page /sessions/{id} (a used session)", Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
-	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
-		_, err := c.Do(ctx, Request{Path: path})
-		return 1, err
-	}
-	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
-		if _, err := e.store.GetDetail(ctx, id); err != nil {
-			return 0, err
-		}
-		rec, err := h.store.Get(ctx, id)
-		if err != nil {
-			return 0, err
-		}
-		if _, _, err := h.store.Activity(ctx, id); err != nil {
-			return 0, err
-		}
-		if _, err := h.store.Clients(ctx, id, history.MaxClientsPerSession); err != nil {
-			return 0, err
-		}
-		if _, err := log.List(ctx, audit.Filter{SessionID: id, Limit: 20}); err != nil {
-			return 0, err
-		}
-		if w != nil {
-			_, err = fmt.Fprintf(w, "%d %s\n", rec.ID, rec.Username)
-		}
-		return 1, err
-	}
-	bc.check = func(ctx context.Context, c *Client) error {
-		resp, err := c.Do(ctx, Request{Path: path, Keep: true})
-		if err != nil {
+	bc := e.pageCase(CaseSessionPage, "session page /sessions/{id} (a used session)", "/sessions/"+strconv.FormatInt(id, 10),
+		func(ctx context.Context, w io.Writer) error {
+			if _, err := e.store.GetDetail(ctx, id); err != nil {
+				return err
+			}
+			rec, err := h.store.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			if _, _, err := h.store.Activity(ctx, id); err != nil {
+				return err
+			}
+			if _, err := h.store.Clients(ctx, id, history.MaxClientsPerSession); err != nil {
+				return err
+			}
+			if _, err := log.List(ctx, audit.Filter{SessionID: id, Limit: 20}); err != nil {
+				return err
+			}
+			if w != nil {
+				_, err = fmt.Fprintf(w, "%d %s\n", rec.ID, rec.Username)
+			}
 			return err
+		})
+	bc.check = func(ctx context.Context, c *Client) (Response, error) {
+		resp, err := c.Do(ctx, Request{Path: bc.path, Keep: true})
+		if err != nil {
+			return resp, err
 		}
-		return containsIDs(resp.Body, id)
+		return resp, containsIDs(resp.Body, id)
 	}
 	return bc
 }
@@ -198,52 +176,46 @@ func (e *sizeEnv) sessionPageCase(h *historyEnv, log *audit.Store) *benchCase {
 // userPageCase is GET /users/{name} of a heavy user (10,000 sessions at 1M), against the floor
 // of the same reads through the stores (the counts of the live table come from the console's
 // cache, so neither side counts them per request).
-func (e *sizeEnv) userPageCase(h *historyEnv, log *audit.Store) (*benchCase, error) {
+func (e *sizeEnv) userPageCase(h *historyEnv, log *audit.Store) *benchCase {
 	user := HeavyUser(0)
 	newest := sessionstore.Filter{Username: user, Status: sessionstore.StatusAll, Sort: sessionstore.SortCreated, Desc: true, Limit: 50}
 	purged := newest
 	purged.From, purged.Purged = history.Source, sessionstore.PurgedOnly
-	path := "/users/" + user
-	bc := &benchCase{ID: "user-page", Name: fmt.Sprintf("user page /users/%s (%d sessions)", user, e.data.HeavySessions), Unit: "req/s",
-		Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
-	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
-		_, err := c.Do(ctx, Request{Path: path})
-		return 1, err
-	}
-	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
-		if _, err := e.store.LookupUser(ctx, user); err != nil {
-			return 0, err
-		}
-		if _, _, err := h.store.UserCounts(ctx, user); err != nil {
-			return 0, err
-		}
-		live, err := e.store.List(ctx, newest)
-		if err != nil {
-			return 0, err
-		}
-		if _, err := e.store.List(ctx, purged); err != nil {
-			return 0, err
-		}
-		if _, err := log.List(ctx, audit.Filter{Target: user, Limit: 20}); err != nil {
-			return 0, err
-		}
-		if w != nil && len(live.Sessions) > 0 {
-			_, err = fmt.Fprintf(w, "%d\n", live.Sessions[0].ID)
-		}
-		return 1, err
-	}
-	bc.check = func(ctx context.Context, c *Client) error {
+	bc := e.pageCase(CaseUserDetail, fmt.Sprintf("user page /users/%s (%d sessions)", user, e.data.HeavySessions), "/users/"+user,
+		func(ctx context.Context, w io.Writer) error {
+			if _, err := e.store.LookupUser(ctx, user); err != nil {
+				return err
+			}
+			if _, _, err := h.store.UserCounts(ctx, user); err != nil {
+				return err
+			}
+			live, err := e.store.List(ctx, newest)
+			if err != nil {
+				return err
+			}
+			if _, err := e.store.List(ctx, purged); err != nil {
+				return err
+			}
+			if _, err := log.List(ctx, audit.Filter{Target: user, Limit: 20}); err != nil {
+				return err
+			}
+			if w != nil && len(live.Sessions) > 0 {
+				_, err = fmt.Fprintf(w, "%d\n", live.Sessions[0].ID)
+			}
+			return err
+		})
+	bc.check = func(ctx context.Context, c *Client) (Response, error) {
 		p, err := e.store.List(ctx, newest)
 		if err != nil || len(p.Sessions) == 0 {
-			return fmt.Errorf("no sessions of %s (%v)", user, err)
+			return Response{}, fmt.Errorf("no sessions of %s (%v)", user, err)
 		}
-		resp, err := c.Do(ctx, Request{Path: path, Keep: true})
+		resp, err := c.Do(ctx, Request{Path: bc.path, Keep: true})
 		if err != nil {
-			return err
+			return resp, err
 		}
-		return containsIDs(resp.Body, p.Sessions[0].ID, p.Sessions[len(p.Sessions)-1].ID)
+		return resp, containsIDs(resp.Body, p.Sessions[0].ID, p.Sessions[len(p.Sessions)-1].ID)
 	}
-	return bc, nil
+	return bc
 }
 
 // overviewPageCase is GET /overview?range=30d (the widest range: 30 days of hourly rollups),
@@ -255,43 +227,37 @@ func (e *sizeEnv) overviewPageCase(ctx context.Context, h *historyEnv) (*benchCa
 	if _, err := h.store.RefreshTopUsers(ctx, h.tx, 10); err != nil {
 		return nil, err
 	}
-	const path = "/overview?range=30d"
-	bc := &benchCase{ID: "overview", Name: "overview page /overview?range=30d", Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxOps}
-	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
-		_, err := c.Do(ctx, Request{Path: path})
-		return 1, err
-	}
-	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+	bc := e.pageCase(CaseOverview, "overview page /overview?range=30d", "/overview?range=30d", func(ctx context.Context, w io.Writer) error {
 		now := time.Now().UTC()
 		b, err := h.store.Buckets(ctx, now.Truncate(24*time.Hour).AddDate(0, 0, -29), now, 24*time.Hour)
-		if err != nil {
-			return 0, err
-		}
-		top, _, err := h.store.TopUsers(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if _, err := jobs.Statuses(ctx, e.pool, pgdb.Postgres); err != nil {
-			return 0, err
-		}
-		if w != nil {
-			_, err = fmt.Fprintf(w, "%d buckets, %d users\n", len(b), len(top))
-		}
-		return 1, err
-	}
-	bc.check = func(ctx context.Context, c *Client) error {
-		resp, err := c.Do(ctx, Request{Path: path, Keep: true})
 		if err != nil {
 			return err
 		}
 		top, _, err := h.store.TopUsers(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := jobs.Statuses(ctx, e.pool, pgdb.Postgres); err != nil {
+			return err
+		}
+		if w != nil {
+			_, err = fmt.Fprintf(w, "%d buckets, %d users\n", len(b), len(top))
+		}
+		return err
+	})
+	bc.check = func(ctx context.Context, c *Client) (Response, error) {
+		resp, err := c.Do(ctx, Request{Path: bc.path, Keep: true})
+		if err != nil {
+			return resp, err
+		}
+		top, _, err := h.store.TopUsers(ctx)
 		if err != nil || len(top) == 0 {
-			return fmt.Errorf("no top users to look for (%v)", err)
+			return resp, fmt.Errorf("no top users to look for (%v)", err)
 		}
 		if !bytes.Contains(resp.Body, []byte(">"+top[0].Username+"<")) || !bytes.Contains(resp.Body, []byte(`data-testid="table-created"`)) {
-			return fmt.Errorf("the overview lacks the top user %s or its charts", top[0].Username)
+			return resp, fmt.Errorf("the overview lacks the top user %s or its charts", top[0].Username)
 		}
-		return nil
+		return resp, nil
 	}
 	return bc, nil
 }

@@ -4,16 +4,23 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
 
-// httpFloor serves every case's floor behind a bare net/http handler in the bench process:
-// GET /floor/ID does the case's database work on raw pgx and answers its result as plain text.
+// httpFloor serves every case's floor behind a bare net/http handler in the bench process.
 // Set beside the console, it tells how much of the gap to the floor is the HTTP round trip
 // itself (server, client and the extra process hop) and how much is the console's own work.
+// Two answers, each after the case's database work on raw pgx:
+//
+//	GET /floor/KEY        the result as plain text (list rows as CSV lines, the cookie, the CSV stream)
+//	GET /floor/KEY/sized  the console's own answer for the case, recorded once before timing
+//	                      (status, headers and body, written in one write): the same bytes as
+//	                      the console sends, so that the comparison is of HTTP, not of sizes
 type httpFloor struct {
 	URL string
 	srv *http.Server
@@ -21,10 +28,10 @@ type httpFloor struct {
 }
 
 func startHTTPFloor(cases []*benchCase) (*httpFloor, error) {
-	byID := map[string]*benchCase{}
+	byKey := map[string]*benchCase{}
 	for _, bc := range cases {
 		if bc.floor != nil {
-			byID[bc.ID] = bc
+			byKey[bc.Key] = bc
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -33,8 +40,8 @@ func startHTTPFloor(cases []*benchCase) (*httpFloor, error) {
 	}
 	f := &httpFloor{URL: "http://" + ln.Addr().String()}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /floor/{id}", func(w http.ResponseWriter, r *http.Request) {
-		bc := byID[r.PathValue("id")]
+	mux.HandleFunc("GET /floor/{key}", func(w http.ResponseWriter, r *http.Request) {
+		bc := byKey[r.PathValue("key")]
 		if bc == nil {
 			http.NotFound(w, r)
 			return
@@ -47,21 +54,59 @@ func startHTTPFloor(cases []*benchCase) (*httpFloor, error) {
 		}
 		bw.Flush()
 	})
+	mux.HandleFunc("GET /floor/{key}/sized", func(w http.ResponseWriter, r *http.Request) {
+		bc := byKey[r.PathValue("key")]
+		if bc == nil || bc.answer.Load() == nil {
+			http.NotFound(w, r)
+			return
+		}
+		a := bc.answer.Load()
+		if _, err := bc.floor(r.Context(), nil, 0, int(f.n.Add(1))); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		h := w.Header()
+		maps.Copy(h, a.header)
+		h.Set("Content-Length", strconv.Itoa(len(a.body)))
+		w.WriteHeader(a.status)
+		w.Write(a.body)
+	})
 	f.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go f.srv.Serve(ln)
 	return f, nil
 }
 
-// op is the load generator's operation on the HTTP floor of case bc.
-func (f *httpFloor) op(c *Client, bc *benchCase) func(ctx context.Context, worker, i int) (int64, error) {
+// op is the load generator's operation on an HTTP floor of case bc: the plain-text one, or
+// with sized the one that answers the console's recorded answer. It sends the case's request
+// header and the cookies of like (the console's client, when given), so that the floor
+// receives a request of the console's size too.
+func (f *httpFloor) op(c *Client, bc *benchCase, sized bool) func(ctx context.Context, worker, i int) (int64, error) {
 	rows := bc.Unit == "rows/s"
+	path := "/floor/" + bc.Key
+	if sized {
+		path += "/sized"
+	}
+	want := []int{http.StatusOK}
+	if a := bc.answer.Load(); sized && a != nil {
+		want = []int{a.status}
+	}
 	return func(ctx context.Context, _, _ int) (int64, error) {
-		resp, err := c.Do(ctx, Request{Path: "/floor/" + bc.ID, Count: rows})
+		resp, err := c.Do(ctx, Request{Path: path, Header: bc.header, Count: rows, Want: want})
 		if rows {
 			return resp.Lines - 1, err
 		}
 		return 1, err
 	}
+}
+
+// CopyCookies gives c the cookies of from.
+func (c *Client) CopyCookies(from *Client) {
+	from.mu.RLock()
+	cookies := maps.Clone(from.cookies)
+	from.mu.RUnlock()
+	c.mu.Lock()
+	c.cookies = cookies
+	c.mu.Unlock()
 }
 
 func (f *httpFloor) Close() error {

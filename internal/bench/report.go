@@ -54,25 +54,37 @@ type SizeReport struct {
 	// ServerPeakRSSMB is the console process's VmHWM at the end of the size's run.
 	ServerPeakRSSMB float64      `json:"server_peak_rss_mb,omitempty"`
 	Cases           []CaseResult `json:"cases"`
+	// Revocation is how soon a revoke takes effect at /auth/verify (nil: not measured).
+	Revocation *Revocation `json:"revocation,omitempty"`
 }
 
 // CaseResult is one case at one size.
 type CaseResult struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Unit      string `json:"unit"`
-	Workers   int    `json:"workers"`
-	Console   *Stats `json:"console,omitempty"`
-	Floor     *Stats `json:"floor,omitempty"`
-	FloorNote string `json:"floor_note,omitempty"`
-	// HTTPFloor is the floor's work behind a bare net/http handler in the bench process.
+	Key       string   `json:"case"`
+	Name      string   `json:"name"`
+	Kind      caseKind `json:"kind"`
+	Unit      string   `json:"unit"`
+	Workers   int      `json:"workers"`
+	Console   *Stats   `json:"console,omitempty"`
+	Floor     *Stats   `json:"floor,omitempty"`
+	FloorNote string   `json:"floor_note,omitempty"`
+	// HTTPFloor is the floor's work behind a bare net/http handler in the bench process,
+	// answering plain text.
 	HTTPFloor *Stats `json:"http_floor,omitempty"`
+	// SizedFloor is the same, answering the console's recorded answer (AnswerBytes of body).
+	SizedFloor  *Stats `json:"same_size_http_floor,omitempty"`
+	AnswerBytes int64  `json:"answer_bytes,omitempty"`
 	// Ratio is the console's rate over the floor's (higher is better, 1 = as fast as raw pgx).
 	Ratio float64 `json:"ratio,omitempty"`
-	// HTTPRatio is the console's rate over the HTTP floor's.
+	// HTTPRatio is the console's rate over the plain-text HTTP floor's.
 	HTTPRatio float64 `json:"http_ratio,omitempty"`
+	// SizedRatio is the console's rate over the same-size HTTP floor's.
+	SizedRatio float64 `json:"same_size_http_ratio,omitempty"`
+	// PGRatio is PostgreSQL's CPU per console operation over its CPU per operation of the
+	// same-size HTTP floor (1 = the console asks the database for no more than the floor).
+	PGRatio float64 `json:"postgres_cpu_ratio,omitempty"`
 	// StreamPeakRSSMB is the highest VmRSS of the server sampled every 100 ms while it streamed
-	// (case 8), or the CLI process's maximum RSS (list-cli).
+	// (the CSV case), or the CLI process's maximum RSS (list-cli).
 	StreamPeakRSSMB float64  `json:"stream_peak_rss_mb,omitempty"`
 	Warnings        []string `json:"warnings,omitempty"`
 	// Statements are what the console ran in the database per operation (with -statements).
@@ -81,7 +93,9 @@ type CaseResult struct {
 
 // Bar is one of the issue's targets, evaluated.
 type Bar struct {
-	Name  string  `json:"name"`
+	Name string `json:"name"`
+	// Case is the case it judges ("" for bars of the whole run).
+	Case  string  `json:"case,omitempty"`
 	Value float64 `json:"value"`
 	Limit float64 `json:"limit"`
 	// Op says how Value compares with Limit to pass: ">=" or "<=".
@@ -104,11 +118,19 @@ func rate(s *Stats, unit string) float64 {
 }
 
 func (r *CaseResult) setRatio() {
-	if r.Console != nil && r.Floor != nil && rate(r.Floor, r.Unit) > 0 {
-		r.Ratio = rate(r.Console, r.Unit) / rate(r.Floor, r.Unit)
+	r.Ratio, r.HTTPRatio, r.SizedRatio, r.PGRatio = 0, 0, 0, 0
+	if r.Console == nil {
+		return
 	}
-	if r.Console != nil && r.HTTPFloor != nil && rate(r.HTTPFloor, r.Unit) > 0 {
-		r.HTTPRatio = rate(r.Console, r.Unit) / rate(r.HTTPFloor, r.Unit)
+	over := func(floor *Stats) float64 {
+		if floor == nil || rate(floor, r.Unit) <= 0 {
+			return 0
+		}
+		return rate(r.Console, r.Unit) / rate(floor, r.Unit)
+	}
+	r.Ratio, r.HTTPRatio, r.SizedRatio = over(r.Floor), over(r.HTTPFloor), over(r.SizedFloor)
+	if r.SizedFloor != nil && r.Console.CPU != nil && r.SizedFloor.CPU != nil && r.SizedFloor.CPU.PostgresUs > 0 {
+		r.PGRatio = r.Console.CPU.PostgresUs / r.SizedFloor.CPU.PostgresUs
 	}
 }
 
@@ -121,11 +143,18 @@ func (r *CaseResult) summary() string {
 	if r.HTTPFloor != nil {
 		fmt.Fprintf(&b, " HTTP floor %s %s p50 %s p99 %s;", num(rate(r.HTTPFloor, r.Unit)), r.Unit, msStr(r.HTTPFloor.P50ms), msStr(r.HTTPFloor.P99ms))
 	}
+	if r.SizedFloor != nil {
+		fmt.Fprintf(&b, " same-size HTTP floor (%s bytes) %s %s p50 %s p99 %s;", thousands(r.AnswerBytes), num(rate(r.SizedFloor, r.Unit)), r.Unit,
+			msStr(r.SizedFloor.P50ms), msStr(r.SizedFloor.P99ms))
+	}
 	if r.Console != nil {
 		fmt.Fprintf(&b, " console %s %s p50 %s p99 %s", num(rate(r.Console, r.Unit)), r.Unit, msStr(r.Console.P50ms), msStr(r.Console.P99ms))
 	}
 	if r.Ratio > 0 {
 		fmt.Fprintf(&b, "; ratio %.2f", r.Ratio)
+	}
+	if r.SizedRatio > 0 {
+		fmt.Fprintf(&b, ", %.2f of the same-size HTTP floor", r.SizedRatio)
 	}
 	if r.StreamPeakRSSMB > 0 {
 		fmt.Fprintf(&b, "; peak RSS %.1f MB", r.StreamPeakRSSMB)
@@ -183,7 +212,7 @@ func (r *Report) Print(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "case\tconc\tconsole rate\tp50\tp99\tfloor rate\tp50\tp99\tratio\t\t")
 		for _, c := range s.Cases {
-			cols := []string{c.ID, strconv.Itoa(c.Workers)}
+			cols := []string{c.Key, strconv.Itoa(c.Workers)}
 			for _, st := range []*Stats{c.Console, c.Floor} {
 				if st == nil {
 					cols = append(cols, "-", "-", "-")
@@ -191,56 +220,61 @@ func (r *Report) Print(w io.Writer) {
 				}
 				cols = append(cols, num(rate(st, c.Unit))+" "+c.Unit, msStr(st.P50ms), msStr(st.P99ms))
 			}
-			ratio := "-"
-			if c.Ratio > 0 {
-				ratio = strconv.FormatFloat(c.Ratio, 'f', 2, 64)
-			}
-			cols = append(cols, ratio, "", c.Name)
+			cols = append(cols, ratioStr(c.Ratio), "", c.Name)
 			fmt.Fprintln(tw, strings.Join(cols, "\t"))
 		}
 		tw.Flush()
 		for _, c := range s.Cases {
 			if c.StreamPeakRSSMB > 0 {
-				fmt.Fprintf(w, "case %s peak RSS: %.1f MB\n", c.ID, c.StreamPeakRSSMB)
+				fmt.Fprintf(w, "case %s peak RSS: %.1f MB\n", c.Key, c.StreamPeakRSSMB)
 			}
 			for _, warn := range c.Warnings {
-				fmt.Fprintf(w, "case %s: %s\n", c.ID, warn)
+				fmt.Fprintf(w, "case %s: %s\n", c.Key, warn)
 			}
 		}
 		if hasHTTPFloor(s.Cases) {
-			fmt.Fprintln(w, "The console against an HTTP floor: the same pgx work behind a bare net/http handler in the bench process, plain-text answer")
+			fmt.Fprintln(w, "The console against the HTTP floors: the same pgx work behind a bare net/http handler in the bench process, answering")
+			fmt.Fprintln(w, "the console's own recorded answer (same size: status, headers, body) or plain text; PostgreSQL CPU per request against the same-size floor's")
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "case\tHTTP floor rate\tp50\tp99\tconsole/HTTP floor\tHTTP floor/floor\t")
+			fmt.Fprintln(tw, "case\tanswer\tsame-size floor\tp50\tp99\tconsole/same-size\tPostgreSQL CPU\tplain-text floor\tconsole/plain\tplain/floor\t")
 			for _, c := range s.Cases {
-				if c.HTTPFloor == nil {
+				if c.HTTPFloor == nil && c.SizedFloor == nil {
 					continue
 				}
-				toFloor := "-"
-				if c.Floor != nil && rate(c.Floor, c.Unit) > 0 {
-					toFloor = strconv.FormatFloat(rate(c.HTTPFloor, c.Unit)/rate(c.Floor, c.Unit), 'f', 2, 64)
+				sized, p50, p99, plain, toFloor := "-", "-", "-", "-", "-"
+				if c.SizedFloor != nil {
+					sized, p50, p99 = num(rate(c.SizedFloor, c.Unit))+" "+c.Unit, msStr(c.SizedFloor.P50ms), msStr(c.SizedFloor.P99ms)
 				}
-				fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%.2f\t%s\t\n", c.ID, num(rate(c.HTTPFloor, c.Unit)), c.Unit,
-					msStr(c.HTTPFloor.P50ms), msStr(c.HTTPFloor.P99ms), c.HTTPRatio, toFloor)
+				if c.HTTPFloor != nil {
+					plain = num(rate(c.HTTPFloor, c.Unit)) + " " + c.Unit
+					if c.Floor != nil && rate(c.Floor, c.Unit) > 0 {
+						toFloor = ratioStr(rate(c.HTTPFloor, c.Unit) / rate(c.Floor, c.Unit))
+					}
+				}
+				pg := "-"
+				if c.PGRatio > 0 {
+					pg = ratioStr(c.PGRatio) + "x"
+				}
+				fmt.Fprintf(tw, "%s\t%s B\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", c.Key, thousands(c.AnswerBytes), sized, p50, p99,
+					ratioStr(c.SizedRatio), pg, plain, ratioStr(c.HTTPRatio), toFloor)
 			}
 			tw.Flush()
 		}
-		fmt.Fprintln(w, "CPU per operation (µs; warm-up included): console (of which kernel) / PostgreSQL / load generator; other processes' share of the machine")
+		fmt.Fprintln(w, "CPU per operation (µs; warm-up included): console (of which kernel) / PostgreSQL / load generator (with the HTTP floors: and their server); other processes' share of the machine")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "case\tconsole side\t\t\t\t\tfloor side\t\t\t\t")
+		fmt.Fprintln(tw, "case\tconsole side\t\t\t\t\tsame-size HTTP floor\t\t\tfloor side\t\t\t")
 		for _, c := range s.Cases {
-			cols := []string{c.ID}
-			for _, st := range []*Stats{c.Console, c.Floor} {
+			cols := []string{c.Key}
+			if st := c.Console; st != nil && st.CPU != nil {
+				cols = append(cols, cpuStr(st.CPU.ConsoleUs), "("+cpuStr(st.CPU.ConsoleSysUs)+")", cpuStr(st.CPU.PostgresUs), cpuStr(st.CPU.BenchUs),
+					fmt.Sprintf("%.0f%%", st.CPU.OtherPct))
+			} else {
+				cols = append(cols, "-", "-", "-", "-", "-")
+			}
+			for _, st := range []*Stats{c.SizedFloor, c.Floor} {
 				if st == nil || st.CPU == nil {
-					cols = append(cols, "-", "-", "-", "-")
-					if st == c.Console {
-						cols = append(cols, "-")
-					}
+					cols = append(cols, "-", "-", "-")
 					continue
-				}
-				if st == c.Console {
-					cols = append(cols, cpuStr(st.CPU.ConsoleUs), "("+cpuStr(st.CPU.ConsoleSysUs)+")")
-				} else {
-					cols = append(cols, "-")
 				}
 				cols = append(cols, cpuStr(st.CPU.PostgresUs), cpuStr(st.CPU.BenchUs), fmt.Sprintf("%.0f%%", st.CPU.OtherPct))
 			}
@@ -249,7 +283,7 @@ func (r *Report) Print(w io.Writer) {
 		tw.Flush()
 		noisy := 0.0
 		for _, c := range s.Cases {
-			for _, st := range []*Stats{c.Console, c.Floor} {
+			for _, st := range []*Stats{c.Console, c.Floor, c.HTTPFloor, c.SizedFloor} {
 				if st != nil && st.CPU != nil {
 					noisy = max(noisy, st.CPU.OtherPct)
 				}
@@ -257,6 +291,10 @@ func (r *Report) Print(w io.Writer) {
 		}
 		if noisy >= 5 {
 			fmt.Fprintf(w, "WARNING: other processes used up to %.0f%% of the machine's CPU during a case: these figures are noisy; rerun on an idle machine\n", noisy)
+		}
+		if rv := s.Revocation; rv != nil {
+			fmt.Fprintf(w, "revocation: revoke response -> first 401 from /auth/verify: p50 %s, max %s over %d sessions; verify requests still accepted after the revoke's response: at most %d\n",
+				msStr(rv.P50ms), msStr(rv.Maxms), rv.Samples, rv.AcceptedAfter)
 		}
 		if s.ServerPeakRSSMB > 0 {
 			fmt.Fprintf(w, "console serve peak RSS (VmHWM) over the run: %.1f MB\n", s.ServerPeakRSSMB)
@@ -284,9 +322,16 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintln(w)
 }
 
+func ratioStr(r float64) string {
+	if r <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(r, 'f', 2, 64)
+}
+
 func hasHTTPFloor(cases []CaseResult) bool {
 	for _, c := range cases {
-		if c.HTTPFloor != nil {
+		if c.HTTPFloor != nil || c.SizedFloor != nil {
 			return true
 		}
 	}
@@ -308,6 +353,8 @@ func fmtBar(v float64, unit string) string {
 		return msStr(v)
 	case "MB":
 		return strconv.FormatFloat(v, 'f', 1, 64) + " MB"
+	case "requests":
+		return strconv.FormatFloat(v, 'f', 0, 64) + " requests"
 	}
 	return num(v) + " " + unit
 }
@@ -329,112 +376,4 @@ func (r *Report) WriteJSON(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// evaluateBars checks the issue's bars on the largest size run (1M in a full run), and the
-// scale bars between the smallest and the largest.
-func evaluateBars(r *Report) []Bar {
-	if r.FloorOnly || len(r.Sizes) == 0 {
-		return nil
-	}
-	big := &r.Sizes[len(r.Sizes)-1]
-	small := &r.Sizes[0]
-	find := func(s *SizeReport, id string) *CaseResult {
-		for i := range s.Cases {
-			if s.Cases[i].ID == id && s.Cases[i].Console != nil {
-				return &s.Cases[i]
-			}
-		}
-		return nil
-	}
-	var bars []Bar
-	add := func(b Bar) {
-		b.Size = big.Sessions
-		switch b.Op {
-		case ">=":
-			b.Pass = b.Value >= b.Limit
-		case "<=":
-			b.Pass = b.Value <= b.Limit
-		case "<":
-			b.Pass = b.Value < b.Limit
-		}
-		bars = append(bars, b)
-	}
-	ratioBar := func(id string, limit float64, label string) {
-		if c := find(big, id); c != nil && c.Floor != nil {
-			add(Bar{Name: fmt.Sprintf("case %s: throughput %s of the floor", id, label), Value: c.Ratio, Limit: limit, Op: ">=", Unit: "x"})
-		}
-	}
-	for _, id := range []string{"1", "2", "3", "4"} {
-		ratioBar(id, 0.5, ">= 50%")
-		if c := find(big, id); c != nil {
-			add(Bar{Name: "case " + id + ": p99 <= 25 ms", Value: c.Console.P99ms, Limit: 25, Op: "<=", Unit: "ms"})
-		}
-	}
-	if c1 := find(big, "1"); c1 != nil && c1.Console.P50ms > 0 {
-		for _, rel := range []struct {
-			id    string
-			limit float64
-		}{{"3", 1.5}, {"4", 1.3}} {
-			if c := find(big, rel.id); c != nil {
-				add(Bar{Name: fmt.Sprintf("case %s p50 within %.1fx of case 1 p50", rel.id, rel.limit), Value: c.Console.P50ms / c1.Console.P50ms,
-					Limit: rel.limit, Op: "<=", Unit: "x",
-					Notes: fmt.Sprintf("%s vs %s", msStr(c.Console.P50ms), msStr(c1.Console.P50ms))})
-			}
-		}
-	}
-	ratioBar("5", 0.6, ">= 60%")
-	ratioBar("6", 0.5, ">= 50%")
-	if c := find(big, "7"); c != nil && c.Floor != nil {
-		add(Bar{Name: "case 7: revoke-all within 2x of the floor (mean time)", Value: c.Console.Meanms / c.Floor.Meanms, Limit: 2, Op: "<=", Unit: "x",
-			Notes: fmt.Sprintf("%s vs %s", msStr(c.Console.Meanms), msStr(c.Floor.Meanms))})
-	}
-	if c := find(big, "8"); c != nil {
-		add(Bar{Name: "case 8: CSV rows per second", Value: c.Console.ItemsPerSec, Limit: 100_000, Op: ">=", Unit: "rows/s"})
-		add(Bar{Name: "case 8: server RSS while streaming (VmRSS every 100ms)", Value: c.StreamPeakRSSMB, Limit: 100, Op: "<", Unit: "MB"})
-	}
-	if small != big {
-		for _, id := range []string{"1", "2", "5"} {
-			cb, cs := find(big, id), find(small, id)
-			if cb != nil && cs != nil && cs.Console.P50ms > 0 {
-				add(Bar{Name: fmt.Sprintf("scale: case %s p50 at %s within 1.5x of %s", id, thousands(int64(big.Sessions)), thousands(int64(small.Sessions))),
-					Value: cb.Console.P50ms / cs.Console.P50ms, Limit: 1.5, Op: "<=", Unit: "x",
-					Notes: fmt.Sprintf("%s vs %s", msStr(cb.Console.P50ms), msStr(cs.Console.P50ms))})
-			}
-		}
-	}
-	// The history (issue 8): the same bars for /history as for /sessions, the sync's cost,
-	// and verify's cost of recording activity.
-	ratioBar("history-first", 0.5, ">= 50%")
-	for _, id := range []string{"history-first", "history-deep"} {
-		if c := find(big, id); c != nil {
-			add(Bar{Name: id + ": p99 <= 25 ms", Value: c.Console.P99ms, Limit: 25, Op: "<=", Unit: "ms"})
-		}
-	}
-	if c1, c := find(big, "history-first"), find(big, "history-deep"); c1 != nil && c != nil && c1.Console.P50ms > 0 {
-		add(Bar{Name: "history-deep p50 within 1.5x of history-first p50", Value: c.Console.P50ms / c1.Console.P50ms,
-			Limit: 1.5, Op: "<=", Unit: "x", Notes: fmt.Sprintf("%s vs %s", msStr(c.Console.P50ms), msStr(c1.Console.P50ms))})
-	}
-	for _, id := range []string{"session-page", "user-page"} {
-		if c := find(big, id); c != nil {
-			add(Bar{Name: id + ": p99 <= 25 ms", Value: c.Console.P99ms, Limit: 25, Op: "<=", Unit: "ms"})
-		}
-		ratioBar(id, 0.5, ">= 50%")
-	}
-	if c := find(big, "sync-idle"); c != nil {
-		add(Bar{Name: "sync-idle: a sync pass with nothing new, p50 < 5 ms (wall time, which bounds database time)",
-			Value: c.Console.P50ms, Limit: 5, Op: "<", Unit: "ms", Notes: "p99 " + msStr(c.Console.P99ms)})
-	}
-	if c, base := find(big, "5"), find(big, "verify-noact"); c != nil && base != nil && base.Console.PerSec > 0 {
-		add(Bar{Name: "case 5 (activity recorded) within 5% of verify-noact (none recorded)", Value: c.Console.PerSec / base.Console.PerSec,
-			Limit: 0.95, Op: ">=", Unit: "x", Notes: fmt.Sprintf("%s vs %s req/s", num(c.Console.PerSec), num(base.Console.PerSec))})
-	}
-	peak := 0.0
-	for _, s := range r.Sizes {
-		peak = max(peak, s.ServerPeakRSSMB)
-	}
-	if peak > 0 {
-		add(Bar{Name: "server peak RSS (VmHWM) over the whole run", Value: peak, Limit: 80, Op: "<", Unit: "MB"})
-	}
-	return bars
 }

@@ -34,7 +34,7 @@ func main() {
 		floorOnly  = flag.Bool("floor-only", false, "measure only the raw pgx floors (no console)")
 		quick      = flag.Bool("quick", quickDefault, "10k sessions only, short cases [env BENCH_QUICK]")
 		out        = flag.String("out", outDefault, "JSON results file [env BENCH_OUT]")
-		sizes      = flag.String("sizes", "", "comma-separated session counts (default 10000,1000000; quick: 10000)")
+		sizes      = flag.String("sizes", os.Getenv("BENCH_SIZES"), "comma-separated session counts (default 10000,1000000; quick: 10000) [env BENCH_SIZES]")
 		clients    = flag.Int("clients", 16, "concurrent clients for the request cases")
 		duration   = flag.Duration("duration", 0, "measured time per case (default 5s; quick: 1.5s)")
 		explain    = flag.Bool("explain", false, "print EXPLAIN ANALYZE of the list floors after seeding")
