@@ -73,6 +73,9 @@ type Config struct {
 	// Statements loads pg_stat_statements and reports, per console case, the statements the
 	// console ran per operation (it slows every query a little: not for judging the bars).
 	Statements bool
+	// Cases, if set, runs only the cases of these names (Case*; for investigation: the bars
+	// then judge only what ran).
+	Cases []string
 	// Out is the JSON results file ("" writes none).
 	Out string
 	// Log receives progress lines and the final table.
@@ -387,6 +390,13 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 			cases = slices.Insert(cases, i+1, env.verifyWithoutActivityCase(plain))
 		}
 	}
+	if len(cfg.Cases) > 0 {
+		cases = slices.DeleteFunc(cases, func(bc *benchCase) bool {
+			return !slices.Contains(cfg.Cases, bc.Key) && !slices.ContainsFunc(cases, func(o *benchCase) bool {
+				return o.FloorOf == bc.Key && slices.Contains(cfg.Cases, o.Key) // a floor another case reuses
+			})
+		})
+	}
 	if !cfg.FloorOnly {
 		hf, err := startHTTPFloor(cases)
 		if err != nil {
@@ -404,10 +414,10 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		if err != nil {
 			return sr, fmt.Errorf("bench: %s sessions, case %s (%s): %w", thousands(int64(size)), bc.Key, bc.Name, err)
 		}
-		if bc.Key == CaseVerify && client != nil {
-			if sr.Revocation, err = env.revocationLatency(ctx, client); err != nil {
-				return sr, fmt.Errorf("bench: %s sessions, revocation latency: %w", thousands(int64(size)), err)
-			}
+	}
+	if client != nil && (len(cfg.Cases) == 0 || slices.Contains(cfg.Cases, CaseRevocation)) {
+		if sr.Revocation, err = env.revocationLatency(ctx, client); err != nil {
+			return sr, fmt.Errorf("bench: %s sessions, revocation latency: %w", thousands(int64(size)), err)
 		}
 	}
 	if cfg.Explain {
@@ -415,7 +425,7 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 			return sr, err
 		}
 	}
-	if !cfg.FloorOnly {
+	if !cfg.FloorOnly && (len(cfg.Cases) == 0 || slices.Contains(cfg.Cases, CaseCLIList)) {
 		if res := env.cliBinaryList(ctx, dbURL); res != nil {
 			sr.Cases = append(sr.Cases, *res)
 		}
