@@ -84,8 +84,12 @@ type Store struct {
 	flavor pgdb.Flavor // the server's
 	dummy  []byte      // a hash to compare against for unknown names, so they take as long
 
-	mu     sync.Mutex
-	seen   map[string]seenEntry // session ID -> recently confirmed
+	mu       sync.Mutex
+	seen     map[string]seenEntry // session ID -> recently confirmed
+	checking map[checkKey]*sessionCheck
+	// gen counts the times cached sessions were forgotten (a session ended, an admin changed):
+	// a check that began before the last one does not cache its answer.
+	gen    uint64
 	cache  time.Duration
 	purged time.Time // when this process last purged the sign-in throttle
 }
@@ -104,7 +108,8 @@ func Open(ctx context.Context, pool *pgxpool.Pool, flavor pgdb.Flavor, cacheFor 
 	if err != nil {
 		return nil, fmt.Errorf("admins: %w", err)
 	}
-	return &Store{pool: pool, flavor: flavor, dummy: dummy, seen: map[string]seenEntry{}, cache: cacheFor}, nil
+	return &Store{pool: pool, flavor: flavor, dummy: dummy, seen: map[string]seenEntry{},
+		checking: map[checkKey]*sessionCheck{}, cache: cacheFor}, nil
 }
 
 // CheckName reports whether name is a valid admin name.
@@ -189,14 +194,11 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) error {
 	return nil
 }
 
+// forgetAdmin drops the cached sessions of admin name (its role, password or sessions changed).
 func (s *Store) forgetAdmin(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, e := range s.seen {
-		if e.ident.Admin == name {
-			delete(s.seen, id)
-		}
-	}
+	s.forget(func(_ string, e seenEntry) bool { return e.ident.Admin == name })
 }
 
 // inTx runs fn in one transaction through pgdb.RunTx (again on a serialization failure).
