@@ -372,3 +372,38 @@ func TestParseTimeBound(t *testing.T) {
 		}
 	}
 }
+
+// A page's rows are the sessions as Get reads them, field for field: the revoked ones with
+// their own revocation time, the others with none (List reuses one set of scan destinations).
+func TestListRowsAreWhole(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := uniqueName("whole")
+		all := seedList(t, e, []string{p + "_a", p + "_b"})
+		page, err := e.s.List(ctx, Filter{Username: p, Prefix: true, Status: StatusAll, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Sessions) != len(all) {
+			t.Fatalf("%d rows, want %d", len(page.Sessions), len(all))
+		}
+		revoked := 0
+		for _, got := range page.Sessions {
+			want := all[got.ID]
+			if got.Username != want.Username || !got.CreatedAt.Equal(want.CreatedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) ||
+				!got.LastUsedAt.Equal(want.LastUsedAt) || (got.RevokedAt == nil) != (want.RevokedAt == nil) ||
+				got.RevokedAt != nil && !got.RevokedAt.Equal(*want.RevokedAt) {
+				t.Errorf("row %d = %+v, want %+v", got.ID, got, want)
+			}
+			if got.CreatedAt.Location() != time.UTC {
+				t.Errorf("row %d: created in %v, want UTC", got.ID, got.CreatedAt.Location())
+			}
+			if got.RevokedAt != nil {
+				revoked++
+			}
+		}
+		if revoked == 0 || revoked == len(all) {
+			t.Fatalf("%d of %d rows revoked: the test needs both kinds", revoked, len(all))
+		}
+	})
+}

@@ -97,6 +97,8 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 	for _, tm := range []time.Time{
 		now, now.Add(time.Nanosecond), now.Add(123456789), now.Add(100 * time.Millisecond), now.Add(time.Microsecond),
 		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 2, 3, 4, 5, 6000, time.UTC), time.Date(294276, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 60, time.UTC),
 		time.Date(2022, 8, 2, 16, 47, 36, 342338000, time.FixedZone("x", 3600)),
 	} {
 		got := string(appendTime(nil, tm, now))
