@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"strconv"
 	"sync"
 
 	"github.com/a-h/templ"
@@ -14,7 +15,9 @@ import (
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // render renders a component into a pooled buffer first, so that a template error becomes a
-// clean 500 instead of half a page, then writes it with status.
+// clean 500 instead of half a page, then writes it with status and its length in one write
+// (net/http would otherwise chunk anything over 2 KB: a chunk header, and a last chunk sent
+// on its own).
 func (h *Handler) render(c echo.Context, status int, comp templ.Component) error {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -26,7 +29,12 @@ func (h *Handler) render(c echo.Context, status int, comp templ.Component) error
 	if err := comp.Render(requestContext(c), buf); err != nil {
 		return err
 	}
-	return c.Blob(status, echo.MIMETextHTMLCharsetUTF8, buf.Bytes())
+	res := c.Response()
+	res.Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	res.Header().Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
+	res.WriteHeader(status)
+	_, err := res.Write(buf.Bytes())
+	return err
 }
 
 // isPartial reports whether htmx asked for a fragment: an htmx request that is neither boosted
