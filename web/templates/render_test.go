@@ -2,7 +2,10 @@ package templates
 
 import (
 	"context"
+	"html"
 	"io"
+	"math"
+	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,6 +141,63 @@ func TestRelativeRounds(t *testing.T) {
 	} {
 		if got := Relative(now.Add(tc.d), now); got != tc.want {
 			t.Errorf("Relative(now%+v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+// relativeByRound is Relative as it was written first, with time.Duration.Round: the
+// reference for the integer rounding that replaced it.
+func relativeByRound(t, now time.Time) string {
+	d := t.Sub(now)
+	future := d > 0
+	if d < 0 {
+		d = -d
+		if d < 0 {
+			d = math.MaxInt64
+		}
+	}
+	if d.Round(time.Second) == 0 {
+		return "now"
+	}
+	s := ""
+	for _, u := range relativeUnits {
+		if r := d.Round(u.unit); u.below == 0 || r < u.below {
+			s = strconv.FormatInt(int64(r/u.unit), 10) + string(u.suffix)
+			break
+		}
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+func TestRelativeMatchesRound(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	var ds []time.Duration
+	for _, u := range []time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour} {
+		for _, k := range []time.Duration{0, 1, 2, 29, 30, 47, 48, 59, 60, 1000} {
+			for _, off := range []time.Duration{-u / 2, -u/2 + 1, -1, 0, 1, u/2 - 1, u / 2, u/2 + 1} {
+				ds = append(ds, k*u+off, -(k*u + off))
+			}
+		}
+	}
+	r := mrand.New(mrand.NewPCG(1, 2))
+	for range 20000 {
+		ds = append(ds, time.Duration(r.Int64N(int64(400*24*time.Hour)))-200*24*time.Hour)
+	}
+	for _, d := range ds {
+		tm := now.Add(d)
+		if got, want := Relative(tm, now), relativeByRound(tm, now); got != want {
+			t.Errorf("Relative(now%+v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestAppendEscapedMatchesHTML(t *testing.T) {
+	for _, s := range []string{"", "plain", `<b>"x" & 'y'</b>`, "&&", "<", "a>", "\"'", "ünï<cödé>", "\x00<\xff"} {
+		if got, want := string(appendEscaped([]byte("pre:"), s)), "pre:"+html.EscapeString(s); got != want {
+			t.Errorf("appendEscaped(%q) = %q, want %q", s, got, want)
 		}
 	}
 }

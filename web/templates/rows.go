@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +19,9 @@ func sessionRows(t SessionsTable) templ.Component {
 	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
 		bp := rowBufs.Get().(*[]byte)
 		b := (*bp)[:0]
+		returnQuery := appendEscaped(nil, t.ReturnQuery) // the same in every row
 		for _, r := range t.Rows {
-			b = appendRow(b, &t, &r)
+			b = appendRow(b, &t, &r, returnQuery)
 		}
 		_, err := w.Write(b)
 		if cap(b) <= 1<<20 {
@@ -34,7 +34,8 @@ func sessionRows(t SessionsTable) templ.Component {
 
 var rowBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
+// appendRow appends the row of r; returnQuery is t.ReturnQuery, escaped.
+func appendRow(b []byte, t *SessionsTable, r *SessionRow, returnQuery []byte) []byte {
 	var idBuf [20]byte
 	id := strconv.AppendInt(idBuf[:0], r.ID, 10)
 	status := r.Status(t.Now)
@@ -85,11 +86,11 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow) []byte {
 		b = append(b, `<a class="button small" href="/sessions/`...)
 		b = append(b, id...)
 		b = append(b, `/revoke`...)
-		b = appendEscaped(b, t.ReturnQuery)
+		b = append(b, returnQuery...)
 		b = append(b, `" hx-get="/sessions/`...)
 		b = append(b, id...)
 		b = append(b, `/revoke`...)
-		b = appendEscaped(b, t.ReturnQuery)
+		b = append(b, returnQuery...)
 		b = append(b, `" data-testid="revoke-session" aria-label="Revoke session `...)
 		b = append(b, id...)
 		b = append(b, `">Revoke</a>`...)
@@ -235,14 +236,17 @@ func appendShown(b []byte, s string) []byte {
 	return appendEscaped(b, ShowName(s))
 }
 
+// htmlSpecial marks the bytes appendEscaped replaces.
+var htmlSpecial = [256]bool{'<': true, '>': true, '&': true, '\'': true, '"': true}
+
 // appendEscaped appends s escaped for HTML text and quoted attribute values.
 func appendEscaped(b []byte, s string) []byte {
-	for {
-		i := strings.IndexAny(s, `<>&'"`)
-		if i < 0 {
-			return append(b, s...)
+	last := 0
+	for i := 0; i < len(s); i++ {
+		if !htmlSpecial[s[i]] {
+			continue
 		}
-		b = append(b, s[:i]...)
+		b = append(b, s[last:i]...)
 		switch s[i] {
 		case '<':
 			b = append(b, "&lt;"...)
@@ -255,8 +259,9 @@ func appendEscaped(b []byte, s string) []byte {
 		case '"':
 			b = append(b, "&#34;"...)
 		}
-		s = s[i+1:]
+		last = i + 1
 	}
+	return append(b, s[last:]...)
 }
 
 // Relative says how far t is from now, rounded to the nearest unit: "in 52m", "3h ago", "now".
@@ -280,15 +285,21 @@ func AppendRelative(b []byte, t, now time.Time) []byte {
 			d = math.MaxInt64
 		}
 	}
-	if d.Round(time.Second) == 0 {
+	if d < time.Second/2 { // rounds to 0s
 		return append(b, "now"...)
 	}
 	if future {
 		b = append(b, "in "...)
 	}
+	// d rounded to the nearest unit (halves away from zero), as d.Round(unit)/unit, in
+	// integers: Round was a tenth of a page's render time.
 	for _, u := range relativeUnits {
-		if r := d.Round(u.unit); u.below == 0 || r < u.below {
-			b = append(strconv.AppendInt(b, int64(r/u.unit), 10), u.suffix)
+		n := int64(d / u.unit)
+		if r := d % u.unit; r >= u.unit-r {
+			n++
+		}
+		if u.below == 0 || n < int64(u.below/u.unit) {
+			b = append(strconv.AppendInt(b, n, 10), u.suffix)
 			break
 		}
 	}
