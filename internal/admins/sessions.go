@@ -123,7 +123,8 @@ func newSessionID() string {
 // others wait for its answer (or give up with their own context). Written here rather than
 // with x/sync/singleflight because the in-flight check, the cache and the forgetting of ended
 // sessions must change under one mutex: an answer that a sign-out or an admin change overtook
-// (gen moved while it ran) is returned to the requests that asked before, but never cached.
+// (gen moved while it ran) is returned to the requests that asked before, but never cached,
+// and no request that comes after the change waits for it.
 
 // checkKey names one in-flight check.
 type checkKey struct {
@@ -169,7 +170,9 @@ func (s *Store) shareCheck(ctx context.Context, k checkKey, run func(ctx context
 	}
 	c.ident, c.err = run(dctx, gen)
 	s.mu.Lock()
-	delete(s.checking, k)
+	if s.checking[k] == c { // (forget may have dropped it, and another check started since)
+		delete(s.checking, k)
+	}
 	s.mu.Unlock()
 	close(c.done)
 	return c.ident, c.err
@@ -187,10 +190,13 @@ func (s *Store) remember(id string, gen uint64, e seenEntry) {
 	s.seen[id] = e
 }
 
-// forget drops cached sessions (all of them when match is nil) and moves the generation on,
-// so that a check running meanwhile does not cache what it read. Called with s.mu held.
+// forget drops the cached sessions that match and moves the generation on, so that a check
+// running meanwhile does not cache what it read; the checks in flight stop taking on requests
+// (they answer the ones that asked before; a later request asks the database again). Called
+// with s.mu held.
 func (s *Store) forget(match func(id string, e seenEntry) bool) {
 	s.gen++
+	clear(s.checking)
 	for id, e := range s.seen {
 		if match(id, e) {
 			delete(s.seen, id)

@@ -119,10 +119,45 @@ func TestOvertakenCheckIsNotCached(t *testing.T) {
 		done <- who
 	}()
 	waitForCheck(t, s, id, 0)
+	s.mu.Lock()
+	var first *sessionCheck
+	for k, c := range s.checking {
+		if k.id == id {
+			first = c
+		}
+	}
+	s.mu.Unlock()
 	if err := s.SetRole(ctx, "alice", Operator, cli); err != nil {
 		t.Fatal(err)
 	}
+	// A request after the change does not wait for the check that began before it.
+	after := make(chan Identity, 1)
+	go func() {
+		who, err := s.CheckSession(ctx, id, time.Hour, time.Hour)
+		if err != nil {
+			t.Error(err)
+		}
+		after <- who
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		joined := first.waiters > 0
+		started := false
+		for k, c := range s.checking {
+			started = started || k.id == id && c != first
+		}
+		s.mu.Unlock()
+		if joined || started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the request after the change never reached a check")
+		}
+	}
 	release()
+	if who := <-after; who.Role != Operator {
+		t.Errorf("a request after the role change got role %q from the check that began before it, want operator", who.Role)
+	}
 	// The UPDATE read alice's row as of its start (the join's other rows are not read again
 	// after waiting for a lock): the request that asked before the change sees the old role.
 	if who := <-done; who.Role != Viewer {
