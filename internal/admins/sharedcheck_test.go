@@ -49,6 +49,26 @@ func waitForCheck(t *testing.T, s *Store, id string, waiters int) {
 	}
 }
 
+// waitForLockWait waits until a statement of this database that starts with prefix waits for a
+// lock (it has begun, with its snapshot, and waits for lockSessionRow's), failing after 30 s.
+func waitForLockWait(t *testing.T, s *Store, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND starts_with(query, $1)`, prefix).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no statement %q... waits for the lock", prefix)
+		}
+	}
+}
+
 // Concurrent requests of one admin session whose cached check aged out run one database check
 // between them, not one each (which would queue on the row's lock).
 func TestConcurrentChecksShareOne(t *testing.T) {
@@ -119,6 +139,7 @@ func TestOvertakenCheckIsNotCached(t *testing.T) {
 		done <- who
 	}()
 	waitForCheck(t, s, id, 0)
+	waitForLockWait(t, s, "UPDATE console.admin_sessions")
 	s.mu.Lock()
 	var first *sessionCheck
 	for k, c := range s.checking {
