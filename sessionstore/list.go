@@ -300,9 +300,10 @@ func (s *Store) userPredicate(name string, prefix bool, arg func(any) string) (s
 func prefixEnd(p string) (string, bool) { return pgdb.PrefixEnd(p) }
 
 // collectSessions reads the rows of a list query (scanSession's columns, and with purged the
-// history's purge time: scanPurgedSession's) into a slice with room for capacity rows. A page is the console's busiest read: the rows are scanned into one
-// set of destinations, reused for every row, instead of a new Session and its scan arguments
-// per row (a fifth of a page's decoding was those allocations and the slice's growth).
+// history's purge time after them) into a slice with room for capacity rows. A page is the
+// console's busiest read: the rows are scanned into one set of destinations, reused for every
+// row, instead of a new Session and its scan arguments per row (a fifth of a page's decoding
+// was those allocations and the slice's growth).
 func collectSessions(rows pgx.Rows, capacity int, purged bool) ([]Session, error) {
 	defer rows.Close()
 	out := make([]Session, 0, capacity)

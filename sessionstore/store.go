@@ -365,14 +365,6 @@ func scanSession(r pgx.CollectableRow) (Session, error) {
 	return s, err
 }
 
-// scanPurgedSession reads a history row: sessionColumns and the purge time.
-func scanPurgedSession(r pgx.CollectableRow) (Session, error) {
-	var s Session
-	err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt, &s.PurgedAt)
-	s.utc()
-	return s, err
-}
-
 // utc puts the times in time.UTC (pgx returns TIMESTAMP values in UTC already, but with a
 // location pointer of its own).
 func (s *Session) utc() {
