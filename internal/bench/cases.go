@@ -20,6 +20,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sessionconsole/console/internal/actions"
+	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -334,7 +336,13 @@ const issueSQL = `WITH lk AS (SELECT pg_advisory_xact_lock(7364022, hashtext($2)
 		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, '') FROM u, ts
 		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
 
-// issueCase: POST /sessions (htmx form) issuing a 1h session; floor: Issue's INSERT ... RETURNING.
+// issueActor is who issues the floor's sessions: the admin the bench signs in as, so that the
+// floor writes the same "auditInfo" and audit row as the console.
+var issueActor = actions.Actor{Kind: actions.Admin, Name: "bench", RemoteAddr: "127.0.0.1"}
+
+// issueCase: POST /sessions (htmx form) issuing a 1h session; floor: what the console's issue
+// does in the database, in one transaction as the console's does: Issue's INSERT ... RETURNING
+// and the audit row's INSERT (audit.Insert, the console's own).
 func (e *sizeEnv) issueCase() *benchCase {
 	users := e.seeded.IssueUsers
 	bc := &benchCase{Key: CaseIssue, Name: "POST /sessions, issue a session", Kind: kindIssue, Unit: "req/s", Workers: e.cfg.Clients, MaxOps: e.cfg.MaxIssues,
@@ -348,26 +356,31 @@ func (e *sizeEnv) issueCase() *benchCase {
 		secret := make([]byte, sessionstore.SecretLength)
 		rand.Read(secret)
 		hash := sha256.Sum256(secret)
-		rows, err := e.pool.Query(ctx, issueSQL, hash[:], users[i%len(users)], time.Hour.Microseconds(), "console bench")
-		if err != nil {
-			return 0, err
-		}
-		sess, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (sessionRow, error) {
-			var s sessionRow
-			err := r.Scan(&s.ID, &s.Username, &s.CreatedAt, &s.ExpiresAt, &s.RevokedAt, &s.LastUsedAt)
-			return s, err
+		var sess sessionRow
+		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			err := tx.QueryRow(ctx, issueSQL, hash[:], users[i%len(users)], time.Hour.Microseconds(), issueActor.AuditInfo("")).
+				Scan(&sess.ID, &sess.Username, &sess.CreatedAt, &sess.ExpiresAt, &sess.RevokedAt, &sess.LastUsedAt)
+			if err != nil {
+				return err
+			}
+			exp := sess.ExpiresAt
+			return audit.Insert(ctx, tx, audit.Entry{Admin: issueActor.AuditName(), RemoteAddr: issueActor.RemoteAddr,
+				Action: audit.Issue, Target: sess.Username, SessionID: sess.ID, ExpiresAt: &exp})
 		})
 		if err == nil && w != nil {
 			_, err = io.WriteString(w, sessionstore.Cookie{ID: sess.ID, Secret: secret}.SetCookie()+"\n")
 		}
 		return 1, err
 	}
-	// Each side's sessions are deleted afterwards, so the table keeps its seeded size.
+	// Each side's sessions and their audit rows are deleted afterwards, so that the tables keep
+	// their size.
 	bc.cleanup = func(ctx context.Context) error {
-		if _, err := e.pool.Exec(ctx, `DELETE FROM console.web_sessions WHERE id > $1`, e.seeded.MaxID); err != nil {
-			return err
+		for _, sql := range []string{`DELETE FROM console.web_sessions WHERE id > $1`, `DELETE FROM console.audit_log WHERE session_id > $1`} {
+			if _, err := e.pool.Exec(ctx, sql, e.seeded.MaxID); err != nil {
+				return err
+			}
 		}
-		_, err := e.pool.Exec(ctx, `VACUUM console.web_sessions`)
+		_, err := e.pool.Exec(ctx, `VACUUM console.web_sessions, console.audit_log`)
 		return err
 	}
 	bc.check = func(ctx context.Context, c *Client) (Response, error) {
