@@ -303,6 +303,7 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 	var (
 		srv      *Server
 		client   *Client
+		plainSrv *Server
 		plain    *Client
 		password = admins.RandomPassword()
 	)
@@ -326,7 +327,7 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 			return sr, err
 		}
 		// A second console that records no activity, for verify's comparison.
-		plainSrv, err := StartServer(ctx, cfg.Console, dbURL, filepath.Join(tmp, "serve-noact-"+strconv.Itoa(size)),
+		plainSrv, err = StartServer(ctx, cfg.Console, dbURL, filepath.Join(tmp, "serve-noact-"+strconv.Itoa(size)),
 			append(serveArgs, "--activity-flush", "0")...)
 		if err != nil {
 			return sr, err
@@ -387,7 +388,7 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 	}
 	if plain != nil { // right after verify, before the writes revoke any of its sessions
 		if i := slices.IndexFunc(cases, func(bc *benchCase) bool { return bc.Key == CaseVerify }); i >= 0 {
-			cases = slices.Insert(cases, i+1, env.verifyWithoutActivityCase(plain))
+			cases = slices.Insert(cases, i+1, env.verifyWithoutActivityCase(plainSrv, plain))
 		}
 	}
 	if len(cfg.Cases) > 0 {
@@ -455,6 +456,9 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 // measure runs one case: the console's answer once, checked and recorded; the floor on raw
 // pgx; the plain-text and the same-size HTTP floors; then (unless floor-only) the console.
 func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, client *Client, sr *SizeReport) (*CaseResult, error) {
+	if bc.server != nil {
+		srv = bc.server
+	}
 	res := &CaseResult{Key: bc.Key, Name: bc.Name, Kind: bc.Kind, Unit: bc.Unit, Workers: bc.Workers}
 	if e.cfg.WaitIdle > 0 {
 		if waited, busy := waitIdle(ctx, e.cfg.WaitIdle); busy >= 10 {

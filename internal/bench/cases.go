@@ -80,6 +80,9 @@ type benchCase struct {
 	// FloorOf reuses another case's raw and plain-text HTTP floors instead of measuring them
 	// (its same-size HTTP floor is still its own: the answers differ in size).
 	FloorOf string
+	// server is the console the case's console side talks to when it is not the size's main
+	// one (its CPU and memory are that server's).
+	server *Server
 	// sampleRSS samples the server's VmRSS while the console side runs (streams).
 	sampleRSS bool
 	// path is the console request's path and query (GET cases).
