@@ -27,7 +27,7 @@ func passingSize(sessions int) SizeReport {
 	csv.Unit, csv.StreamPeakRSSMB = "rows/s", 30
 	return SizeReport{Sessions: sessions, ServerPeakRSSMB: 30, Cases: []CaseResult{
 		page(CaseFragment), page(CaseUserPage), page(CaseDeepPage), page(CaseWholePage),
-		page(CaseHistoryFirst), page(CaseHistoryDeep), page(CaseSessionPage), page(CaseUserDetail),
+		page(CaseHistoryFirst), page(CaseHistoryDeep), page(CaseSessionPage), page(CaseUserDetail), page(CaseOverview),
 		result(CaseVerify, kindVerify, stats(16000, 1, 4, 20), stats(60000, 0.2, 1, 15), stats(18000, 1, 3, 18), stats(17000, 1, 3, 18)),
 		result(CaseVerifyNoActivity, kindBaseline, stats(16400, 1, 4, 20), nil, nil, nil),
 		result(CaseSyncIdle, kindJob, stats(500, 2, 3, 0), nil, nil, nil),
@@ -76,7 +76,7 @@ func TestBarsAllPass(t *testing.T) {
 		}
 	}
 	// Every page case has its three bars; verify, issue, revoke-all and the CSV theirs.
-	for _, key := range []string{CaseFragment, CaseUserPage, CaseDeepPage, CaseWholePage, CaseHistoryFirst, CaseHistoryDeep, CaseSessionPage, CaseUserDetail} {
+	for _, key := range []string{CaseFragment, CaseUserPage, CaseDeepPage, CaseWholePage, CaseHistoryFirst, CaseHistoryDeep, CaseSessionPage, CaseUserDetail, CaseOverview} {
 		bar(t, bars, key+": throughput >= 0.75 of the same-size HTTP floor")
 		bar(t, bars, key+": PostgreSQL CPU per request <= 1.15x the same-size HTTP floor's")
 		bar(t, bars, key+": p99 <= 15 ms")

@@ -43,7 +43,7 @@ func main() {
 		pprofDir   = flag.String("pprof-dir", ".", "where -pprof saves the profiles")
 		waitIdle   = flag.Duration("wait-idle", -1, "before each case, wait up to this long for other processes to leave the CPU idle (default 10s; quick: 0)")
 		statements = flag.Bool("statements", false, "load pg_stat_statements and print what the console runs per request (slower; not for the bars)")
-		only       = flag.String("cases", "", "comma-separated case names to run (default all): fragment, fragment-user, fragment-deep, page, verify, verify-noact, history-first, history-deep, session-page, user-page, sync-idle, list, issue, revoke-all, csv, sync-1000, revocation, list-cli")
+		only       = flag.String("cases", "", "comma-separated case names to run (default all): fragment, fragment-user, fragment-deep, page, verify, verify-noact, history-first, history-deep, session-page, user-page, overview, sync-idle, list, issue, revoke-all, csv, sync-1000, revocation, list-cli")
 		timeout    = flag.Duration("timeout", 0, "stop the whole run after this long (default 15m; quick: 3m)")
 	)
 	flag.Parse()
