@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -150,6 +151,7 @@ type Store struct {
 
 	bg     sync.WaitGroup
 	shared func(ctx context.Context, table string) (Counts, bool, error)
+	writes atomic.Uint64 // committed write transactions (Writes)
 }
 
 // Migrations are the PostgreSQL dialect's schema steps for its session table. (On CockroachDB
@@ -170,6 +172,8 @@ CREATE INDEX web_sessions_expiresAt_idx ON console.web_sessions ("expiresAt", id
 CREATE INDEX web_sessions_lastUsedAt_idx ON console.web_sessions ("lastUsedAt", id);
 CREATE INDEX web_sessions_revokedAt_idx ON console.web_sessions ("revokedAt");
 CREATE INDEX web_sessions_username_createdAt_idx ON console.web_sessions (username, "createdAt", id);
+`}, {Version: 2, SQL: `
+ALTER TABLE console.web_sessions ADD COLUMN IF NOT EXISTS user_id OID NULL;
 `}}
 
 // Open returns a store over pool: on CockroachDB it uses system.web_sessions (and sets user_id
@@ -210,6 +214,10 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error)
 		if err := pgdb.Migrate(ctx, pool, s.flavor, "sessions", Migrations); err != nil {
 			return nil, err
 		}
+		// As on CockroachDB v23.1+: the OID of the role a session was issued for, so that a
+		// session of a role dropped and created again under the same name can be told apart
+		// (rows written before migration 2, or by other tools, may have none).
+		s.hasUserID = true
 	default:
 		return nil, fmt.Errorf("sessionstore: unknown dialect %v", s.flavor)
 	}
@@ -235,7 +243,8 @@ func (s *Store) Server() pgdb.Flavor { return s.server }
 // Table returns the qualified name of the session table.
 func (s *Store) Table() string { return s.table }
 
-// HasUserID reports whether the session table has CockroachDB's user_id column (v23.1+).
+// HasUserID reports whether the session table has a user_id column: CockroachDB's (v23.1+), or
+// the console's on PostgreSQL (the role's OID).
 func (s *Store) HasUserID() bool { return s.hasUserID }
 
 // MaxTTL returns the longest session Issue grants.
