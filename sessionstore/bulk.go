@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sessionconsole/console/internal/pgdb"
 )
 
 // DefaultMaxBulk bounds how many sessions one bulk revocation takes on (MatchingIDs): their
@@ -122,3 +124,49 @@ func (t *Tx) RevokeIDs(ctx context.Context, ids []int64, f Filter) (BulkRevoked,
 	})
 	return out, nil
 }
+
+// CountMatching counts the sessions that match f (judged at f.At when set, else now; order,
+// paging and limit are ignored), exactly and at once: a bulk action's confirmation shows it,
+// and the policy's counts cache it. A filter that needs a username predicate reads all of
+// system.web_sessions on CockroachDB (see FullScanError); one on the active sessions reads a
+// range of the expiresAt index.
+func (s *Store) CountMatching(ctx context.Context, f Filter) (int64, error) {
+	now := f.judgedAt(s.now().UTC())
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	where, err := s.where(f, now, arg)
+	if err != nil {
+		return 0, err
+	}
+	table := s.table
+	if f.From != nil {
+		table = f.From.Table
+	}
+	sql := `SELECT count(*) FROM ` + table
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int64
+	read := func(q pgdb.DBTX) error {
+		return pgdb.Retry(ctx, func() error { return q.QueryRow(ctx, sql, args...).Scan(&n) })
+	}
+	// As Each: a username filter, or no status, reads every row; a status alone has an index.
+	if f.From == nil && (f.Username != "" || f.Status == StatusAll || f.Status == "") {
+		err = s.scanning(ctx, scanCounts, read)
+	} else if f.From != nil {
+		err = pgdb.WithFullScan(ctx, s.pool, s.server, read)
+	} else {
+		err = read(s.pool)
+	}
+	if err != nil {
+		return 0, s.listErr(err)
+	}
+	return n, nil
+}
+
+// CountsMaxAge is how long this store reuses its status counts (Options.CountsMaxAge): caches
+// of other numbers about the table follow the same rule.
+func (s *Store) CountsMaxAge() time.Duration { return s.counts.maxAge }

@@ -30,9 +30,12 @@ func (t *Tx) DB() pgx.Tx { return t.tx }
 // only through t (and t.DB()) and return errors wrapped with %w. fn's error is returned as it
 // is; a database error of the commit is prefixed and marked unavailable as other store errors.
 func (s *Store) InTx(ctx context.Context, fn func(t *Tx) error) error {
-	return s.InTxOn(ctx, func(ctx context.Context, fn func(pgx.Tx) error) error {
-		return pgdb.RunTx(ctx, s.pool, s.server, fn)
-	}, fn)
+	return s.InTxOn(ctx, s.RunTx, fn)
+}
+
+// RunTx is the store's own TxRunner: pgdb.RunTx on its pool, as the server requires.
+func (s *Store) RunTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgdb.RunTx(ctx, s.pool, s.server, fn)
 }
 
 // TxRunner runs fn in one transaction and commits it, running fn again when the database
