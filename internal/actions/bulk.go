@@ -18,7 +18,8 @@ const (
 )
 
 // Bulk asks for a bulk revocation: the sessions selected one by one (IDs), or every session
-// matching Filter as it stood at Filter.At (All).
+// matching Filter as it stood at Filter.At (All). Either way a session is revoked only if it
+// still matches Filter (the zero Filter matches every session not revoked yet).
 type Bulk struct {
 	// IDs are the selected sessions (at most MaxSelected); ignored with All.
 	IDs []int64
@@ -61,7 +62,7 @@ func (s *Service) RevokeBulk(ctx context.Context, by Actor, b Bulk) (BulkResult,
 	if err := s.CheckReason(b.Reason); err != nil && err != ErrReasonRequired {
 		return out, err
 	}
-	ids, f := b.IDs, sessionstore.Filter{}
+	ids, f := b.IDs, b.Filter
 	if b.All {
 		if b.Filter.At.IsZero() {
 			return out, fmt.Errorf("%w: a bulk revocation of a filter needs the moment it was confirmed", sessionstore.ErrInvalidInput)
@@ -74,7 +75,6 @@ func (s *Service) RevokeBulk(ctx context.Context, by Actor, b Bulk) (BulkResult,
 		if ids, err = s.sessions.MatchingIDs(ctx, b.Filter, max); err != nil {
 			return out, err
 		}
-		f = b.Filter
 	} else {
 		if len(ids) > MaxSelected {
 			return out, fmt.Errorf("%w: %d sessions selected, at most %d at once", sessionstore.ErrInvalidInput, len(ids), MaxSelected)

@@ -164,7 +164,7 @@ func (p *Policy) Filter(r Rule) (sessionstore.Filter, error) {
 		return sessionstore.Filter{}, err
 	}
 	if !p.cfg.Enabled(r) {
-		return sessionstore.Filter{}, fmt.Errorf("%w: %s (serve it with --policy-%s)", ErrDisabled, r, r)
+		return sessionstore.Filter{}, fmt.Errorf("%w: %s (enable it with --policy-%s)", ErrDisabled, r, r)
 	}
 	return sessionstore.Filter{Status: sessionstore.StatusActive, Cond: condition{rule: r, p: p}}, nil
 }
