@@ -215,6 +215,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		ConfirmByNameOver: f.confirmByName,
 		Metrics:           meter,
 		Overview:          a.history,
+		Policy:            rules, BulkBatch: policyCfg.Batch,
 	}
 	if ssoClient != nil { // (a nil *sso.Client in the interface would not be nil)
 		cfg.SSO = ssoClient

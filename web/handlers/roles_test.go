@@ -99,9 +99,15 @@ var routeCases = map[string]routeCase{
 	"GET /sessions/:id": {need: admins.Viewer, ok: http.StatusOK, req: func(f *fixture) (string, url.Values) {
 		return "/sessions/" + f.session(), nil
 	}},
-	"GET /audit":             {need: admins.Viewer, req: get("/audit"), ok: http.StatusOK},
-	"GET /account":           {need: admins.Viewer, req: get("/account"), ok: http.StatusOK},
-	"POST /account/password": {need: admins.Viewer, req: post("/account/password", url.Values{"current": {adminPassword}, "password": {"a new password!"}, "repeat": {"a new password!"}}), ok: http.StatusSeeOther},
+	"GET /audit":  {need: admins.Viewer, req: get("/audit"), ok: http.StatusOK},
+	"GET /policy": {need: admins.Viewer, req: get("/policy"), ok: http.StatusOK},
+	"POST /sessions/revoke": {need: admins.Operator, ok: http.StatusSeeOther, req: func(f *fixture) (string, url.Values) {
+		return "/sessions/revoke", url.Values{"scope": {"selected"}, "id": {f.session()}, "confirmed": {"1"}}
+	}},
+	// An unknown run: the role is checked before the handler looks (a viewer gets 403).
+	"GET /sessions/revoke/:run": {need: admins.Operator, req: get("/sessions/revoke/0123456789abcdef01234567"), ok: http.StatusNotFound},
+	"GET /account":              {need: admins.Viewer, req: get("/account"), ok: http.StatusOK},
+	"POST /account/password":    {need: admins.Viewer, req: post("/account/password", url.Values{"current": {adminPassword}, "password": {"a new password!"}, "repeat": {"a new password!"}}), ok: http.StatusSeeOther},
 	"POST /account/sessions/:handle/end": {need: admins.Viewer, ok: http.StatusSeeOther, req: func(f *fixture) (string, url.Values) {
 		handle := "0000000000000000"
 		if f.admin != "" {
