@@ -234,7 +234,7 @@ func TestPolicyPage(t *testing.T) {
 	r := c.get("/policy")
 	wantStatus(t, r, http.StatusOK)
 	wantContains(t, r.body, `<strong data-rule="root" data-testid="rule-count">1</strong>`, `<strong data-rule="max-lifetime" data-testid="rule-count">1</strong>`,
-		`data-testid="rule-idle" data-enabled="false"`, "--policy-idle", `data-testid="rule-value">48h<`, fmt.Sprintf(`href="/sessions/%d"`, root),
+		`data-testid="rule-idle" data-enabled="false"`, "--policy-idle", `data-testid="rule-value">48h<`, `List all 1 in the sessions list`, fmt.Sprintf(`href="/sessions/%d"`, root),
 		`href="/sessions?rule=root"`, `data-testid="rule-revoke"`, "Not enforced", `aria-current="page">Policy</a>`)
 	viewer := s.addAdmin(t, "polviewer", admins.Viewer)
 	if r := viewer.get("/policy"); r.StatusCode != http.StatusOK || testids(r.body, "rule-revoke") != 0 {

@@ -70,7 +70,11 @@ func (h *Handler) showPolicyPage(c echo.Context) error {
 				return err
 			}
 			for _, row := range rows {
-				pr.Rows = append(pr.Rows, sampleRow(row.Session, now, &row))
+				judged := &row // the idle rule says which use it judged by
+				if r != policy.Idle {
+					judged = nil
+				}
+				pr.Rows = append(pr.Rows, sampleRow(row.Session, now, judged))
 			}
 			// Cached counts may lag behind the rows (sessions since): never fewer than shown.
 			if int64(len(pr.Rows)) > pr.N {
@@ -100,7 +104,7 @@ func enforceText(cfg policy.Config) string {
 	case len(cfg.EnabledRules()) == 0:
 		return "No rule is enabled: start the console with --policy-max-lifetime, --policy-idle, --policy-orphans or --policy-root."
 	case !cfg.Enforce:
-		return "Not enforced: the rules only report here (--policy-enforce revokes what breaks them)."
+		return "Not enforced: the rules only report here. Serve with --policy-enforce to revoke what breaks them."
 	case cfg.DryRun:
 		return fmt.Sprintf("Enforced as a dry run every %s: what would be revoked is logged and audited; nothing is revoked.", sessionstore.FormatDuration(cfg.Interval))
 	}

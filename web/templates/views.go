@@ -209,6 +209,9 @@ type Confirm struct {
 	// Sample are some of the sessions it acts on.
 	Fields []HiddenField
 	Sample []SampleRow
+	// Plain makes the form a plain POST even with JavaScript: the confirmation is a page of
+	// its own, with no table to swap (asked for from the policy page, or opened directly).
+	Plain bool
 	// Progress, when set, is the bulk revoke whose progress the page shows (Confirm is then
 	// the progress page, refreshed until Done).
 	Progress *BulkProgress
