@@ -88,7 +88,9 @@ type bulkForm struct {
 
 func parseBulkForm(c echo.Context) (bulkForm, error) {
 	var f bulkForm
-	bad := func(what string) error { return echo.NewHTTPError(http.StatusBadRequest, "Invalid "+what+" in the form.") }
+	bad := func(what string) error {
+		return echo.NewHTTPError(http.StatusBadRequest, "Invalid "+what+" in the form.")
+	}
 	v, err := url.ParseQuery(c.FormValue("view"))
 	if err != nil {
 		return f, bad("view")

@@ -31,8 +31,8 @@ import (
 	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/internal/metrics"
 	"github.com/sessionconsole/console/internal/pgdb"
-	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/internal/pgtest"
+	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/internal/tokens"
 	"github.com/sessionconsole/console/sessionstore"
 )
