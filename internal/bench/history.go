@@ -22,8 +22,8 @@ import (
 // table whole (no purge of the 70% expired rows); it counts the overview's top users once
 // itself (the overview job's read of every active session would run during other cases); case
 // 7's revoke-all posts no typed username (--confirm-by-name-over).
-var serveArgs = []string{"--history-sync", "0", "--purge-interval", "0", "--overview-refresh", "0",
-	"--confirm-by-name-over", "100000000"}
+var serveArgs = append([]string{"--history-sync", "0", "--purge-interval", "0", "--overview-refresh", "0",
+	"--confirm-by-name-over", "100000000"}, policyArgs...)
 
 // historyEnv is the session history of one size, as the bench drives it.
 type historyEnv struct {
