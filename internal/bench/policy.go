@@ -34,7 +34,13 @@ func (e *sizeEnv) policyPageCase(h *historyEnv) *benchCase {
 		_, err := c.Do(ctx, Request{Path: "/policy"})
 		return 1, err
 	}
+	// The floor's one round trip stands for the admin session lookup every page makes: the
+	// rest of the page's data is cached on both sides.
 	bc.floor = func(ctx context.Context, w io.Writer, _, _ int) (int64, error) {
+		var one int
+		if err := e.pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+			return 0, err
+		}
 		counts, err := p.Counts(ctx)
 		if err != nil {
 			return 0, err
