@@ -135,10 +135,10 @@ type Policy struct {
 	mu      sync.Mutex
 	cached  Counts
 	samples map[Rule][]Row // the first SampleRows of each rule, counted with cached
-	writes uint64 // sessions.Writes() when cached was counted
-	have   bool
-	busy   bool
-	bg     sync.WaitGroup
+	writes  uint64         // sessions.Writes() when cached was counted
+	have    bool
+	busy    bool
+	bg      sync.WaitGroup
 }
 
 // Activity is where the console keeps the uses /auth/verify saw (history.Store): the idle
