@@ -91,18 +91,25 @@ func parseBulkForm(c echo.Context) (bulkForm, error) {
 	bad := func(what string) error {
 		return echo.NewHTTPError(http.StatusBadRequest, "Invalid "+what+" in the form.")
 	}
-	v, err := url.ParseQuery(c.FormValue("view"))
+	form, err := c.FormParams()
 	if err != nil {
-		return f, bad("view")
+		return f, bad("form")
+	}
+	// The view's filter: the list's own fields (user, status, rule, ...), or all of them in
+	// one `view` field, as the sessions list's form sends them.
+	v := url.Values{}
+	if c.FormValue("scope") == "all" {
+		v = form // (a selection's own id fields are no filter)
+	}
+	if view := c.FormValue("view"); view != "" {
+		if v, err = url.ParseQuery(view); err != nil {
+			return f, bad("view")
+		}
 	}
 	if f.view, err = parseSessionsQuery(v); err != nil {
 		return f, err
 	}
 	f.scope = c.FormValue("scope")
-	form, err := c.FormParams()
-	if err != nil {
-		return f, bad("form")
-	}
 	switch f.scope {
 	case "", "selected", "page":
 		field := "id"

@@ -257,6 +257,11 @@ func TestPolicyPage(t *testing.T) {
 		}
 	}
 
+	// The list's filter fields posted as they are (no `view` field): the same confirmation.
+	r = c.post("/sessions/revoke", url.Values{"scope": {"all"}, "rule": {"root"}})
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r.body, "Revoke all 1 session breaking the policy rule root?")
+
 	// Revoke all N from the policy page: the confirmation, then back to the rule's list.
 	r = c.post("/sessions/revoke", url.Values{"scope": {"all"}, "view": {"rule=root"}, "return": {"rule=root"}})
 	wantStatus(t, r, http.StatusOK)
