@@ -258,7 +258,7 @@ func newLogoutCmd(g *globalFlags) *cobra.Command {
 	var lf listFilters
 	var pf policyFlags
 	cmd := &cobra.Command{
-		Use:   "logout [USER]",
+		Use:   "logout USER",
 		Short: "Revoke every HTTP session of a user, or the sessions matching filters",
 		Long: `logout revokes all HTTP authentication sessions of USER and prints them: username, session ID
 and revocation time. A session revoked before keeps its earlier revocation time, so the output
@@ -270,8 +270,9 @@ console can); use a short --expire-after instead.
 With filters (for scripts), logout revokes instead every session not revoked yet that matches
 them when it starts (a session issued or starting to match later is left alone), in batches,
 and prints those sessions: username, session ID, created and expires (when none matched, the
-tag UPDATE 0, as cockroach prints an UPDATE without rows). The filters are list's (--user with --prefix, or USER; --status; --id; created,
-expires and last-used ranges) and --rule NAME, the sessions breaking a policy rule
+tag UPDATE 0, as cockroach prints an UPDATE without rows); USER is then optional. The filters
+are list's (--user with --prefix, or USER; --status; --id; created, expires and last-used
+ranges) and --rule NAME, the sessions breaking a policy rule
 (max-lifetime, idle, orphans, root), enabled by the same --policy-* flags as serve's (or their
 CONSOLE_POLICY_* variables). --dry-run prints what it would revoke (the tag
 "DRY RUN: would revoke 0" when nothing), and changes nothing.
