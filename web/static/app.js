@@ -231,7 +231,11 @@
       var on = ev.target.checked;
       document.querySelectorAll('#results input[name="id"]').forEach(function (b) { b.checked = on; });
     }
-    if (ev.target.id === "select-page" || ev.target.name === "id") syncSelection();
+    if (ev.target.id === "select-page" || ev.target.name === "id") {
+      syncSelection();
+      var count = $("bulk-count");
+      if (count) announce(count.textContent + "."); // through the page's one status region
+    }
   });
   document.addEventListener("htmx:afterSettle", function () { syncSelection(); });
 

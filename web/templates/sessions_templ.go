@@ -1272,7 +1272,7 @@ func bulkBar(t SessionsTable) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 116, "\"> <span class=\"small muted js-only\" hidden aria-live=\"polite\" data-testid=\"bulk-count\" id=\"bulk-count\">0 selected</span> <button type=\"submit\" name=\"scope\" value=\"selected\" class=\"small\" data-testid=\"bulk-selected\">Revoke selected</button> <button type=\"submit\" name=\"scope\" value=\"page\" class=\"small\" data-testid=\"bulk-page\">Revoke all on this page</button> <button type=\"submit\" name=\"scope\" value=\"all\" class=\"small danger\" data-testid=\"bulk-all\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 116, "\"> <span class=\"small muted js-only\" hidden data-testid=\"bulk-count\" id=\"bulk-count\">0 selected</span> <button type=\"submit\" name=\"scope\" value=\"selected\" class=\"small\" data-testid=\"bulk-selected\">Revoke selected</button> <button type=\"submit\" name=\"scope\" value=\"page\" class=\"small\" data-testid=\"bulk-page\">Revoke all on this page</button> <button type=\"submit\" name=\"scope\" value=\"all\" class=\"small danger\" data-testid=\"bulk-all\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
