@@ -124,7 +124,7 @@ func startJobs(a *app, f jobFlags, m *metrics.Metrics, rules *policy.Policy, log
 	addPolicyJob(r, a, rules, log)
 	if f.metricsRefresh > 0 {
 		r.Add(jobs.Job{Name: jobMetrics, Local: true, Every: f.metricsRefresh, Run: func(ctx context.Context, p *jobs.Pass) error {
-			return refreshMetrics(ctx, a, m, r)
+			return refreshMetrics(ctx, a, m, r, rules)
 		}})
 		// The gauges are set before the first scrape can come.
 		if _, err := r.RunNow(ctx, jobMetrics); err != nil {

@@ -111,6 +111,9 @@ func (s *Service) RevokeBulk(ctx context.Context, by Actor, b Bulk) (BulkResult,
 		if err != nil {
 			return out, err
 		}
+		if res.Revoked > 0 { // committed: counted (metrics) like every other action
+			s.notify(by, audit.Entry{Action: audit.BulkRevoke, Target: b.Rule, Count: res.Revoked})
+		}
 		out.Revoked += res.Revoked
 		out.Active += res.Active
 		if res.Revoked > 0 {
