@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/jobs"
+	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -203,7 +204,7 @@ func TestEnforceTwoReplicas(t *testing.T) {
 			if len(rows) < 4 { // every round's sessions were revoked by a run after they were planted
 				t.Errorf("%d audit rows for 4 rounds", len(rows))
 			}
-			st, err := jobs.Statuses(ctx, e.direct)
+			st, err := jobs.Statuses(ctx, e.direct, pgdb.Postgres)
 			if err != nil || len(st) != 1 || st[0].Runs == 0 {
 				t.Errorf("job statuses %+v, %v", st, err)
 			}
