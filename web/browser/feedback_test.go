@@ -316,6 +316,9 @@ func TestTableTexts(t *testing.T) {
 	do(t, ctx, "filter with space around", chromedp.SendKeys(byTestID("filter-user"), "  "+user+" "))
 	waitJS(t, ctx, "the user's sessions", allRowsJS(user, 2, ""))
 	times := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('[data-testid="sessions-table"] time')).map(e => e.textContent)`)
+	if len(times) < 2*2 { // each row has at least its created and expires times
+		t.Errorf("the table of 2 sessions has %d <time> cells, want at least 4: %q", len(times), times)
+	}
 	for _, s := range times {
 		if !cellTime.MatchString(s) {
 			t.Errorf("a time cell reads %q, want 2006-01-02 15:04:05.000000 UTC (six digits, UTC)", s)
