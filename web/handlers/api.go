@@ -119,7 +119,7 @@ func (h *Handler) apiIssueSession(c echo.Context) error {
 	if req.ExpireAfter == "" {
 		req.ExpireAfter = defaultPreset
 	}
-	ttl, err := sessionstore.ParseExpiry(req.ExpireAfter)
+	ttl, err := sessionstore.ParseWebExpiry(req.ExpireAfter)
 	if err == nil {
 		err = h.sessions.CheckTTL(ttl)
 	}
