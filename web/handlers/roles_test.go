@@ -193,6 +193,14 @@ var routeCases = map[string]routeCase{
 		f.s.issue(f.t, u, time.Hour)
 		return "/api/v1/users/" + u + "/revoke", url.Values{}
 	}},
+	"GET /api/v1/admins": {need: admins.Owner, tokens: true, req: get("/api/v1/admins"), ok: http.StatusOK},
+	"GET /api/v1/tokens": {need: admins.Owner, tokens: true, req: get("/api/v1/tokens"), ok: http.StatusOK},
+	"POST /api/v1/tokens": {need: admins.Owner, tokens: true, ok: http.StatusCreated, req: func(f *fixture) (string, url.Values) {
+		return "/api/v1/tokens", url.Values{"name": {"api" + f.seq()}, "role": {"viewer"}, "expire_after": {"7d"}}
+	}},
+	"POST /api/v1/tokens/:name/revoke": {need: admins.Owner, tokens: true, ok: http.StatusOK, req: func(f *fixture) (string, url.Values) {
+		return "/api/v1/tokens/" + f.token() + "/revoke", url.Values{}
+	}},
 }
 
 // fingerprint sums up every console table a request could change, leaving out what merely

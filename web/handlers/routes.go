@@ -99,6 +99,10 @@ func (h *Handler) Register(e *echo.Echo) {
 	api.POST("/sessions", h.apiIssueSession, operator)
 	api.POST("/sessions/:id/revoke", h.apiRevokeSession, operator)
 	api.POST("/users/:name/revoke", h.apiRevokeUserSessions, operator)
+	api.GET("/admins", h.apiListAdmins, owner)
+	api.GET("/tokens", h.apiListTokens, owner)
+	api.POST("/tokens", h.apiCreateToken, owner)
+	api.POST("/tokens/:name/revoke", h.apiRevokeToken, owner)
 }
 
 // verifyAnyMethod routes a request for /auth/verify with a method echo's router does not know
