@@ -29,16 +29,7 @@ type apiAdmin struct {
 }
 
 func (h *Handler) apiListAdmins(c echo.Context) error {
-	ctx := c.Request().Context()
-	list, err := h.admins.List(ctx)
-	if err != nil {
-		return err
-	}
-	active, err := h.admins.ActiveSessions(ctx, h.cfg.IdleTimeout, h.cfg.AbsoluteTimeout)
-	if err != nil {
-		return err
-	}
-	throttled, err := h.admins.Throttled(ctx, h.cfg.Throttle)
+	list, active, throttled, err := h.listAdmins(c.Request().Context())
 	if err != nil {
 		return err
 	}
