@@ -187,3 +187,31 @@ func TestParseExpiry(t *testing.T) {
 		}
 	}
 }
+
+// The web's syntax is the CLI's with whole days in front; a sign only at the very front.
+func TestParseWebExpiry(t *testing.T) {
+	good := map[string]time.Duration{"7d": 7 * Day, "1d12h": 36 * time.Hour, "+7d": 7 * Day, "0d90m": 90 * time.Minute, "1d0s": Day,
+		"31d": 31 * Day, "1h": time.Hour, "+2h": 2 * time.Hour, "4h30m": 4*time.Hour + 30*time.Minute, "1d1.5h": 25*time.Hour + 30*time.Minute}
+	for in, want := range good {
+		if got, err := ParseWebExpiry(in); err != nil || got != want {
+			t.Errorf("ParseWebExpiry(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, reason := range map[string]string{
+		"": "use days", "-7d": "must be positive", "-1h": "must be positive", "0d": "must be positive", "0s": "must be positive",
+		"1.5d": "use days", "7dd": "use days", "d": "use days", "1d+2h": "use days", "1d-2h": "use days", "+-7d": "use days",
+		"7D": "use days", " 7d": "use days", "7d ": "use days", "1w": "use days", "500ms": "use days", "123456d": "use days",
+		"99999d9999999h": "far too long",
+	} {
+		_, err := ParseWebExpiry(in)
+		var ee *ExpiryError
+		if !errors.Is(err, ErrInvalidInput) || !errors.As(err, &ee) || ee.Input != in || !strings.Contains(ee.Reason, reason) {
+			t.Errorf("ParseWebExpiry(%q) = %v, want an ExpiryError about %q", in, err, reason)
+		}
+	}
+	for d, want := range map[time.Duration]string{31 * Day: "31d", 366 * Day: "366d", 36 * time.Hour: "36h", 90 * time.Minute: "1h30m"} {
+		if got := FormatWebDuration(d); got != want {
+			t.Errorf("FormatWebDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

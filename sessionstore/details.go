@@ -15,7 +15,8 @@ type Detail struct {
 	Session
 	// AuditInfo is the row's "auditInfo" (nil: NULL).
 	AuditInfo *string
-	// UserID is the row's user_id (CockroachDB v23.1+; nil where the table has none).
+	// UserID is the row's user_id (CockroachDB v23.1+, or the role's OID on PostgreSQL; nil
+	// where the table or the row has none).
 	UserID *int64
 }
 

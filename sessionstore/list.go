@@ -70,6 +70,31 @@ type Filter struct {
 	// Purged, with From, selects rows that left the live table (PurgedOnly) or that are
 	// still in it (PurgedNot); "" lists both.
 	Purged PurgedFilter
+	// Cond is a further condition on each row, defined elsewhere (internal/policy's rules).
+	Cond Condition
+	// At, when set, judges the filter at that moment instead of now: statuses and Cond are
+	// those at At, and only sessions created at or before At match. A bulk action uses it to
+	// act on exactly the sessions that matched when it was confirmed, never on one that
+	// started matching later.
+	At time.Time
+}
+
+// Condition is a predicate on a session row that another package defines (the policy rules)
+// and a Filter carries, so that lists, counts, exports and bulk revocations apply it alike.
+type Condition interface {
+	// SQL returns the predicate on the row of the session table (or the history) that the
+	// statement names ref (columns as ref."createdAt"; ref is the table's name without its
+	// schema), as it stands at now; values go through arg, which returns their placeholder.
+	SQL(ref string, now time.Time, arg func(any) string) string
+}
+
+// TableRef is how a statement on table without an alias names its rows: the table's name
+// without its schema (system.web_sessions -> web_sessions).
+func TableRef(table string) string {
+	if i := strings.LastIndexByte(table, '.'); i >= 0 {
+		return table[i+1:]
+	}
+	return table
 }
 
 // Source is a table of sessions with the live table's columns plus the time each row left the
@@ -180,6 +205,11 @@ func ParseSort(s string) (SortKey, error) {
 // query builds the SELECT for f. Only fixed column names enter the SQL text; every value is a
 // parameter. asOf is a clause for the end of FROM (pgdb.Stream's AS OF SYSTEM TIME), or "".
 func (s *Store) query(f Filter, now time.Time, limit int, asOf string) (string, []any, error) {
+	return s.selectQuery(f, now, limit, asOf, "")
+}
+
+// selectQuery is query with another SELECT list than the session's columns ("" for those).
+func (s *Store) selectQuery(f Filter, now time.Time, limit int, asOf, columnList string) (string, []any, error) {
 	col, ok := f.Sort.column()
 	if !ok {
 		return "", nil, fmt.Errorf("%w: unknown sort %q", ErrInvalidInput, f.Sort)
@@ -187,56 +217,21 @@ func (s *Store) query(f Filter, now time.Time, limit int, asOf string) (string, 
 	if f.After != nil && f.Before != nil {
 		return "", nil, fmt.Errorf("%w: both after and before cursors", ErrInvalidInput)
 	}
-	var where []string
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	if w, err := s.userPredicate(f.Username, f.Prefix, arg); err != nil {
+	where, err := s.where(f, now, arg)
+	if err != nil {
 		return "", nil, err
-	} else if w != "" {
-		where = append(where, w)
-	}
-	if f.ID != 0 {
-		where = append(where, "id = "+arg(f.ID))
-	}
-	for _, r := range []struct {
-		col      string
-		from, to time.Time
-	}{{`"createdAt"`, f.CreatedAfter, f.CreatedBefore}, {`"expiresAt"`, f.ExpiresAfter, f.ExpiresBefore}, {`"lastUsedAt"`, f.UsedAfter, f.UsedBefore}} {
-		if !r.from.IsZero() {
-			where = append(where, r.col+" >= "+arg(r.from.UTC()))
-		}
-		if !r.to.IsZero() {
-			where = append(where, r.col+" < "+arg(r.to.UTC()))
-		}
 	}
 	table, columns := s.table, sessionColumns
 	if f.From != nil {
 		table, columns = f.From.Table, sessionColumns+", "+f.From.Purged
-		switch f.Purged {
-		case PurgedOnly:
-			where = append(where, f.From.Purged+" IS NOT NULL")
-		case PurgedNot:
-			where = append(where, f.From.Purged+" IS NULL")
-		case PurgedAny:
-		default:
-			return "", nil, fmt.Errorf("%w: unknown purged filter %q", ErrInvalidInput, f.Purged)
-		}
-	} else if f.Purged != PurgedAny {
-		return "", nil, fmt.Errorf("%w: the live table has no purged rows", ErrInvalidInput)
 	}
-	switch f.Status {
-	case StatusActive:
-		where = append(where, `"revokedAt" IS NULL AND "expiresAt" > `+arg(now))
-	case StatusExpired:
-		where = append(where, `"revokedAt" IS NULL AND "expiresAt" <= `+arg(now))
-	case StatusRevoked:
-		where = append(where, `"revokedAt" IS NOT NULL`)
-	case StatusAll, "":
-	default:
-		return "", nil, fmt.Errorf("%w: unknown status %q", ErrInvalidInput, f.Status)
+	if columnList != "" {
+		columns = columnList
 	}
 	desc := f.Desc
 	if c := f.After; c != nil || f.Before != nil {
@@ -274,6 +269,72 @@ func (s *Store) query(f Filter, now time.Time, limit int, asOf string) (string, 
 		sql += " LIMIT " + arg(limit)
 	}
 	return sql, args, nil
+}
+
+// where returns the conditions of f on the rows of its table, judged at now (f.At when set),
+// with values through arg. It leaves out the keyset cursors and the order.
+func (s *Store) where(f Filter, now time.Time, arg func(any) string) ([]string, error) {
+	var where []string
+	if w, err := s.userPredicate(f.Username, f.Prefix, arg); err != nil {
+		return nil, err
+	} else if w != "" {
+		where = append(where, w)
+	}
+	if f.ID != 0 {
+		where = append(where, "id = "+arg(f.ID))
+	}
+	for _, r := range []struct {
+		col      string
+		from, to time.Time
+	}{{`"createdAt"`, f.CreatedAfter, f.CreatedBefore}, {`"expiresAt"`, f.ExpiresAfter, f.ExpiresBefore}, {`"lastUsedAt"`, f.UsedAfter, f.UsedBefore}} {
+		if !r.from.IsZero() {
+			where = append(where, r.col+" >= "+arg(r.from.UTC()))
+		}
+		if !r.to.IsZero() {
+			where = append(where, r.col+" < "+arg(r.to.UTC()))
+		}
+	}
+	if !f.At.IsZero() {
+		where = append(where, `"createdAt" <= `+arg(f.At.UTC()))
+	}
+	table := s.table
+	if f.From != nil {
+		table = f.From.Table
+		switch f.Purged {
+		case PurgedOnly:
+			where = append(where, f.From.Purged+" IS NOT NULL")
+		case PurgedNot:
+			where = append(where, f.From.Purged+" IS NULL")
+		case PurgedAny:
+		default:
+			return nil, fmt.Errorf("%w: unknown purged filter %q", ErrInvalidInput, f.Purged)
+		}
+	} else if f.Purged != PurgedAny {
+		return nil, fmt.Errorf("%w: the live table has no purged rows", ErrInvalidInput)
+	}
+	switch f.Status {
+	case StatusActive:
+		where = append(where, `"revokedAt" IS NULL AND "expiresAt" > `+arg(now))
+	case StatusExpired:
+		where = append(where, `"revokedAt" IS NULL AND "expiresAt" <= `+arg(now))
+	case StatusRevoked:
+		where = append(where, `"revokedAt" IS NOT NULL`)
+	case StatusAll, "":
+	default:
+		return nil, fmt.Errorf("%w: unknown status %q", ErrInvalidInput, f.Status)
+	}
+	if f.Cond != nil {
+		where = append(where, "("+f.Cond.SQL(TableRef(table), now, arg)+")")
+	}
+	return where, nil
+}
+
+// judgedAt is the moment f's statuses are judged at: f.At, or now.
+func (f Filter) judgedAt(now time.Time) time.Time {
+	if !f.At.IsZero() {
+		return f.At.UTC()
+	}
+	return now
 }
 
 // userPredicate matches one user, or with prefix every name starting with name (as a range, so
@@ -341,7 +402,7 @@ func (s *Store) ListQuery(f Filter) (string, []any, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
-	return s.query(f, s.now().UTC(), f.Limit+1, "")
+	return s.query(f, f.judgedAt(s.now().UTC()), f.Limit+1, "")
 }
 
 // List returns one page of sessions matching f, with cursors for the neighbouring pages.
@@ -352,7 +413,7 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	if f.Limit > MaxPageSize {
 		return Page{}, fmt.Errorf("%w: page size %d is over %d", ErrInvalidInput, f.Limit, MaxPageSize)
 	}
-	now := s.now().UTC()
+	now := f.judgedAt(s.now().UTC())
 	sql, args, err := s.query(f, now, f.Limit+1, "")
 	if err != nil {
 		return Page{}, err
@@ -428,7 +489,7 @@ func (f Filter) cursorOf(s Session) Cursor {
 // it handed to fn (pgdb.Stream), so fn sees every row once.
 func (s *Store) Each(ctx context.Context, f Filter, fn func(Session) error) error {
 	f.After, f.Before = nil, nil
-	now := s.now().UTC()
+	now := f.judgedAt(s.now().UTC())
 	if _, _, err := s.query(f, now, 0, ""); err != nil {
 		return err
 	}

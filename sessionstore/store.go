@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -150,6 +151,7 @@ type Store struct {
 
 	bg     sync.WaitGroup
 	shared func(ctx context.Context, table string) (Counts, bool, error)
+	writes atomic.Uint64 // committed write transactions (Writes)
 }
 
 // Migrations are the PostgreSQL dialect's schema steps for its session table. (On CockroachDB
@@ -170,6 +172,8 @@ CREATE INDEX web_sessions_expiresAt_idx ON console.web_sessions ("expiresAt", id
 CREATE INDEX web_sessions_lastUsedAt_idx ON console.web_sessions ("lastUsedAt", id);
 CREATE INDEX web_sessions_revokedAt_idx ON console.web_sessions ("revokedAt");
 CREATE INDEX web_sessions_username_createdAt_idx ON console.web_sessions (username, "createdAt", id);
+`}, {Version: 2, SQL: `
+ALTER TABLE console.web_sessions ADD COLUMN IF NOT EXISTS user_id OID NULL;
 `}}
 
 // Open returns a store over pool: on CockroachDB it uses system.web_sessions (and sets user_id
@@ -210,6 +214,10 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Store, error)
 		if err := pgdb.Migrate(ctx, pool, s.flavor, "sessions", Migrations); err != nil {
 			return nil, err
 		}
+		// As on CockroachDB v23.1+: the OID of the role a session was issued for, so that a
+		// session of a role dropped and created again under the same name can be told apart
+		// (rows written before migration 2, or by other tools, may have none).
+		s.hasUserID = true
 	default:
 		return nil, fmt.Errorf("sessionstore: unknown dialect %v", s.flavor)
 	}
@@ -235,7 +243,8 @@ func (s *Store) Server() pgdb.Flavor { return s.server }
 // Table returns the qualified name of the session table.
 func (s *Store) Table() string { return s.table }
 
-// HasUserID reports whether the session table has CockroachDB's user_id column (v23.1+).
+// HasUserID reports whether the session table has a user_id column: CockroachDB's (v23.1+), or
+// the console's on PostgreSQL (the role's OID).
 func (s *Store) HasUserID() bool { return s.hasUserID }
 
 // MaxTTL returns the longest session Issue grants.
@@ -414,12 +423,18 @@ func (e *ExpiryError) Error() string {
 // Unwrap makes errors.Is(err, ErrInvalidInput) hold.
 func (e *ExpiryError) Unwrap() error { return ErrInvalidInput }
 
+// cliExpiryHelp and webExpiryHelp say what ParseExpiry and ParseWebExpiry take.
+const (
+	cliExpiryHelp = "use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)"
+	webExpiryHelp = "use days, hours, minutes and seconds, such as 7d, 8h, 90m or 1d12h"
+)
+
 // ParseExpiry parses a session duration in the CLI's syntax: Go durations made of the units h,
-// m and s (4h30m, 90m, 1.5h, 1h0m0s), and positive. Anything else is an *ExpiryError. It does
-// not check the configured range (see CheckTTL).
+// m and s (4h30m, 90m, 1.5h, 1h0m0s, +2h), and positive. Anything else is an *ExpiryError. It
+// does not check the configured range (see CheckTTL).
 func ParseExpiry(s string) (time.Duration, error) {
 	if !expiryRE.MatchString(s) {
-		return 0, &ExpiryError{Input: s, Reason: "use hours, minutes and seconds, such as 1h, 90m or 4h30m (units h, m, s)"}
+		return 0, &ExpiryError{Input: s, Reason: cliExpiryHelp}
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil { // the syntax is right, so the number is out of range
@@ -429,4 +444,51 @@ func ParseExpiry(s string) (time.Duration, error) {
 		return 0, &ExpiryError{Input: s, Reason: "the expiry must be positive"}
 	}
 	return d, nil
+}
+
+// Day is the unit the web's expiry inputs add to the CLI's syntax.
+const Day = 24 * time.Hour
+
+// webDays is a web expiry with whole days in front: sign, days, the rest in the CLI's syntax.
+var webDays = regexp.MustCompile(`^([-+]?)([0-9]{1,5})d(.*)$`)
+
+// ParseWebExpiry parses a duration typed or sent to the web console: every expiry of its forms
+// and of its JSON API (sessions and API tokens). It takes what ParseExpiry takes and, in front,
+// whole days (7d, 1d12h, +7d), so that a typed 7d means what a 7d preset does. Errors are
+// *ExpiryError saying what to write. The CLI keeps ParseExpiry, cockroach's syntax.
+func ParseWebExpiry(s string) (time.Duration, error) {
+	m := webDays.FindStringSubmatch(s)
+	if m == nil {
+		d, err := ParseExpiry(s)
+		var e *ExpiryError
+		if errors.As(err, &e) && e.Reason == cliExpiryHelp {
+			e.Reason = webExpiryHelp
+		}
+		return d, err
+	}
+	days, _ := strconv.Atoi(m[2]) // at most 5 digits
+	d := time.Duration(days) * Day
+	if rest := m[3]; rest != "" {
+		if rest[0] == '-' || rest[0] == '+' || !expiryRE.MatchString(rest) {
+			return 0, &ExpiryError{Input: s, Reason: webExpiryHelp}
+		}
+		r, err := time.ParseDuration(rest)
+		if err != nil || d+r < d { // the syntax is right, so the number is out of range
+			return 0, &ExpiryError{Input: s, Reason: "far too long"}
+		}
+		d += r
+	}
+	if m[1] == "-" || d <= 0 {
+		return 0, &ExpiryError{Input: s, Reason: "the expiry must be positive"}
+	}
+	return d, nil
+}
+
+// FormatWebDuration writes a duration as the web shows it: whole days as days (744h is 31d),
+// anything else as FormatDuration does.
+func FormatWebDuration(d time.Duration) string {
+	if d >= Day && d%Day == 0 {
+		return strconv.FormatInt(int64(d/Day), 10) + "d"
+	}
+	return FormatDuration(d)
 }

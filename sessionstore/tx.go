@@ -30,9 +30,25 @@ func (t *Tx) DB() pgx.Tx { return t.tx }
 // only through t (and t.DB()) and return errors wrapped with %w. fn's error is returned as it
 // is; a database error of the commit is prefixed and marked unavailable as other store errors.
 func (s *Store) InTx(ctx context.Context, fn func(t *Tx) error) error {
+	return s.InTxOn(ctx, s.RunTx, fn)
+}
+
+// RunTx is the store's own TxRunner: pgdb.RunTx on its pool, as the server requires.
+func (s *Store) RunTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgdb.RunTx(ctx, s.pool, s.server, fn)
+}
+
+// TxRunner runs fn in one transaction and commits it, running fn again when the database
+// asks for a retry: pgdb.RunTx on a pool, or a leased job's (*jobs.Pass).Tx, whose commit
+// also needs the job's lease.
+type TxRunner func(ctx context.Context, fn func(tx pgx.Tx) error) error
+
+// InTxOn is InTx through run: the transaction is run's, for writes that must commit only
+// under a job's lease (the policy's enforcement).
+func (s *Store) InTxOn(ctx context.Context, run TxRunner, fn func(t *Tx) error) error {
 	var done *Tx
 	var fnErr bool
-	err := pgdb.RunTx(ctx, s.pool, s.server, func(tx pgx.Tx) error {
+	err := run(ctx, func(tx pgx.Tx) error {
 		t := &Tx{s: s, tx: tx}
 		if err := fn(t); err != nil {
 			fnErr = true
@@ -50,8 +66,16 @@ func (s *Store) InTx(ctx context.Context, fn func(t *Tx) error) error {
 	for _, f := range done.after {
 		f()
 	}
+	if len(done.after) > 0 {
+		s.writes.Add(1)
+	}
 	return nil
 }
+
+// Writes counts the transactions through this store that wrote sessions (issued or revoked
+// some), since it was opened: caches of numbers derived from the table (the policy's counts)
+// compare it to know whether this process changed the table since they counted.
+func (s *Store) Writes() uint64 { return s.writes.Load() }
 
 // Issue creates a session for user lasting ttl and returns it with its cookie. The user must
 // exist and be able to log in (CockroachDB: a row of system.users that is not a role;
@@ -76,10 +100,10 @@ func (t *Tx) Issue(ctx context.Context, user string, ttl time.Duration, auditInf
 		// The advisory lock orders this insert with a concurrent revoke-all of the same user
 		// (see RevokeUser); the timestamp is taken after the lock is held.
 		sql = `WITH lk AS (SELECT pg_advisory_xact_lock(7364022, hashtext($2))),
-			u AS (SELECT rolname::text AS username FROM pg_catalog.pg_roles WHERE rolname::text = $2 AND rolcanlogin),
+			u AS (SELECT rolname::text AS username, oid FROM pg_catalog.pg_roles WHERE rolname::text = $2 AND rolcanlogin),
 			ts AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS now FROM lk)
-		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo")
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, '') FROM u, ts
+		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo", user_id)
+		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, ''), u.oid FROM u, ts
 		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
 	case s.hasUserID:
 		sql = `INSERT INTO system.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo", user_id)

@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/output"
+	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -241,13 +243,23 @@ func (e *expiryFlag) Set(s string) error {
 	return nil
 }
 
-const logoutExample = `  console auth-session logout web_user`
+const logoutExample = `  console auth-session logout web_user
+  console auth-session logout --rule idle --policy-idle 72h --dry-run
+  console auth-session logout --rule max-lifetime --policy-max-lifetime 720h
+  console auth-session logout --user svc_ --prefix --created-before 2026-11-01 --format=csv`
+
+// logoutFilterFlags are the flags that turn logout into a filtered, bulk logout.
+var logoutFilterFlags = []string{"rule", "user", "prefix", "status", "id", "created-after", "created-before",
+	"expires-after", "expires-before", "used-after", "used-before", "dry-run"}
 
 func newLogoutCmd(g *globalFlags) *cobra.Command {
-	var format string
+	var format, rule string
+	var dryRun bool
+	var lf listFilters
+	var pf policyFlags
 	cmd := &cobra.Command{
 		Use:   "logout USER",
-		Short: "Revoke every HTTP session of a user",
+		Short: "Revoke every HTTP session of a user, or the sessions matching filters",
 		Long: `logout revokes all HTTP authentication sessions of USER and prints them: username, session ID
 and revocation time. A session revoked before keeps its earlier revocation time, so the output
 also lists sessions that were already revoked (or expired) but not purged yet. An unknown user
@@ -255,40 +267,161 @@ is not an error: there is nothing to revoke, and, as cockroach does for an UPDAT
 no rows, the output is its tag, UPDATE 0. Single sessions cannot be revoked here (the web
 console can); use a short --expire-after instead.
 
-Each logout is recorded in the console's audit log with the number of sessions it revoked.`,
+With filters (for scripts), logout revokes instead every session not revoked yet that matches
+them when it starts (a session issued or starting to match later is left alone), in batches,
+and prints those sessions: username, session ID, created and expires (when none matched, the
+tag UPDATE 0, as cockroach prints an UPDATE without rows); USER is then optional. The filters
+are list's (--user with --prefix, or USER; --status; --id; created, expires and last-used
+ranges) and --rule NAME, the sessions breaking a policy rule
+(max-lifetime, idle, orphans, root), enabled by the same --policy-* flags as serve's (or their
+CONSOLE_POLICY_* variables). --dry-run prints what it would revoke (the tag
+"DRY RUN: would revoke 0" when nothing), and changes nothing.
+
+Each logout is recorded in the console's audit log with the number of sessions it revoked
+(a filtered one in one row per batch of --policy-batch sessions, action bulk-revoke).`,
 		Example: logoutExample,
-		Args:    exactArgs("USER"),
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := resolveFormat(format)
 			if err != nil {
 				return err
 			}
+			filtered := slices.ContainsFunc(logoutFilterFlags, func(n string) bool { return cmd.Flags().Changed(n) })
+			if !filtered {
+				if err := exactArgs("USER")(cmd, args); err != nil {
+					return err
+				}
+				return g.withApp(cmd, func(ctx context.Context, a *app) error { return logoutUser(ctx, cmd, a, args[0], f) })
+			}
+			if len(args) == 1 {
+				if lf.user != "" {
+					return &usageError{subcommandPath(cmd), "give the user as USER or as --user, not both"}
+				}
+				lf.user = args[0]
+			}
+			filter, err := lf.filter()
+			if err != nil {
+				return err
+			}
+			cfg, err := pf.config()
+			if err != nil {
+				return err
+			}
 			return g.withApp(cmd, func(ctx context.Context, a *app) error {
-				revs, err := a.actions.RevokeUser(ctx, cliBy(), args[0], actions.Note{Detail: "auth-session logout"})
-				if err != nil {
-					return err
-				}
-				slices.SortFunc(revs, func(x, y sessionstore.Revocation) int { return cmp.Compare(x.ID, y.ID) })
-				w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
-					{Name: "username", Align: output.AlignLeft},
-					{Name: "session ID", Align: output.AlignRight},
-					{Name: "revoked"},
-				})
-				if err != nil {
-					return err
-				}
-				for _, r := range revs {
-					if err := w.Row(r.Username, strconv.FormatInt(r.ID, 10), output.Timestamp(r.RevokedAt)); err != nil {
-						return outputErr(err)
-					}
-				}
-				// An UPDATE that returned no rows prints its tag, as in cockroach.
-				return outputErr(w.CloseTag(fmt.Sprintf("UPDATE %d", len(revs))))
+				return logoutMatching(ctx, cmd, a, filter, rule, cfg, dryRun, f)
 			})
 		},
 	}
 	addFormatFlag(cmd, &format)
+	fl := cmd.Flags()
+	lf.registerLive(fl)
+	fl.StringVar(&rule, "rule", "", "only the active sessions breaking this policy rule: max-lifetime, idle, orphans or root (enable it with its --policy-* flag)")
+	fl.BoolVar(&dryRun, "dry-run", false, "with filters: print what would be revoked, and revoke nothing")
+	pf.register(fl, false)
+	fl.IntVar(&pf.cfg.Batch, "policy-batch", actions.DefaultBulkBatch, "how many sessions one transaction revokes")
 	return cmd
+}
+
+// logoutUser is cockroach's logout USER.
+func logoutUser(ctx context.Context, cmd *cobra.Command, a *app, user string, f output.Format) error {
+	revs, err := a.actions.RevokeUser(ctx, cliBy(), user, actions.Note{Detail: "auth-session logout"})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(revs, func(x, y sessionstore.Revocation) int { return cmp.Compare(x.ID, y.ID) })
+	w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
+		{Name: "username", Align: output.AlignLeft},
+		{Name: "session ID", Align: output.AlignRight},
+		{Name: "revoked"},
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range revs {
+		if err := w.Row(r.Username, strconv.FormatInt(r.ID, 10), output.Timestamp(r.RevokedAt)); err != nil {
+			return outputErr(err)
+		}
+	}
+	// An UPDATE that returned no rows prints its tag, as in cockroach.
+	return outputErr(w.CloseTag(fmt.Sprintf("UPDATE %d", len(revs))))
+}
+
+// logoutMatching revokes (or with dryRun lists) the sessions matching filter and rule now.
+func logoutMatching(ctx context.Context, cmd *cobra.Command, a *app, filter sessionstore.Filter, rule string,
+	cfg policy.Config, dryRun bool, f output.Format) error {
+	detail := "auth-session logout " + strings.Join(cliFilterArgs(cmd), " ")
+	if rule != "" {
+		r, err := policy.ParseRule(rule)
+		if err != nil {
+			return fmt.Errorf("--rule: %s", userMessage(err))
+		}
+		rf, err := policy.New(a.sessions, a.history, cfg).Filter(r)
+		if err != nil {
+			return fmt.Errorf("--rule: %s", userMessage(err))
+		}
+		filter.Cond = rf.Cond
+		if filter.Status == "" || filter.Status == sessionstore.StatusAll {
+			filter.Status = sessionstore.StatusActive
+		}
+	}
+	filter.At = time.Now().UTC()
+	filter.Sort, filter.Desc = sessionstore.SortID, false
+	var matched []sessionstore.Session
+	err := a.sessions.Each(ctx, filter, func(s sessionstore.Session) error {
+		if s.RevokedAt != nil {
+			return nil
+		}
+		if len(matched) == sessionstore.DefaultMaxBulk {
+			return fmt.Errorf("%w: more than %d sessions match; narrow the filters", sessionstore.ErrTooMany, sessionstore.DefaultMaxBulk)
+		}
+		matched = append(matched, s)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	tag := "DRY RUN: would revoke 0" // printed only when no row is
+	if !dryRun && len(matched) > 0 {
+		ids := make([]int64, len(matched))
+		for i, s := range matched {
+			ids[i] = s.ID
+		}
+		// Exactly what was listed, as long as it still matches (judged at the same moment).
+		res, err := a.actions.RevokeBulk(ctx, cliBy(), actions.Bulk{IDs: ids, Filter: filter, Rule: rule,
+			Batch: cfg.Batch, Note: actions.Note{Detail: detail}})
+		if err != nil {
+			return err
+		}
+		tag = fmt.Sprintf("UPDATE %d", res.Revoked)
+	} else if !dryRun {
+		tag = "UPDATE 0"
+	}
+	w, err := output.NewWriter(cmd.OutOrStdout(), f, []output.Column{
+		{Name: "username", Align: output.AlignLeft},
+		{Name: "session ID", Align: output.AlignRight},
+		{Name: "created"},
+		{Name: "expires"},
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range matched {
+		if err := w.Row(s.Username, strconv.FormatInt(s.ID, 10), output.Timestamp(s.CreatedAt), output.Timestamp(s.ExpiresAt)); err != nil {
+			return outputErr(err)
+		}
+	}
+	return outputErr(w.CloseTag(tag))
+}
+
+// cliFilterArgs are the filter flags given, as the audit detail records them.
+func cliFilterArgs(cmd *cobra.Command) []string {
+	var out []string
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		if slices.Contains(logoutFilterFlags, fl.Name) || strings.HasPrefix(fl.Name, "policy-") {
+			out = append(out, "--"+fl.Name+"="+fl.Value.String())
+		}
+	})
+	return out
 }
 
 const listExample = `  console auth-session list

@@ -11,6 +11,7 @@ import (
 	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/internal/metrics"
 	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/web/handlers"
 )
 
@@ -69,7 +70,7 @@ func (j *jobFlags) register(fl *pflag.FlagSet) {
 // recorder is the activity buffer /auth/verify notes uses in (nil with --activity-flush 0:
 // no activity is recorded). Stop the runner at shutdown
 // (after the HTTP server, so the last uses are flushed).
-func startJobs(a *app, f jobFlags, m *metrics.Metrics, log *slog.Logger) (*jobs.Runner, *history.Recorder, error) {
+func startJobs(a *app, f jobFlags, m *metrics.Metrics, rules *policy.Policy, log *slog.Logger) (*jobs.Runner, *history.Recorder, error) {
 	ctx := context.Background()
 	r, err := jobs.New(ctx, a.pool, a.server, jobs.Options{LeaseTTL: f.lease, Logger: log, Observe: m.JobPass})
 	if err != nil {
@@ -120,9 +121,10 @@ func startJobs(a *app, f jobFlags, m *metrics.Metrics, log *slog.Logger) (*jobs.
 		p.Detail("%d users", len(top))
 		return err
 	}})
+	addPolicyJob(r, a, rules, log)
 	if f.metricsRefresh > 0 {
 		r.Add(jobs.Job{Name: jobMetrics, Local: true, Every: f.metricsRefresh, Run: func(ctx context.Context, p *jobs.Pass) error {
-			return refreshMetrics(ctx, a, m, r)
+			return refreshMetrics(ctx, a, m, r, rules)
 		}})
 		// The gauges are set before the first scrape can come.
 		if _, err := r.RunNow(ctx, jobMetrics); err != nil {

@@ -22,6 +22,13 @@ type listFilters struct {
 }
 
 func (l *listFilters) register(fl *pflag.FlagSet) {
+	l.registerLive(fl)
+	fl.BoolVar(&l.history, "history", false, "list the console's session history (every session it has seen, also those purged since) instead of the table, with a purged column")
+	fl.StringVar(&l.purged, "purged", "", "with --history: yes (only purged sessions) or no (only those still in the table)")
+}
+
+// registerLive registers the filters of the live table only (logout's).
+func (l *listFilters) registerLive(fl *pflag.FlagSet) {
 	fl.StringVar(&l.user, "user", "", "only the sessions of this user")
 	fl.BoolVar(&l.prefix, "prefix", false, "with --user: every user whose name starts with it")
 	fl.StringVar(&l.status, "status", "", "only active, expired or revoked sessions (default: all)")
@@ -36,8 +43,6 @@ func (l *listFilters) register(fl *pflag.FlagSet) {
 	} {
 		fl.StringVar(b.dst, b.name, "", "only sessions "+b.what+" this UTC date or date-time (2026-11-03, 2026-11-03T14:05)")
 	}
-	fl.BoolVar(&l.history, "history", false, "list the console's session history (every session it has seen, also those purged since) instead of the table, with a purged column")
-	fl.StringVar(&l.purged, "purged", "", "with --history: yes (only purged sessions) or no (only those still in the table)")
 }
 
 // filter turns the flags into a store filter, in session ID order; bad values are errors that

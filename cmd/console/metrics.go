@@ -12,6 +12,7 @@ import (
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/jobs"
 	"github.com/sessionconsole/console/internal/metrics"
+	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/sessionstore"
 )
 
@@ -46,7 +47,7 @@ func newMetrics(a *app) *metrics.Metrics {
 // keep: the sessions per status (the counts job's shared counts; a count of this process's
 // own, cached, when they are stale or the counts job is off) and the jobs' leases. It is the
 // metrics job's pass: a scrape itself reads nothing from the database.
-func refreshMetrics(ctx context.Context, a *app, m *metrics.Metrics, r *jobs.Runner) error {
+func refreshMetrics(ctx context.Context, a *app, m *metrics.Metrics, r *jobs.Runner, rules *policy.Policy) error {
 	c, err := a.sessions.Counts(ctx, sessionstore.Filter{})
 	if err != nil {
 		return fmt.Errorf("metrics: counts: %w", err)
@@ -57,6 +58,18 @@ func refreshMetrics(ctx context.Context, a *app, m *metrics.Metrics, r *jobs.Run
 		return fmt.Errorf("metrics: jobs: %w", err)
 	}
 	m.SetJobs(st, r.Holder(), time.Now())
+	if rules != nil && len(rules.Config().EnabledRules()) > 0 {
+		// The policy's cached counts (the policy page's): at most one count per CountsMaxAge.
+		pc, err := rules.Counts(ctx)
+		if err != nil {
+			return fmt.Errorf("metrics: policy: %w", err)
+		}
+		byRule := make(map[string]int64, len(pc.Rules))
+		for r, n := range pc.Rules {
+			byRule[string(r)] = n
+		}
+		m.SetPolicyBreaches(byRule)
+	}
 	return nil
 }
 

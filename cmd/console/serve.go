@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/sessionconsole/console/internal/admins"
+	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/web/handlers"
 )
 
@@ -42,6 +43,7 @@ type serveFlags struct {
 	sso             ssoFlags
 	confirmByName   int64
 	jobs            jobFlags
+	policy          policyFlags
 }
 
 // httpLimits are the HTTP server's timeouts and connection cap.
@@ -133,6 +135,7 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 		"how long a checked admin session is trusted without asking the database (sign-out in this process ends it at once)")
 	f.sso.register(fl)
 	f.jobs.register(fl)
+	f.policy.register(fl, true)
 	return cmd
 }
 
@@ -176,8 +179,14 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	policyCfg, err := f.policy.config()
+	if err != nil {
+		return err
+	}
+	rules := policy.New(a.sessions, a.history, policyCfg)
+	defer rules.Close()
 	meter := newMetrics(a)
-	runner, recorder, err := startJobs(a, f.jobs, meter, log)
+	runner, recorder, err := startJobs(a, f.jobs, meter, rules, log)
 	if err != nil {
 		return err
 	}
@@ -206,6 +215,7 @@ func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
 		ConfirmByNameOver: f.confirmByName,
 		Metrics:           meter,
 		Overview:          a.history,
+		Policy:            rules, BulkBatch: policyCfg.Batch,
 	}
 	if ssoClient != nil { // (a nil *sso.Client in the interface would not be nil)
 		cfg.SSO = ssoClient

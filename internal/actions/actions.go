@@ -152,8 +152,17 @@ func New(sessions *sessionstore.Store, log *audit.Store) *Service {
 // act only through t. It is the building block of the actions below and of actions kept
 // elsewhere (an admin's sign-in writes its session row through t.DB()).
 func (s *Service) Do(ctx context.Context, by Actor, change func(t *sessionstore.Tx) (audit.Entry, error)) error {
+	return s.DoOn(ctx, nil, by, change)
+}
+
+// DoOn is Do in a transaction of run (a leased job's, whose commit needs the lease; nil: the
+// store's own).
+func (s *Service) DoOn(ctx context.Context, run sessionstore.TxRunner, by Actor, change func(t *sessionstore.Tx) (audit.Entry, error)) error {
+	if run == nil {
+		run = s.sessions.RunTx
+	}
 	var done audit.Entry
-	err := s.sessions.InTx(ctx, func(t *sessionstore.Tx) error {
+	err := s.sessions.InTxOn(ctx, run, func(t *sessionstore.Tx) error {
 		e, err := change(t)
 		if err != nil {
 			return err

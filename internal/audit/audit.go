@@ -46,12 +46,20 @@ const (
 	SessionEnd         Action = "session-end"  // an admin ended one of its own sessions
 	TokenCreate        Action = "token-create"
 	TokenRevoke        Action = "token-revoke"
+
+	// BulkRevoke is one batch of a bulk revocation (selected sessions, all sessions matching
+	// a filter, or a policy rule's enforcement); Count is how many it revoked, Target the
+	// rule for a policy's, Detail what was asked and which batch.
+	BulkRevoke Action = "bulk-revoke"
+	// PolicyDryRun is a policy enforcement run with --policy-dry-run: Count is how many
+	// sessions breaking Target (the rule) it would have revoked; nothing was changed.
+	PolicyDryRun Action = "policy-dry-run"
 )
 
 // Actions lists every action, in the order filters show them.
 var Actions = []Action{SignIn, SignInFailed, SignInRefused, SignOut, Issue, RevokeAll, Revoke, Refused,
 	AdminAdd, AdminRole, AdminPasswordReset, AdminSessionsEnd, AdminRemove, ThrottleClear,
-	PasswordChange, PasswordSet, SessionEnd, TokenCreate, TokenRevoke}
+	PasswordChange, PasswordSet, SessionEnd, TokenCreate, TokenRevoke, BulkRevoke, PolicyDryRun}
 
 // Entry is one audit record.
 type Entry struct {

@@ -378,9 +378,11 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		add(env.userPageCase(hist, auditLog), nil),
 		add(env.overviewPageCase(ctx, hist)),
 		add(env.syncIdleCase(hist), nil),
+		add(env.policyPageCase(hist), nil),
 		add(env.cliListCase(), nil),
 		add(env.issueCase(), nil),
 		add(env.revokeCase(), nil),
+		add(env.bulkRevokeCase(), nil),
 		add(env.csvCase()),
 		add(env.syncNewCase(hist), nil),
 	); err != nil {

@@ -49,6 +49,8 @@ const (
 	CaseSyncIdle         = "sync-idle"     // one history sync pass, nothing new
 	CaseSyncNew          = "sync-1000"     // one history sync pass that finds 1,000 new sessions
 	CaseOverview         = "overview"      // GET /overview?range=30d (issue 9)
+	CasePolicy           = "policy"        // GET /policy, every rule on
+	CaseBulkRevoke       = "bulk-revoke"   // "revoke all matching" of a heavy user's sessions
 )
 
 // caseKind says which bars a case is judged by (see evaluateBars).
@@ -333,10 +335,10 @@ func (e *sizeEnv) verifyCase() *benchCase {
 // issueSQL is sessionstore.Store.Issue's PostgreSQL statement, copied verbatim: the floor of
 // issuing a session.
 const issueSQL = `WITH lk AS (SELECT pg_advisory_xact_lock(7364022, hashtext($2))),
-			u AS (SELECT rolname::text AS username FROM pg_catalog.pg_roles WHERE rolname::text = $2 AND rolcanlogin),
+			u AS (SELECT rolname::text AS username, oid FROM pg_catalog.pg_roles WHERE rolname::text = $2 AND rolcanlogin),
 			ts AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS now FROM lk)
-		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo")
-		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, '') FROM u, ts
+		INSERT INTO console.web_sessions ("hashedSecret", username, "createdAt", "expiresAt", "lastUsedAt", "auditInfo", user_id)
+		SELECT $1, u.username, ts.now, ts.now + $3::INT8 * INTERVAL '1 microsecond', ts.now, NULLIF($4::TEXT, ''), u.oid FROM u, ts
 		RETURNING id, username, "createdAt", "expiresAt", "revokedAt", "lastUsedAt"`
 
 // issueActor is who issues the floor's sessions: the admin the bench signs in as, so that the

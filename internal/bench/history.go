@@ -24,7 +24,7 @@ import (
 // itself (the overview job's read of every active session would run during other cases). The
 // revoke-all case types the username, as a large revoke-all asks (--confirm-by-name-over stays
 // at its default).
-var serveArgs = []string{"--history-sync", "0", "--purge-interval", "0", "--overview-refresh", "0"}
+var serveArgs = append([]string{"--history-sync", "0", "--purge-interval", "0", "--overview-refresh", "0"}, policyArgs...)
 
 // historyEnv is the session history of one size, as the bench drives it.
 type historyEnv struct {

@@ -42,10 +42,13 @@ const (
 	AllOfUser How = "user"
 	// ByPolicy: by the policy rules' enforcement.
 	ByPolicy How = "policy"
+	// InBulk: an admin's bulk revoke (a selection or all matching a filter, a rule's "Revoke
+	// all N").
+	InBulk How = "bulk"
 )
 
 // Hows lists every How, so that each series exists from the start.
-var Hows = []How{OneSession, AllOfUser, ByPolicy}
+var Hows = []How{OneSession, AllOfUser, InBulk, ByPolicy}
 
 // VerifyResult is the outcome of one /auth/verify request.
 type VerifyResult string
@@ -104,7 +107,7 @@ func New(pool *pgxpool.Pool, jobNames []string) *Metrics {
 		Help: "Sessions issued: source=console by this process when it issues them (web, API); cli and other when this process's history sync first records them."},
 		[]string{"source"})
 	m.revoked = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "console_sessions_revoked_total",
-		Help: "Sessions revoked by this process: how=session (one), user (all of a user's), policy (a policy rule)."},
+		Help: "Sessions revoked by this process: how=session (one), user (all of a user's), bulk (an admin's bulk revoke), policy (a policy rule's enforcement)."},
 		[]string{"how"})
 	m.verify = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "console_verify_requests_total",
 		Help: "Requests to /auth/verify by result: valid, missing (no session), rejected (no valid session), error (the database could not say)."},
@@ -182,7 +185,7 @@ func (m *Metrics) Revoked(how How, n int64) {
 
 // Committed counts the sessions an action of this process issued or revoked (for
 // actions.Service.OnCommit): an issue is source=console; a revocation by a policy rule is
-// how=policy, else session (one) or user (all of a user's).
+// how=policy, else session (one), user (all of a user's) or bulk (an admin's bulk revoke).
 func (m *Metrics) Committed(by actions.Actor, e audit.Entry) {
 	if m == nil {
 		return
@@ -196,6 +199,8 @@ func (m *Metrics) Committed(by actions.Actor, e audit.Entry) {
 		e.Count = max(e.Count, 1)
 	case audit.RevokeAll:
 		how = AllOfUser
+	case audit.BulkRevoke:
+		how = InBulk
 	default:
 		return
 	}

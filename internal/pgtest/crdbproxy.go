@@ -882,13 +882,20 @@ var (
 	usernameRE = regexp.MustCompile(`(?is)\busername\b`)
 	insertRE   = regexp.MustCompile(`(?is)^\s*insert\b`)
 	webSessRE  = regexp.MustCompile(`(?is)\bsystem\.web_sessions\b`)
+	// byKeyRE: the rows are looked up by primary key (id = $1, id = ANY($1)), not scanned.
+	byKeyRE = regexp.MustCompile(`(?is)(?:^|[^\w."])id\s*=\s*(?:any\s*\(\s*)?\$[0-9]`)
+	// activeRangeRE: the rows are a range of the expiresAt index ("expiresAt" > $1, the
+	// active sessions), which CockroachDB's coster prefers to a full scan when full scans are
+	// disallowed (cockroach#71317, v21.2+).
+	activeRangeRE = regexp.MustCompile(`(?is)(?:^|[^\w.])"expiresAt"\s*>\s*\$[0-9]`)
 )
 
 // ScansWebSessions reports whether CockroachDB must read all of system.web_sessions to run
 // sql: the table's only secondary indexes are on expiresAt, createdAt, revokedAt and lastUsedAt,
 // so a predicate on username cannot use an index, and a read with neither a WHERE nor a LIMIT
-// reads every row. Inserts and lookups by id do not scan. This is the proxy's model of
-// CockroachDB's planner for the console's own statements, not a general one.
+// reads every row. Inserts, lookups by id and reads of the active sessions (a range of the
+// expiresAt index) do not scan. This is the proxy's model of CockroachDB's planner for the
+// console's own statements, not a general one.
 func ScansWebSessions(sql string) bool {
 	loc := webSessRE.FindStringIndex(sql)
 	if loc == nil || insertRE.MatchString(sql) {
@@ -898,6 +905,9 @@ func ScansWebSessions(sql string) bool {
 	w := whereRE.FindStringSubmatch(tail)
 	if w == nil {
 		return !limitRE.MatchString(tail)
+	}
+	if byKeyRE.MatchString(w[1]) || activeRangeRE.MatchString(w[1]) {
+		return false
 	}
 	return usernameRE.MatchString(w[1])
 }

@@ -103,3 +103,32 @@ func WaitGone(t testing.TB, pids ...int) {
 		}
 	}
 }
+
+// AcceptQueue returns how many connections to the IPv4 TCP socket listening on port wait in
+// its accept queue: the kernel has completed them, the server has not accepted them yet. ok is
+// false when no socket listens on port.
+func AcceptQueue(port int) (n int, ok bool) {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// sl local_address rem_address st tx_queue:rx_queue ...; a listening socket's rx_queue
+		// is its accept queue's length.
+		f := strings.Fields(line)
+		if len(f) < 5 || f[3] != "0A" {
+			continue
+		}
+		_, hexPort, _ := strings.Cut(f[1], ":")
+		if p, err := strconv.ParseUint(hexPort, 16, 16); err != nil || int(p) != port {
+			continue
+		}
+		_, rx, _ := strings.Cut(f[4], ":")
+		q, err := strconv.ParseUint(rx, 16, 32)
+		if err != nil {
+			return 0, false
+		}
+		return int(q), true
+	}
+	return 0, false
+}

@@ -48,7 +48,9 @@ func TestTokens(t *testing.T) {
 	}
 	// Only a hash is stored.
 	var stored int
-	s.pool.QueryRow(ctx, `SELECT count(*) FROM console.api_tokens WHERE position($1::BYTEA IN token_hash) > 0`, []byte(secret[4:20])).Scan(&stored)
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM console.api_tokens WHERE position($1::BYTEA IN token_hash) > 0`, []byte(secret[4:20])).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
 	if stored != 0 {
 		t.Fatal("the token's secret is stored")
 	}
@@ -56,8 +58,8 @@ func TestTokens(t *testing.T) {
 	if err != nil || got.Name != "ci-export" || got.Role != admins.Viewer {
 		t.Fatalf("Authenticate = %+v, %v", got, err)
 	}
-	list, _ := s.List(ctx)
-	if len(list) != 1 || list[0].LastUsedAt == nil {
+	list, err := s.List(ctx)
+	if err != nil || len(list) != 1 || list[0].LastUsedAt == nil {
 		t.Fatalf("List after use = %+v", list)
 	}
 	for _, bad := range []string{"", "sct_", secret + "x", secret[:len(secret)-1], strings.ToUpper(secret), "Bearer " + secret, strings.Repeat("sct_", 40)} {
@@ -78,11 +80,13 @@ func TestTokens(t *testing.T) {
 		}
 	}
 	// Expired tokens stop working and stay listed until revoked.
-	s.pool.Exec(ctx, `UPDATE console.api_tokens SET expires_at = now() - INTERVAL '1 second'`)
+	if _, err := s.pool.Exec(ctx, `UPDATE console.api_tokens SET expires_at = now() - INTERVAL '1 second'`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("expired token: %v", err)
 	}
-	if list, _ := s.List(ctx); len(list) != 1 || !list[0].Expired(time.Now()) {
+	if list, err := s.List(ctx); err != nil || len(list) != 1 || !list[0].Expired(time.Now()) {
 		t.Errorf("expired token not listed as expired: %+v", list)
 	}
 	// Revoking ends it at once.

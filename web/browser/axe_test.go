@@ -142,6 +142,7 @@ func TestAccessibility(t *testing.T) {
 				walkStates(t, width, scheme)
 				walkAdminStates(t, width, scheme)
 				walkHistoryStates(t, width, scheme)
+				walkPolicyStates(t, width, scheme)
 				walkSSOStates(t, ssoBase, width, scheme)
 			})
 		}

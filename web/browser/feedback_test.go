@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -107,6 +108,53 @@ func TestReloadAfterIssuingWithoutJavaScript(t *testing.T) {
 	do(t, ctx, "reload the view", chromedp.Navigate(srv.baseURL+"/sessions"))
 	if o := eval[bool](t, ctx, `document.getElementById("issue").open`); o {
 		t.Errorf("the issue panel is open on a plain visit of the page")
+	}
+}
+
+// Without JavaScript the result panel's Dismiss is a plain link back to the view the admin
+// issued from (its filters kept): the page it opens shows no cookie and a closed panel, and lists
+// the new session; going there issues nothing.
+func TestDismissIssueResultWithoutJavaScript(t *testing.T) {
+	t.Parallel()
+	const user = "nojs_dismiss"
+	seed(t, user, 1)
+	ctx := newNoJSTab(t)
+	signIn(t, ctx)
+	view := "/sessions?status=all&sort=expires&dir=asc&user=" + user
+	navigate(t, ctx, view)
+	openIssuePanel(t, ctx)
+	typeInto(t, ctx, "type the username", "issue-username", user)
+	if st := navClick(t, ctx, "issue", byTestID("issue-submit")); st != http.StatusOK {
+		t.Fatalf("issuing: HTTP %d", st)
+	}
+	id := get(t, ctx, "read the session ID", chromedp.TextContent(byTestID("issued-session-id")))
+	value := cookieValue(t, get(t, ctx, "read the cookie", chromedp.TextContent(byTestID("issued-cookie"))))
+
+	if st := navClick(t, ctx, "dismiss the result", byTestID("issue-dismiss")); st != http.StatusOK {
+		t.Fatalf("following Dismiss: HTTP %d, want 200", st)
+	}
+	got := location(t, ctx)
+	want, _ := url.Parse(view)
+	if got.Path != "/sessions" || got.Query().Encode() != want.Query().Encode() {
+		t.Errorf("Dismiss leads to %s, want the view issued from, %s", got.RequestURI(), view)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="issue-result"], [data-testid="issued-cookie"], [data-testid="issue-repeated"]').length`); n != 0 {
+		t.Errorf("after Dismiss the page still has %d parts of the result", n)
+	}
+	if body := eval[string](t, ctx, `document.documentElement.outerHTML`); strings.Contains(body, value) {
+		t.Errorf("after Dismiss the page still holds the cookie")
+	}
+	if o := eval[bool](t, ctx, `document.getElementById("issue").open`); o {
+		t.Errorf("after Dismiss the issue panel is open")
+	}
+	if !eval[bool](t, ctx, `document.querySelector('tr[data-session-id="`+id+`"]') !== null`) {
+		t.Errorf("after Dismiss the view does not list the issued session %s: %v", id, rows(t, ctx))
+	}
+	if n := len(rows(t, ctx)); n != 2 {
+		t.Errorf("after Dismiss the view lists %d sessions of %s, want 2 (the seeded one and the issued one)", n, user)
+	}
+	if n := sqlValue(t, `SELECT count(*) FROM console.web_sessions WHERE username = '`+user+`'`); n != "2" {
+		t.Errorf("%s sessions of %s after Dismiss, want 2", n, user)
 	}
 }
 
@@ -316,6 +364,9 @@ func TestTableTexts(t *testing.T) {
 	do(t, ctx, "filter with space around", chromedp.SendKeys(byTestID("filter-user"), "  "+user+" "))
 	waitJS(t, ctx, "the user's sessions", allRowsJS(user, 2, ""))
 	times := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('[data-testid="sessions-table"] time')).map(e => e.textContent)`)
+	if len(times) < 2*2 { // each row has at least its created and expires times
+		t.Errorf("the table of 2 sessions has %d <time> cells, want at least 4: %q", len(times), times)
+	}
 	for _, s := range times {
 		if !cellTime.MatchString(s) {
 			t.Errorf("a time cell reads %q, want 2006-01-02 15:04:05.000000 UTC (six digits, UTC)", s)

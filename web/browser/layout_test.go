@@ -111,6 +111,24 @@ func TestLayout(t *testing.T) {
 			navigate(t, ctx, "/sessions?status=revoked")
 			checkLayout(t, ctx, tc.width)
 			screenshot(t, ctx, tc.shot+"-revoked")
+
+			// The audit log's entries for the name fit their frame too, with every column filled
+			// and a long admin name beside the long target: a table wider than its frame would
+			// scroll, a region the keyboard cannot reach (axe: scrollable-region-focusable).
+			cli(t, "sql", "-e", `INSERT INTO console.audit_log (admin, action, target, session_id, expires_at, count, remote_addr)
+				VALUES ('oidc:`+strings.Repeat("long", 12)+`@example.com', 'revoke-all', '`+tc.user+`', 9223372036854775807,
+				now() AT TIME ZONE 'UTC', 7200, '2001:db8:1234:5678:9abc:def0:1234:5678')`)
+			navigate(t, ctx, "/audit?target="+tc.user)
+			if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid="audit-table"] tbody tr').length`); n < 4 {
+				t.Errorf("the audit log lists %d entries for %s, want its 3 issues and the planted one", n, tc.user)
+			}
+			if over := eval[float64](t, ctx, `(() => { const w = document.querySelector(".table-wrap"); return w.scrollWidth - w.clientWidth; })()`); tc.width > 720 && over > 1 {
+				t.Errorf("at %d px the audit table is %.0f px wider than its frame", tc.width, over)
+			}
+			if sw := eval[int64](t, ctx, `document.documentElement.scrollWidth`); sw > tc.width {
+				t.Errorf("at %d px the audit page is %d px wide (it scrolls sideways)", tc.width, sw)
+			}
+			screenshot(t, ctx, tc.shot+"-audit")
 		})
 	}
 }

@@ -133,7 +133,10 @@ func startConsole(tmp string) (stop func() error, err error) {
 	// pages' tests wait little (they poll; nothing depends on the period). The purge TTL stays
 	// the default hour: only a session made to have ended long ago is purged.
 	cmd := exec.Command(srv.bin, "serve", "--data-dir", srv.dataDir, "--listen", "127.0.0.1:0",
-		"--history-sync", "300ms", "--activity-flush", "200ms", "--purge-interval", "1s", "--overview-refresh", "1s")
+		"--history-sync", "300ms", "--activity-flush", "200ms", "--purge-interval", "1s", "--overview-refresh", "1s",
+		// Policy rules for the policy page's tests (reported, not enforced); sessions over
+		// 5000h are the policy tests' own (nothing else mints them).
+		"--policy-max-lifetime", "5000h", "--policy-orphans")
 	cmd.Dir = tmp
 	cmd.Env = consoleEnv()
 	cmd.Stderr = serverLog{}

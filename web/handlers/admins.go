@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -66,18 +67,28 @@ func parseCredential(s string) (admins.Credential, error) {
 	return 0, echo.NewHTTPError(http.StatusUnprocessableEntity, "Choose a one-time password or a set-password link.")
 }
 
-// adminsPage loads the whole /admins view.
-func (h *Handler) adminsPage(c echo.Context) (templates.AdminsPage, error) {
-	ctx := c.Request().Context()
+// listAdmins returns every admin with its count of active admin sessions and whether it is
+// throttled now (by name), as /admins and /api/v1/admins show them.
+func (h *Handler) listAdmins(ctx context.Context) ([]admins.Admin, map[string]int, map[string]bool, error) {
 	list, err := h.admins.List(ctx)
 	if err != nil {
-		return templates.AdminsPage{}, err
+		return nil, nil, nil, err
 	}
 	active, err := h.admins.ActiveSessions(ctx, h.cfg.IdleTimeout, h.cfg.AbsoluteTimeout)
 	if err != nil {
-		return templates.AdminsPage{}, err
+		return nil, nil, nil, err
 	}
 	throttled, err := h.admins.Throttled(ctx, h.cfg.Throttle)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return list, active, throttled, nil
+}
+
+// adminsPage loads the whole /admins view.
+func (h *Handler) adminsPage(c echo.Context) (templates.AdminsPage, error) {
+	ctx := c.Request().Context()
+	list, active, throttled, err := h.listAdmins(ctx)
 	if err != nil {
 		return templates.AdminsPage{}, err
 	}

@@ -49,7 +49,11 @@ func (h *Handler) apiListSessions(c echo.Context) error {
 	if err != nil {
 		return asAPIError(err, "bad_request")
 	}
-	page, err := h.sessions.List(c.Request().Context(), q.filter())
+	vf, err := h.viewFilter(q)
+	if err != nil {
+		return asAPIError(err, "bad_request")
+	}
+	page, err := h.sessions.List(c.Request().Context(), vf)
 	if err != nil {
 		return err
 	}
@@ -115,7 +119,7 @@ func (h *Handler) apiIssueSession(c echo.Context) error {
 	if req.ExpireAfter == "" {
 		req.ExpireAfter = defaultPreset
 	}
-	ttl, err := sessionstore.ParseExpiry(req.ExpireAfter)
+	ttl, err := sessionstore.ParseWebExpiry(req.ExpireAfter)
 	if err == nil {
 		err = h.sessions.CheckTTL(ttl)
 	}

@@ -78,7 +78,7 @@ func TestTokenMadeOnAdminsPage(t *testing.T) {
 		{"name": {"ci"}, "role": {"viewer"}, "expire_after": {"24h"}},
 		{"name": {"x y"}, "role": {"viewer"}, "expire_after": {"24h"}},
 		{"name": {"z"}, "role": {"admin"}, "expire_after": {"24h"}},
-		{"name": {"z"}, "role": {"viewer"}, "expire_after": {"24h"}, "expire_custom": {"7d"}},
+		{"name": {"z"}, "role": {"viewer"}, "expire_after": {"24h"}, "expire_custom": {"7dd"}},
 		{"name": {"z"}, "role": {"viewer"}, "expire_custom": {"99999h"}},
 	} {
 		wantStatus(t, owner.post("/tokens", form), http.StatusUnprocessableEntity)
@@ -123,7 +123,7 @@ func TestJSONAPI(t *testing.T) {
 	}
 	for _, c := range []struct{ body, code string }{
 		{`{"username": "nobody-here", "expire_after": "1h"}`, "no_such_user"},
-		{fmt.Sprintf(`{"username": %q, "expire_after": "7d"}`, user), "invalid_expiry"},
+		{fmt.Sprintf(`{"username": %q, "expire_after": "1.5d"}`, user), "invalid_expiry"},
 		{fmt.Sprintf(`{"username": %q, "expire_after": "9999h"}`, user), "invalid_expiry"},
 		{`{"username": "x\u0000y"}`, "invalid_username"},
 	} {

@@ -40,7 +40,10 @@ func (h *Handler) exportSessions(c echo.Context, f output.Format, ext string, in
 	if err != nil {
 		return err
 	}
-	filter := q.firstPage().filter()
+	filter, err := h.viewFilter(q.firstPage())
+	if err != nil {
+		return err
+	}
 	name, cols := "sessions", output.ListColumns
 	if inHistory {
 		name, cols = "history", output.HistoryColumns

@@ -23,7 +23,9 @@ func TestCSVFormulaCellsNeutralised(t *testing.T) {
 	s.createRole(t, "plain")
 	for _, name := range []string{"\tTAB", "\rCR"} {
 		is := s.issue(t, "plain", time.Hour)
-		s.pool.Exec(context.Background(), `UPDATE console.web_sessions SET username = $1 WHERE id = $2`, name, is.ID)
+		if tag, err := s.pool.Exec(context.Background(), `UPDATE console.web_sessions SET username = $1 WHERE id = $2`, name, is.ID); err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("renaming session %d to %q: %v, %v", is.ID, name, tag, err)
+		}
 		formulas = append(formulas, name)
 	}
 	// A failed sign-in plants one in the audit log without signing in.

@@ -18,6 +18,7 @@ import (
 	"github.com/sessionconsole/console/internal/audit"
 	"github.com/sessionconsole/console/internal/metrics"
 	"github.com/sessionconsole/console/internal/pgdb"
+	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/internal/sso"
 	"github.com/sessionconsole/console/internal/tokens"
 	"github.com/sessionconsole/console/sessionstore"
@@ -42,6 +43,17 @@ type SessionStore interface {
 	CheckTTL(ttl time.Duration) error
 	MaxTTL() time.Duration
 	Ping(ctx context.Context) error
+	// CountMatching counts exactly what a bulk revocation of a filter would act on.
+	CountMatching(ctx context.Context, f sessionstore.Filter) (int64, error)
+}
+
+// PolicyRules are the console's session policy (policy.Policy): its rules' settings, filters,
+// cached counts and sample rows.
+type PolicyRules interface {
+	Config() policy.Config
+	Filter(r policy.Rule) (sessionstore.Filter, error)
+	Counts(ctx context.Context) (policy.Counts, error)
+	Sample(ctx context.Context, r policy.Rule, n int) ([]policy.Row, error)
 }
 
 // Actions are the audited actions (actions.Service): each change commits with its audit row.
@@ -53,6 +65,9 @@ type Actions interface {
 	// sign-out); Record writes an entry that changes nothing else (a failed sign-in).
 	Do(ctx context.Context, by actions.Actor, change func(t *sessionstore.Tx) (audit.Entry, error)) error
 	Record(ctx context.Context, by actions.Actor, e audit.Entry) error
+	// RevokeBulk revokes selected sessions, or what matched a filter when it was confirmed,
+	// in audited batches.
+	RevokeBulk(ctx context.Context, by actions.Actor, b actions.Bulk) (actions.BulkResult, error)
 	// CheckReason and ReasonRequired: issuing's reason (--require-reason).
 	CheckReason(reason string) error
 	ReasonRequired() bool
@@ -189,12 +204,17 @@ type Config struct {
 	History    HistoryStore
 	Background HistoryConfig
 	// Overview is what the overview page reads (the rollups and top users the jobs keep; nil:
-	// no overview). PolicyCounts returns the policy rules' breaches for it (nil: no rules).
-	Overview     OverviewStore
-	PolicyCounts func(ctx context.Context) ([]PolicyRuleCount, error)
+	// no overview). The overview's policy card reads Policy's cached counts.
+	Overview OverviewStore
 	// Metrics counts what the handlers see and serves /metrics (nil: no metrics; /metrics
 	// answers 404).
 	Metrics Meter
+	// Policy is the session policy (the policy page, /sessions?rule=); nil: no rule enabled.
+	Policy PolicyRules
+	// BulkBatch is how many sessions one transaction of a bulk revoke revokes (default
+	// actions.DefaultBulkBatch); a bulk revoke of more runs in the background with its
+	// progress shown.
+	BulkBatch int
 }
 
 // DefaultConfirmByNameOver is the default of Config.ConfirmByNameOver.
@@ -218,6 +238,8 @@ func (noMeter) Handler() http.Handler                        { return http.NotFo
 type Handler struct {
 	sessions SessionStore
 	history  HistoryStore
+	policy   PolicyRules
+	bulks    *bulkRuns
 	admins   AdminStore
 	audit    AuditLog
 	actions  Actions
@@ -235,7 +257,6 @@ type Handler struct {
 	now         func() time.Time
 	meter       Meter
 	overview    OverviewStore
-	policy      func(ctx context.Context) ([]PolicyRuleCount, error)
 	ovCache     overviewCache
 }
 
@@ -263,6 +284,12 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Policy == nil {
+		cfg.Policy = noPolicy{}
+	}
+	if cfg.BulkBatch <= 0 {
+		cfg.BulkBatch = actions.DefaultBulkBatch
+	}
 	if cfg.LinkTTL <= 0 {
 		cfg.LinkTTL = admins.DefaultLinkTTL
 	}
@@ -285,6 +312,8 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 	return &Handler{
 		sessions:    sessions,
 		history:     cfg.History,
+		policy:      cfg.Policy,
+		bulks:       newBulkRuns(),
 		admins:      adminStore,
 		audit:       auditLog,
 		actions:     acts,
@@ -301,6 +330,5 @@ func New(sessions SessionStore, adminStore AdminStore, auditLog AuditLog, acts A
 		now:         time.Now,
 		meter:       meter,
 		overview:    cfg.Overview,
-		policy:      cfg.PolicyCounts,
 	}
 }

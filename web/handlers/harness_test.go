@@ -32,6 +32,7 @@ import (
 	"github.com/sessionconsole/console/internal/metrics"
 	"github.com/sessionconsole/console/internal/pgdb"
 	"github.com/sessionconsole/console/internal/pgtest"
+	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/internal/tokens"
 	"github.com/sessionconsole/console/sessionstore"
 )
@@ -163,6 +164,9 @@ func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts session
 	if cfg.Metrics == nil {
 		cfg.Metrics = s.metrics
 	}
+	if tp, ok := cfg.Policy.(testPolicy); ok { // a test's policy, on this server's stores
+		cfg.Policy = policy.New(s.sessions, s.history, tp.cfg)
+	}
 	if cfg.Background.SyncEvery == 0 {
 		cfg.Background = HistoryConfig{SyncEvery: 30 * time.Second, PurgeTTL: time.Hour, PurgeEvery: time.Hour}
 	}
@@ -195,6 +199,12 @@ func newServerStoreListener(t *testing.T, dbURL string, cfg Config, opts session
 	t.Cleanup(hs.Close)
 	s.url = hs.URL
 	return s
+}
+
+// testPolicy asks the harness for a policy of cfg over the server's own stores.
+type testPolicy struct {
+	noPolicy
+	cfg policy.Config
 }
 
 var userSeq atomic.Int64

@@ -371,7 +371,7 @@ func TestAuditFilters(t *testing.T) {
 		r := c.get(path)
 		wantStatus(t, r, http.StatusOK)
 		var got []string
-		for _, m := range regexp.MustCompile(`<td data-label="Admin">([^<]*)</td>`).FindAllStringSubmatch(r.body, -1) {
+		for _, m := range regexp.MustCompile(`<td data-label="Admin"[^>]*>([^<]*)</td>`).FindAllStringSubmatch(r.body, -1) {
 			got = append(got, m[1])
 		}
 		return strings.Join(got, ",")

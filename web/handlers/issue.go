@@ -39,7 +39,7 @@ func (h *Handler) issueForm(c echo.Context, q sessionsQuery) templates.IssueForm
 	return templates.IssueForm{
 		Once:           h.newFormToken(c),
 		Presets:        presets(defaultPreset),
-		Max:            formatFormDuration(h.sessions.MaxTTL()),
+		Max:            sessionstore.FormatWebDuration(h.sessions.MaxTTL()),
 		Return:         q.values().Encode(),
 		DismissURL:     q.url("/sessions"),
 		CSRF:           h.csrfToken(c),
@@ -111,7 +111,7 @@ func (h *Handler) issueSession(c echo.Context) error {
 	if choice == "custom" {
 		form.Custom = text
 	}
-	ttl, err := parseFormExpiry(text)
+	ttl, err := sessionstore.ParseWebExpiry(text)
 	if err == nil {
 		err = h.sessions.CheckTTL(ttl)
 	}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/sessionconsole/console/internal/actions"
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/history"
 	"github.com/sessionconsole/console/internal/metrics"
@@ -192,4 +194,34 @@ func TestMetricsIssuedRevoked(t *testing.T) {
 		}
 	}
 	checkLabels(t, fams, body, []string{user}, nil)
+}
+
+// A bulk revoke by an admin counts as how=bulk, a policy rule's enforcement as how=policy:
+// batch by batch, after each commits.
+func TestMetricsBulkAndPolicyRevoked(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	user := s.createUser(t, "metrics_bulk_qz")
+	var ids []int64
+	for range 5 {
+		ids = append(ids, s.issue(t, user, time.Hour).ID)
+	}
+	admin := actions.Actor{Kind: actions.Admin, Name: "admin"}
+	if _, err := s.actions.RevokeBulk(ctx, admin, actions.Bulk{IDs: ids[:3], Batch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// The same sessions again: nothing revoked, nothing counted.
+	if _, err := s.actions.RevokeBulk(ctx, admin, actions.Bulk{IDs: ids[:3]}); err != nil {
+		t.Fatal(err)
+	}
+	enforcer := actions.Actor{Kind: actions.Policy, Name: "max-lifetime"}
+	if _, err := s.actions.RevokeBulk(ctx, enforcer, actions.Bulk{IDs: ids[3:], Rule: "max-lifetime"}); err != nil {
+		t.Fatal(err)
+	}
+	fams, _ := s.scrape(t)
+	for how, want := range map[string]float64{"bulk": 3, "policy": 2, "session": 0, "user": 0} {
+		if got := value(t, fams, "console_sessions_revoked_total", map[string]string{"how": how}); got != want {
+			t.Errorf("console_sessions_revoked_total{how=%q} = %v, want %v", how, got, want)
+		}
+	}
 }

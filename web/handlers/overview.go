@@ -155,9 +155,7 @@ func (h *Handler) showOverview(c echo.Context) error {
 		v.TopCountedAt = templates.Relative(topAt, now)
 	}
 	v.Jobs, v.HealthIssues = jobHealth(d.jobs, now)
-	if h.policy == nil {
-		v.PolicyNote = "No policy rules in this console."
-	} else if err := h.policyCounts(ctx, &v); err != nil {
+	if err := h.policyCounts(ctx, &v); err != nil {
 		return err
 	}
 	return h.render(c, http.StatusOK, templates.OverviewView(v))
@@ -315,25 +313,22 @@ func jobHealth(st []jobs.Status, now time.Time) ([]templates.JobHealth, int) {
 	return out, issues
 }
 
-// PolicyRuleCount is one policy rule's breaches as the overview shows them, and the list of
-// the sessions breaking it.
-type PolicyRuleCount struct {
-	Rule     string
-	Breaches int64
-	URL      string
-}
-
-// policyCounts fills the overview's policy rules from Config.PolicyCounts.
+// policyCounts fills the overview's policy card from the policy's cached counts (the same
+// counts, and freshness, as the policy page's), each rule linking to its sessions.
 func (h *Handler) policyCounts(ctx context.Context, v *templates.OverviewPage) error {
-	rules, err := h.policy(ctx)
+	rules := h.policy.Config().EnabledRules()
+	if len(rules) == 0 {
+		v.PolicyNote = "No policy rules are enabled."
+		return nil
+	}
+	counts, err := h.policy.Counts(ctx)
 	if err != nil {
 		return err
 	}
-	if len(rules) == 0 {
-		v.PolicyNote = "No policy rule is enabled."
-	}
 	for _, r := range rules {
-		v.Policy = append(v.Policy, templates.PolicyCount{Name: r.Rule, URL: r.URL, Count: thousands(r.Breaches), Breached: r.Breaches > 0})
+		n, q := counts.Rules[r], defaultSessionsQuery()
+		q.Rule = r
+		v.Policy = append(v.Policy, templates.PolicyCount{Name: string(r), URL: q.url("/sessions"), Count: thousands(n), Breached: n > 0})
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/history"
+	"github.com/sessionconsole/console/internal/pgtest"
+	"github.com/sessionconsole/console/internal/policy"
 )
 
 // tableRows returns the text of each cell of each body row of the table data-testid=id.
@@ -166,5 +168,25 @@ func TestOverviewCache(t *testing.T) {
 	now = now.Add(OverviewFresh)
 	if got := created(); got != "1" {
 		t.Errorf("created %s after OverviewFresh, want 1", got)
+	}
+}
+
+// With policy rules, the overview's policy card shows each enabled rule's breaches (the
+// policy page's cached counts), marked when there are some, each linking to its sessions.
+func TestOverviewPolicyCard(t *testing.T) {
+	s := newServerOn(t, pgtest.NewDB(t), Config{Policy: testPolicy{cfg: policy.Config{Root: true, MaxLifetime: 48 * time.Hour}}})
+	user := s.createUser(t, "ov_policy")
+	s.issue(t, user, 100*time.Hour)
+	s.issue(t, user, time.Hour)
+	c := s.signIn(t)
+	r := c.get("/overview")
+	wantStatus(t, r, http.StatusOK)
+	card := section(r.body, "overview-policy")
+	if n := strings.Count(card, `data-testid="policy-rule"`); n != 2 {
+		t.Fatalf("%d rules on the card, want 2 (max-lifetime, root):\n%s", n, card)
+	}
+	wantContains(t, card, `rule=max-lifetime`, `rule=root`, `<code>max-lifetime</code>`, `<strong class="error">1</strong>`)
+	if strings.Contains(card, "No policy rules") {
+		t.Errorf("the card says there are no rules:\n%s", card)
 	}
 }

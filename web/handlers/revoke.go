@@ -170,6 +170,7 @@ func (h *Handler) confirm(c echo.Context, status int, v templates.Confirm) error
 	if isPartial(c) {
 		return h.render(c, status, templates.ConfirmFragment(v))
 	}
+	v.Plain = true // a page of its own: no table here for htmx to swap
 	return h.render(c, status, templates.ConfirmView(v))
 }
 

@@ -99,9 +99,15 @@ var routeCases = map[string]routeCase{
 	"GET /sessions/:id": {need: admins.Viewer, ok: http.StatusOK, req: func(f *fixture) (string, url.Values) {
 		return "/sessions/" + f.session(), nil
 	}},
-	"GET /audit":             {need: admins.Viewer, req: get("/audit"), ok: http.StatusOK},
-	"GET /account":           {need: admins.Viewer, req: get("/account"), ok: http.StatusOK},
-	"POST /account/password": {need: admins.Viewer, req: post("/account/password", url.Values{"current": {adminPassword}, "password": {"a new password!"}, "repeat": {"a new password!"}}), ok: http.StatusSeeOther},
+	"GET /audit":  {need: admins.Viewer, req: get("/audit"), ok: http.StatusOK},
+	"GET /policy": {need: admins.Viewer, req: get("/policy"), ok: http.StatusOK},
+	"POST /sessions/revoke": {need: admins.Operator, ok: http.StatusSeeOther, req: func(f *fixture) (string, url.Values) {
+		return "/sessions/revoke", url.Values{"scope": {"selected"}, "id": {f.session()}, "confirmed": {"1"}}
+	}},
+	// An unknown run: the role is checked before the handler looks (a viewer gets 403).
+	"GET /sessions/revoke/:run": {need: admins.Operator, req: get("/sessions/revoke/0123456789abcdef01234567"), ok: http.StatusNotFound},
+	"GET /account":              {need: admins.Viewer, req: get("/account"), ok: http.StatusOK},
+	"POST /account/password":    {need: admins.Viewer, req: post("/account/password", url.Values{"current": {adminPassword}, "password": {"a new password!"}, "repeat": {"a new password!"}}), ok: http.StatusSeeOther},
 	"POST /account/sessions/:handle/end": {need: admins.Viewer, ok: http.StatusSeeOther, req: func(f *fixture) (string, url.Values) {
 		handle := "0000000000000000"
 		if f.admin != "" {
@@ -186,6 +192,14 @@ var routeCases = map[string]routeCase{
 		u := f.s.createUser(f.t, "u")
 		f.s.issue(f.t, u, time.Hour)
 		return "/api/v1/users/" + u + "/revoke", url.Values{}
+	}},
+	"GET /api/v1/admins": {need: admins.Owner, tokens: true, req: get("/api/v1/admins"), ok: http.StatusOK},
+	"GET /api/v1/tokens": {need: admins.Owner, tokens: true, req: get("/api/v1/tokens"), ok: http.StatusOK},
+	"POST /api/v1/tokens": {need: admins.Owner, tokens: true, ok: http.StatusCreated, req: func(f *fixture) (string, url.Values) {
+		return "/api/v1/tokens", url.Values{"name": {"api" + f.seq()}, "role": {"viewer"}, "expire_after": {"7d"}}
+	}},
+	"POST /api/v1/tokens/:name/revoke": {need: admins.Owner, tokens: true, ok: http.StatusOK, req: func(f *fixture) (string, url.Values) {
+		return "/api/v1/tokens/" + f.token() + "/revoke", url.Values{}
 	}},
 }
 

@@ -53,6 +53,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	a.GET("/sessions", h.showSessionsPage, viewer)
 	a.POST("/sessions", h.issueSession, operator)
 	a.POST("/sessions/cookie-file", h.downloadCookieFile, operator)
+	a.POST("/sessions/revoke", h.revokeSessionsBulk, operator)
+	a.GET("/sessions/revoke/:run", h.showBulkProgress, operator)
 	a.GET("/sessions/:id", h.showSessionPage, viewer)
 	a.GET("/sessions/:id/revoke", h.confirmRevokeSession, operator)
 	a.POST("/sessions/:id/revoke", h.revokeSession, operator)
@@ -61,6 +63,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	a.GET("/users/:name/revoke", h.confirmRevokeUser, operator)
 	a.POST("/users/:name/revoke", h.revokeUserSessions, operator)
 	a.GET("/history", h.showHistoryPage, viewer)
+	a.GET("/policy", h.showPolicyPage, viewer)
 	a.GET("/audit", h.showAuditPage, viewer)
 	a.GET("/health", h.showHealthPage, viewer)
 	a.GET("/account", h.showAccount, viewer)
@@ -96,6 +99,10 @@ func (h *Handler) Register(e *echo.Echo) {
 	api.POST("/sessions", h.apiIssueSession, operator)
 	api.POST("/sessions/:id/revoke", h.apiRevokeSession, operator)
 	api.POST("/users/:name/revoke", h.apiRevokeUserSessions, operator)
+	api.GET("/admins", h.apiListAdmins, owner)
+	api.GET("/tokens", h.apiListTokens, owner)
+	api.POST("/tokens", h.apiCreateToken, owner)
+	api.POST("/tokens/:name/revoke", h.apiRevokeToken, owner)
 }
 
 // verifyAnyMethod routes a request for /auth/verify with a method echo's router does not know

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessionconsole/console/internal/admins"
 	"github.com/sessionconsole/console/internal/history"
+	"github.com/sessionconsole/console/internal/policy"
 	"github.com/sessionconsole/console/sessionstore"
 	"github.com/sessionconsole/console/web/templates"
 )
@@ -33,6 +34,8 @@ type sessionsQuery struct {
 	History bool
 	// More are the auditors' filters (ID, time ranges, purged).
 	More auditorFilters
+	// Rule shows only the active sessions breaking that policy rule (/sessions?rule=idle).
+	Rule policy.Rule
 }
 
 var pageSizes = []int{25, 50, 100, 200}
@@ -119,6 +122,14 @@ func parseViewQuery(v url.Values, inHistory bool) (sessionsQuery, error) {
 		return q, err
 	}
 	q.More = more
+	if r := v.Get("rule"); r != "" {
+		rule, err := policy.ParseRule(r)
+		if err != nil || inHistory {
+			return q, bad("policy rule")
+		}
+		// A rule covers active sessions only.
+		q.Rule, q.Status = rule, sessionstore.StatusActive
+	}
 	return q, nil
 }
 
@@ -151,6 +162,9 @@ func (q sessionsQuery) values() url.Values {
 		v.Set("before", q.Before.String())
 	}
 	q.More.set(v)
+	if q.Rule != "" {
+		v.Set("rule", string(q.Rule))
+	}
 	return v
 }
 
@@ -175,11 +189,27 @@ func (q sessionsQuery) firstPage() sessionsQuery {
 	return q
 }
 
+// filter is the view's store filter, without its policy rule (see Handler.viewFilter).
 func (q sessionsQuery) filter() sessionstore.Filter {
 	f := sessionstore.Filter{Username: q.User, Prefix: q.Prefix, Status: q.Status, Sort: q.Sort, Desc: q.Desc,
 		Limit: q.Limit, After: q.After, Before: q.Before}
 	q.More.apply(&f, q.History)
 	return f
+}
+
+// viewFilter is the view's store filter with its policy rule's condition; a rule that is not
+// enabled is a 400 saying so.
+func (h *Handler) viewFilter(q sessionsQuery) (sessionstore.Filter, error) {
+	f := q.filter()
+	if q.Rule == "" {
+		return f, nil
+	}
+	rf, err := h.policy.Filter(q.Rule)
+	if err != nil {
+		return f, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("The policy rule %s is not enabled on this console (serve --policy-%s).", q.Rule, q.Rule))
+	}
+	f.Cond, f.Status = rf.Cond, rf.Status
+	return f, nil
 }
 
 // returnQuery reads the `return` form field: the sessions view to show after an action.
@@ -261,7 +291,11 @@ func (h *Handler) filterName(ctx context.Context, name string) string {
 
 // sessionsTable loads one page and the counts, and builds the table fragment's view.
 func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates.SessionsTable, error) {
-	page, err := h.sessions.List(ctx, q.filter())
+	vf, err := h.viewFilter(q)
+	if err != nil {
+		return templates.SessionsTable{}, err
+	}
+	page, err := h.sessions.List(ctx, vf)
 	if err != nil {
 		return templates.SessionsTable{}, err
 	}
@@ -316,7 +350,19 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates
 	if refused {
 		total = -1
 	}
+	if q.Rule != "" { // the rule's cached count, for the rule alone; with more filters, none
+		total = -1
+		if q.User == "" && !q.More.any() {
+			if pc, err := h.policy.Counts(ctx); err == nil {
+				total = max(pc.Rules[q.Rule], int64(len(page.Sessions)))
+			}
+		}
+	}
 	t.Heading, t.Summary = viewHeading(q, templates.ShowName(h.sessions.Username(q.User)), len(page.Sessions), total)
+	if q.Rule != "" {
+		t.Heading += " breaking " + string(q.Rule)
+		t.Summary = strings.TrimSuffix(t.Summary, ".") + " breaking the policy rule " + string(q.Rule) + "."
+	}
 	if q.User != "" && !q.Prefix && !q.History {
 		t.User = h.sessions.Username(q.User)
 		switch {
@@ -329,6 +375,13 @@ func (h *Handler) sessionsTable(ctx context.Context, q sessionsQuery) (templates
 		}
 	}
 	t.CanOperate = t.CanOperate && !q.History
+	if t.Bulk = t.CanOperate; t.Bulk {
+		t.BulkView = first.values().Encode()
+		t.CSRF, _ = ctx.Value(csrfKey{}).(string)
+		if total >= 0 && !q.More.any() && (q.Status == sessionstore.StatusActive || q.Status == sessionstore.StatusExpired) {
+			t.BulkAll = thousands(total)
+		}
+	}
 	for _, s := range page.Sessions {
 		t.Rows = append(t.Rows, templates.SessionRow{ID: s.ID, Username: s.Username, CreatedAt: s.CreatedAt,
 			ExpiresAt: s.ExpiresAt, RevokedAt: s.RevokedAt, LastUsedAt: s.LastUsedAt, PurgedAt: s.PurgedAt})

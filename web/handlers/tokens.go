@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,18 +18,18 @@ import (
 
 // API tokens on /admins (owners): make one (shown once), revoke one.
 
-// tokenPresets are the expiry choices of a new token.
+// tokenPresets are the expiry choices of a new token, in the syntax the custom field takes too.
 var tokenPresets = []struct{ value, label string }{
-	{"24h", "1 day"}, {"168h", "7 days"}, {"720h", "30 days"}, {"2160h", "90 days"}, {"8760h", "365 days"},
+	{"1d", "1 day"}, {"7d", "7 days"}, {"30d", "30 days"}, {"90d", "90 days"}, {"365d", "365 days"},
 }
 
-const defaultTokenPreset = "720h"
+const defaultTokenPreset = "30d"
 
 func (h *Handler) tokenForm(name string, role admins.Role, preset, custom string) templates.TokenForm {
 	if preset == "" {
 		preset = defaultTokenPreset
 	}
-	f := templates.TokenForm{Name: name, Roles: roleOptions(role), Custom: custom, Max: sessionstore.FormatDuration(h.tokens.MaxTTL())}
+	f := templates.TokenForm{Name: name, Roles: roleOptions(role), Custom: custom, Max: sessionstore.FormatWebDuration(h.tokens.MaxTTL())}
 	for _, p := range tokenPresets {
 		f.Presets = append(f.Presets, templates.Option{Value: p.value, Label: p.label, Selected: p.value == preset})
 	}
@@ -44,33 +45,59 @@ func tokenParam(c echo.Context) (string, error) {
 	return name, nil
 }
 
+// newToken is a token to make, as the form or the API sent it, checked: each field's error
+// is a message for people ("" when the field is fine).
+type newToken struct {
+	name                        string
+	role                        admins.Role
+	ttl                         time.Duration
+	nameErr, roleErr, expireErr string
+}
+
+func (t newToken) ok() bool { return t.nameErr == "" && t.roleErr == "" && t.expireErr == "" }
+
+// checkNewToken checks a new token's name, role and expiry (the web's syntax).
+func (h *Handler) checkNewToken(name, role, expiry string) newToken {
+	t := newToken{name: name}
+	var err error
+	if t.role, err = admins.ParseRole(role); err != nil {
+		t.roleErr = "Choose a role: viewer, operator or owner."
+	}
+	if err := tokens.CheckName(name); err != nil {
+		t.nameErr = strings.TrimPrefix(err.Error(), tokens.ErrInvalid.Error()+": ") + "."
+	}
+	t.ttl, err = sessionstore.ParseWebExpiry(expiry)
+	if err == nil {
+		err = h.tokens.CheckTTL(t.ttl)
+	}
+	if err != nil {
+		t.expireErr = strings.TrimPrefix(strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": "), tokens.ErrInvalid.Error()+": ")
+	}
+	return t
+}
+
 func (h *Handler) createToken(c echo.Context) error {
 	name := strings.TrimSpace(c.FormValue("name"))
-	role, rerr := admins.ParseRole(c.FormValue("role"))
+	role, _ := admins.ParseRole(c.FormValue("role"))
 	preset, custom := c.FormValue("expire_after"), strings.TrimSpace(c.FormValue("expire_custom"))
 	form := h.tokenForm(name, role, preset, custom)
 	text := preset
 	if custom != "" {
 		text = custom
 	}
-	ttl, err := sessionstore.ParseExpiry(text)
-	if err == nil {
-		err = h.tokens.CheckTTL(ttl)
-	}
-	if err != nil {
-		form.ExpireError = strings.TrimPrefix(strings.TrimPrefix(err.Error(), sessionstore.ErrInvalidInput.Error()+": "), tokens.ErrInvalid.Error()+": ")
-	}
-	if rerr != nil {
-		form.NameError = "Choose a role: viewer, operator or owner."
-	} else if err := tokens.CheckName(name); err != nil {
-		form.NameError = strings.TrimPrefix(err.Error(), tokens.ErrInvalid.Error()+": ") + "."
+	in := h.checkNewToken(name, c.FormValue("role"), text)
+	form.ExpireError = in.expireErr
+	form.NameError = in.roleErr // (the form shows a role's error under the name)
+	if form.NameError == "" {
+		form.NameError = in.nameErr
 	}
 	var (
 		secret string
 		tok    tokens.Token
+		err    error
 	)
-	if form.NameError == "" && form.ExpireError == "" {
-		secret, tok, err = h.tokens.Create(c.Request().Context(), name, role, ttl, h.by(c))
+	if in.ok() {
+		secret, tok, err = h.tokens.Create(c.Request().Context(), name, in.role, in.ttl, h.by(c))
 		switch {
 		case errors.Is(err, tokens.ErrExists):
 			form.NameError = "There is a token " + name + " already."

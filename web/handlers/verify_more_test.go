@@ -148,7 +148,9 @@ func TestVerifyExactUsername(t *testing.T) {
 		if strings.ContainsRune(tc.name, '\t') {
 			s.createRole(t, "tabless")
 			is = s.issue(t, "tabless", time.Hour)
-			s.pool.Exec(context.Background(), `UPDATE console.web_sessions SET username = $1 WHERE id = $2`, tc.name, is.ID)
+			if tag, err := s.pool.Exec(context.Background(), `UPDATE console.web_sessions SET username = $1 WHERE id = $2`, tc.name, is.ID); err != nil || tag.RowsAffected() != 1 {
+				t.Fatalf("renaming session %d to %q: %v, %v", is.ID, tc.name, tag, err)
+			}
 		} else {
 			is = s.issue(t, tc.name, time.Hour)
 		}

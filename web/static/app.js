@@ -209,8 +209,35 @@
     var d = dialog();
     if (!results || paused() || inFlight > 0 || (d && d.open) || document.visibilityState !== "visible") return;
     if (document.activeElement && results.contains(document.activeElement) && document.activeElement.tagName !== "BODY") return;
+    if (results.querySelector('input[name="id"]:checked')) return; // a selection in progress
     htmx.trigger(results, "refresh");
   }, REFRESH_MS);
+
+  // Bulk selection: "all on this page" checks every row's box; the bar counts the selection.
+  function syncSelection() {
+    var rows = document.querySelectorAll('#results input[name="id"]');
+    var n = 0;
+    rows.forEach(function (b) { if (b.checked) n++; });
+    var count = $("bulk-count");
+    if (count) count.textContent = n + " selected";
+    var all = $("select-page");
+    if (all) {
+      all.checked = rows.length > 0 && n === rows.length;
+      all.indeterminate = n > 0 && n < rows.length;
+    }
+  }
+  document.addEventListener("change", function (ev) {
+    if (ev.target.id === "select-page") {
+      var on = ev.target.checked;
+      document.querySelectorAll('#results input[name="id"]').forEach(function (b) { b.checked = on; });
+    }
+    if (ev.target.id === "select-page" || ev.target.name === "id") {
+      syncSelection();
+      var count = $("bulk-count");
+      if (count) announce(count.textContent + "."); // through the page's one status region
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () { syncSelection(); });
 
   // Errors of htmx requests go to the banner (the page stays as it was).
   function banner(msg) {

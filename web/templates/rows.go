@@ -48,7 +48,21 @@ func appendRow(b []byte, t *SessionsTable, r *SessionRow, returnQuery []byte) []
 	if r.PurgedAt != nil {
 		b = append(b, `" data-purged="true`...)
 	}
-	b = append(b, `"><td data-label="Username"><a href="/users/`...)
+	b = append(b, `">`...)
+	if t.Bulk { // the bulk form's checkbox; a revoked session has nothing to select
+		b = append(b, `<td class="sel">`...)
+		if status != "revoked" {
+			b = append(b, `<input type="checkbox" name="id" value="`...)
+			b = append(b, id...)
+			b = append(b, `" form="bulk-form" aria-label="Select session `...)
+			b = append(b, id...)
+			b = append(b, `" data-testid="row-select"/><input type="hidden" name="page_id" value="`...)
+			b = append(b, id...)
+			b = append(b, `" form="bulk-form"/>`...)
+		}
+		b = append(b, `</td>`...)
+	}
+	b = append(b, `<td data-label="Username"><a href="/users/`...)
 	b = appendEscaped(b, url.PathEscape(r.Username))
 	b = append(b, `" class="uname" data-testid="row-user">`...)
 	b = appendShown(b, r.Username)

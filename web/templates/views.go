@@ -103,6 +103,12 @@ type SessionsTable struct {
 	// CanOperate shows the revoke buttons (none for the viewer role, nor on the history's
 	// rows: revoke from the session's page).
 	CanOperate bool
+	// Bulk shows the bulk form (checkboxes, revoke selected, all on this page, all N
+	// matching); BulkView is the view's query it carries, BulkAll the "all N matching" label's
+	// count ("" when not counted), CSRF its token.
+	Bulk          bool
+	BulkView      string
+	BulkAll, CSRF string
 	// ReturnQuery is "?return=<the view's query>", carried by the revoke links.
 	ReturnQuery string
 	NextURL     string
@@ -199,6 +205,16 @@ type Confirm struct {
 	// Back is the session's or user's page the confirmation was asked for on: the form is a
 	// plain POST that comes back there (no table to swap).
 	Back string
+	// Fields are further hidden fields of the form (a bulk revoke's selection or filter);
+	// Sample are some of the sessions it acts on.
+	Fields []HiddenField
+	Sample []SampleRow
+	// Plain makes the form a plain POST even with JavaScript: the confirmation is a page of
+	// its own, with no table to swap (asked for from the policy page, or opened directly).
+	Plain bool
+	// Progress, when set, is the bulk revoke whose progress the page shows (Confirm is then
+	// the progress page, refreshed until Done).
+	Progress *BulkProgress
 }
 
 // Login is the sign-in page.
@@ -262,4 +278,51 @@ func expireDescribedBy(f IssueForm) string {
 		return "expire-help issue-expire-error"
 	}
 	return "expire-help"
+}
+
+// HiddenField is a hidden form field.
+type HiddenField struct{ Name, Value string }
+
+// SampleRow is a session a confirmation names.
+type SampleRow struct {
+	ID       int64
+	Username string
+	Expires  TimeCell
+	// LastUse and LastUseFrom: the idle rule's judgement ("" elsewhere).
+	LastUse     *TimeCell
+	LastUseFrom string
+}
+
+// BulkProgress is a bulk revoke running in the background.
+type BulkProgress struct {
+	Done, Total, Revoked string
+	Percent              int
+	Finished             bool
+	Error                string
+	// RefreshURL is the page itself (refreshed every few seconds until Finished); ResultURL
+	// the sessions view to go back to.
+	RefreshURL, ResultURL string
+}
+
+// PolicyPage is /policy: every rule, its setting, count and first sessions.
+type PolicyPage struct {
+	Page
+	Rules []PolicyRule
+	// Enforce says whether and how the rules are enforced; LastRun the enforcement's last pass.
+	Enforce, LastRun string
+	// CountedAt is when the counts were made.
+	CountedAt, CountedAtISO string
+}
+
+// PolicyRule is one rule on the policy page.
+type PolicyRule struct {
+	Name, Describe, Value string
+	Enabled               bool
+	// Count is the number of active sessions breaking it (N), as text.
+	Count string
+	N     int64
+	// ListURL is the sessions list of exactly those sessions; View its query (the bulk form's).
+	ListURL, View string
+	Rows          []SampleRow
+	CanOperate    bool
 }
