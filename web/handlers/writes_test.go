@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -57,7 +58,7 @@ func TestRenderedAnswersHaveALength(t *testing.T) {
 	}{
 		{"whole page", c.get, "/sessions", 2},
 		{"table fragment", c.hxGet, "/sessions?limit=50", 2},
-		{"small fragment", c.hxGet, "/sessions?limit=1&user=nobody", 1},
+		{"small fragment", c.hxGet, "/sessions?limit=1&user=nobody", 0}, // 0: 1 if it fits the buffer
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c.get("/healthz") // the connection is open and idle
@@ -69,9 +70,27 @@ func TestRenderedAnswersHaveALength(t *testing.T) {
 				t.Errorf("Transfer-Encoding %v, Content-Length %d for a body of %d bytes; want the length",
 					r.TransferEncoding, r.ContentLength, len(r.body))
 			}
+			if tc.maxWrites == 0 { // one write when the headers and the body fit net/http's 4 KB buffer
+				tc.maxWrites = 2
+				if n := len(r.body) + headerBytes(r.Header) + len("HTTP/1.1 200 OK\r\n\r\n"); n <= 4096 {
+					tc.maxWrites = 1
+				}
+			}
 			if writes > tc.maxWrites {
 				t.Errorf("%d writes for an answer of %s bytes, want at most %d", writes, strconv.Itoa(len(r.body)), tc.maxWrites)
 			}
 		})
 	}
+}
+
+// headerBytes is the size of h as written on the wire (Date and Content-Length included: the
+// client sees them).
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n
 }
