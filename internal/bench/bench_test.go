@@ -62,25 +62,31 @@ func (f *fakeClock) now() time.Time          { return time.Unix(0, f.ns.Load()) 
 func (f *fakeClock) advance(d time.Duration) { f.ns.Add(int64(d)) }
 
 func TestLoadStopsInTime(t *testing.T) {
-	clock := &fakeClock{}
-	st, err := Load{Workers: 2, MaxOps: 1 << 30, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, now: clock.now,
-		Op: func(context.Context, int, int) (int64, error) {
-			clock.advance(time.Millisecond)
-			return 1, nil
-		}}.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Every operation moves the clock 1 ms: the run starts operations until 200 ms have
-	// passed, and each worker may have started one just before.
-	if st.Ops < 200 || st.Ops > 201 {
-		t.Errorf("%d operations in 200 ms of 1 ms each, want 200 (201 with two workers)", st.Ops)
-	}
-	if st.WarmupOps < 50 || st.WarmupOps > 51 {
-		t.Errorf("%d warm-up operations in 50 ms, want 50 (51)", st.WarmupOps)
-	}
-	if st.P50ms != 1 || st.Maxms != 1 {
-		t.Errorf("latencies p50 %v ms, max %v ms; want 1 ms each", st.P50ms, st.Maxms)
+	for _, workers := range []int{1, 2} {
+		clock := &fakeClock{}
+		st, err := Load{Workers: workers, MaxOps: 1 << 30, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, now: clock.now,
+			Op: func(context.Context, int, int) (int64, error) {
+				clock.advance(time.Millisecond)
+				return 1, nil
+			}}.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every operation moves the clock 1 ms: the run starts operations until 200 ms have
+		// passed, and each other worker may have started one just before.
+		extra := workers - 1
+		if st.Ops < 200 || st.Ops > 200+extra {
+			t.Errorf("%d workers: %d operations in 200 ms of 1 ms each, want 200 (+%d)", workers, st.Ops, extra)
+		}
+		if st.WarmupOps < 50 || st.WarmupOps > 50+extra {
+			t.Errorf("%d workers: %d warm-up operations in 50 ms, want 50 (+%d)", workers, st.WarmupOps, extra)
+		}
+		// One worker sees only its own 1 ms per operation. Two share the clock, and an
+		// operation descheduled after its start sees the other's steps too (the CI run of
+		// 2026-12-01 saw a 2 ms max), so only the single worker's latencies are exact.
+		if workers == 1 && (st.P50ms != 1 || st.Maxms != 1) {
+			t.Errorf("1 worker: latencies p50 %v ms, max %v ms; want 1 ms each", st.P50ms, st.Maxms)
+		}
 	}
 }
 
