@@ -216,6 +216,26 @@ func TestBarsScaleFrom1M(t *testing.T) {
 	}
 }
 
+// A case that does other work at the two sizes (its name says so) gets no scale bar: the
+// user page's heavy user has 500 sessions at 10k and 10,000 at 1M.
+func TestBarsScaleOnlyTheSameWork(t *testing.T) {
+	r := passingReport()
+	for i, n := range []string{"user page /users/heavy0 (500 sessions)", "user page /users/heavy0 (10000 sessions)"} {
+		for j := range r.Sizes[i].Cases {
+			if r.Sizes[i].Cases[j].Key == CaseUserDetail {
+				r.Sizes[i].Cases[j].Name = n
+				r.Sizes[i].Cases[j].Console.P50ms = float64(1 + 9*i) // 10x slower at 1M
+			}
+		}
+	}
+	for _, b := range evaluateBars(r) {
+		if b.Name == "scale: "+CaseUserDetail+" p50 at 1,000,000 within 1.5x of 10,000" {
+			t.Errorf("a scale bar across different work: %+v", b)
+		}
+	}
+	bar(t, evaluateBars(r), "scale: "+CaseFragment+" p50 at 1,000,000 within 1.5x of 10,000")
+}
+
 func TestBarsLeaveOutWhatWasNotMeasured(t *testing.T) {
 	t.Run("floor-only run", func(t *testing.T) {
 		r := passingReport()
