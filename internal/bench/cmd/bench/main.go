@@ -44,7 +44,7 @@ func main() {
 		waitIdle   = flag.Duration("wait-idle", -1, "before each case, wait up to this long for other processes to leave the CPU idle (default 10s; quick: 0)")
 		statements = flag.Bool("statements", false, "load pg_stat_statements and print what the console runs per request (slower; not for the bars)")
 		only       = flag.String("cases", "", "comma-separated case names to run (default all): fragment, fragment-user, fragment-deep, page, verify, verify-noact, history-first, history-deep, session-page, user-page, overview, sync-idle, list, issue, revoke-all, csv, sync-1000, revocation, list-cli")
-		timeout    = flag.Duration("timeout", 0, "stop the whole run after this long (default 15m; quick: 3m)")
+		timeout    = flag.Duration("timeout", 0, "stop the whole run after this long (default 15m plus 4m per million sessions over all sizes, as the history backfill takes ~2.5m per million; quick: 3m)")
 	)
 	flag.Parse()
 	cfg := bench.DefaultConfig(*quick)
@@ -75,10 +75,7 @@ func main() {
 	if limit == 0 && *hold {
 		limit = 24 * time.Hour
 	} else if limit == 0 {
-		limit = 15 * time.Minute
-		if cfg.Quick {
-			limit = 3 * time.Minute
-		}
+		limit = defaultLimit(cfg.Quick, cfg.Sizes)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -90,4 +87,18 @@ func main() {
 		cancel()
 		os.Exit(1)
 	}
+}
+
+// defaultLimit bounds a run without -timeout: 3 minutes for the quick run; else 15 minutes
+// for the default sizes plus 4 minutes per million sessions over all sizes (seeding, index
+// builds and the history backfill grow with the table: 10M backfills in about 25 minutes).
+func defaultLimit(quick bool, sizes []int) time.Duration {
+	if quick {
+		return 3 * time.Minute
+	}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	return 15*time.Minute + time.Duration(total)*4*time.Minute/1_000_000
 }
