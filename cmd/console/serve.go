@@ -140,6 +140,7 @@ first; created on first start). Older pairs are still accepted, for rotation.`,
 }
 
 func serve(ctx context.Context, g *globalFlags, f *serveFlags) error {
+	tuneGC()
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
