@@ -190,3 +190,32 @@ func TestOverviewPolicyCard(t *testing.T) {
 		t.Errorf("the card says there are no rules:\n%s", card)
 	}
 }
+
+// The charts built for a read are reused while their inputs are the same, and built again when
+// the active count they end with changes (a session issued here adjusts the cached count at
+// once, within OverviewFresh of the last read).
+func TestOverviewChartsFollowTheActiveCount(t *testing.T) {
+	s := newServer(t)
+	user := s.createUser(t, "ov_charts")
+	now := time.Now()
+	s.handler.now = func() time.Time { return now }
+	c := s.signIn(t)
+	activeNow := func() string {
+		t.Helper()
+		r := c.get("/overview")
+		wantStatus(t, r, http.StatusOK)
+		m := regexp.MustCompile(`([0-9,]+) now<`).FindStringSubmatch(r.body)
+		if m == nil {
+			t.Fatalf("no active total in the charts:\n%.3000s", r.body)
+		}
+		return m[1]
+	}
+	first := activeNow()
+	if again := activeNow(); again != first {
+		t.Fatalf("active now %s, then %s with nothing changed", first, again)
+	}
+	s.issue(t, user, time.Hour)
+	if got := activeNow(); got == first {
+		t.Errorf("active now still %s after a session was issued: the charts were not built again", got)
+	}
+}
