@@ -418,20 +418,9 @@ const (
 // so every operation revokes the same rows. Floor: EndUserSessions's transaction.
 func (e *sizeEnv) revokeCase() *benchCase {
 	user := HeavyUser(1)
-	since := e.data.Now // every seeded revocation is before it; the bench's are after
 	bc := &benchCase{Key: CaseRevokeAll, Kind: kindBulk, Unit: "req/s", Workers: 1, MaxOps: e.cfg.RevokeIterations, header: hxHeader,
 		Name: fmt.Sprintf("revoke-all of %s (%d sessions, %d unrevoked)", user, e.data.HeavySessions, e.seeded.HeavyUnrevoked)}
-	bc.prepare = func(ctx context.Context, _, _ int) error {
-		_, err := e.pool.Exec(ctx, `UPDATE console.web_sessions SET "revokedAt" = NULL WHERE username = $1 AND "revokedAt" > $2`, user, since)
-		return err
-	}
-	// Each operation leaves ~9,000 dead row versions and index entries behind: vacuum after
-	// each side, so that every side starts from the same table (as it would be between bursts
-	// of revocations, after autovacuum).
-	bc.cleanup = func(ctx context.Context) error {
-		_, err := e.pool.Exec(ctx, `VACUUM console.web_sessions`)
-		return err
-	}
+	e.unrevokeBetween(bc, user)
 	var lastRevoked int64
 	revoke := func(ctx context.Context, c *Client, keep bool) (Response, error) {
 		return c.Do(ctx, Request{Method: http.MethodPost, Path: "/users/" + url.PathEscape(user) + "/revoke",
@@ -647,4 +636,29 @@ func (e *sizeEnv) statements(ctx context.Context, ops int) ([]Statement, error) 
 		s.CallsPerOp, s.MsPerOp = float64(calls)/float64(ops), total/float64(ops)
 		return s, err
 	})
+}
+
+// unrevokeBetween makes bc, a case that revokes user's sessions, start each operation from
+// the seeded table: before each, untimed, the sessions the bench revoked are unrevoked (every
+// seeded revocation is before e.data.Now, the bench's are after). Each operation leaves ~9,000
+// dead row versions and index entries behind, so the table is vacuumed after each side, so
+// that every side starts from the same table (as it would be between bursts of revocations,
+// after autovacuum).
+func (e *sizeEnv) unrevokeBetween(bc *benchCase, user string) {
+	since := e.data.Now
+	bc.prepare = func(ctx context.Context, _, _ int) error {
+		_, err := e.pool.Exec(ctx, `UPDATE console.web_sessions SET "revokedAt" = NULL WHERE username = $1 AND "revokedAt" > $2`, user, since)
+		return err
+	}
+	bc.cleanup = func(ctx context.Context) error {
+		_, err := e.pool.Exec(ctx, `VACUUM console.web_sessions`)
+		return err
+	}
+}
+
+// sessionCheckTrip is one round trip to the database, standing in a cached page's floor for
+// the admin session check every console page makes.
+func (e *sizeEnv) sessionCheckTrip(ctx context.Context) error {
+	var one int
+	return e.pool.QueryRow(ctx, `SELECT 1`).Scan(&one)
 }

@@ -259,8 +259,7 @@ func (e *sizeEnv) overviewPageCase(ctx context.Context, h *historyEnv) (*benchCa
 		return nBuckets, nUsers, nil
 	}
 	bc := e.pageCase(CaseOverview, "overview page /overview?range=30d (reads reused for 5 s on both sides)", "/overview?range=30d", func(ctx context.Context, w io.Writer) error {
-		var one int
-		if err := e.pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+		if err := e.sessionCheckTrip(ctx); err != nil {
 			return err
 		}
 		buckets, users, err := read(ctx)

@@ -31,8 +31,7 @@ func (e *sizeEnv) policyPageCase(h *historyEnv) *benchCase {
 	bc := e.pageCase(CasePolicy, "policy page /policy (4 rules: cached counts, first sessions of each)", "/policy", func(ctx context.Context, w io.Writer) error {
 		// The floor's one round trip stands for the admin session lookup every page makes: the
 		// rest of the page's data is cached on both sides.
-		var one int
-		if err := e.pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+		if err := e.sessionCheckTrip(ctx); err != nil {
 			return err
 		}
 		counts, err := p.Counts(ctx)
@@ -73,18 +72,10 @@ func (e *sizeEnv) policyPageCase(h *historyEnv) *benchCase {
 // UPDATE ... WHERE id = ANY per batch, each in its own transaction).
 func (e *sizeEnv) bulkRevokeCase() *benchCase {
 	user := HeavyUser(1)
-	since := e.data.Now
 	n := e.seeded.HeavyUnrevoked
 	bc := &benchCase{Key: CaseBulkRevoke, Kind: kindBulk, Unit: "req/s", Workers: 1, MaxOps: e.cfg.RevokeIterations,
 		Name: fmt.Sprintf("bulk revoke of all matching user=%s (%d sessions, %d unrevoked), batches of %d", user, e.data.HeavySessions, n, actions.DefaultBulkBatch)}
-	bc.prepare = func(ctx context.Context, _, _ int) error {
-		_, err := e.pool.Exec(ctx, `UPDATE console.web_sessions SET "revokedAt" = NULL WHERE username = $1 AND "revokedAt" > $2`, user, since)
-		return err
-	}
-	bc.cleanup = func(ctx context.Context) error {
-		_, err := e.pool.Exec(ctx, `VACUUM console.web_sessions`)
-		return err
-	}
+	e.unrevokeBetween(bc, user)
 	view := url.Values{"user": {user}, "status": {"all"}}.Encode()
 	bc.console = func(ctx context.Context, c *Client, _, _ int) (int64, error) {
 		resp, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/sessions/revoke", Keep: true, Want: []int{http.StatusOK, http.StatusSeeOther},
