@@ -56,6 +56,12 @@ func (h *Handler) verifySession(c echo.Context) error {
 			}
 		}
 	}
+	// What the metrics count this request as, once it is answered.
+	result := metrics.Missing
+	if len(candidates) > 0 {
+		result = metrics.Rejected
+	}
+	defer func() { h.meter.Verified(result, time.Since(start)) }()
 	ctx := r.Context()
 	for _, cand := range candidates {
 		v, err := h.sessions.Verify(ctx, cand)
@@ -63,7 +69,7 @@ func (h *Handler) verifySession(c echo.Context) error {
 			continue
 		}
 		if err != nil {
-			h.meter.Verified(metrics.Failed, time.Since(start))
+			result = metrics.Failed
 			return err
 		}
 		if h.cfg.Activity != nil {
@@ -71,17 +77,10 @@ func (h *Handler) verifySession(c echo.Context) error {
 		}
 		resp.Header().Set("X-Auth-User", headerSafe(v.Username))
 		resp.Header().Set("X-Auth-Session-Id", strconv.FormatInt(v.SessionID, 10))
-		err = c.NoContent(http.StatusOK)
-		h.meter.Verified(metrics.Valid, time.Since(start))
-		return err
+		result = metrics.Valid
+		return c.NoContent(http.StatusOK)
 	}
-	err := c.String(http.StatusUnauthorized, "unauthorized\n")
-	if len(candidates) == 0 {
-		h.meter.Verified(metrics.Missing, time.Since(start))
-	} else {
-		h.meter.Verified(metrics.Rejected, time.Since(start))
-	}
-	return err
+	return c.String(http.StatusUnauthorized, "unauthorized\n")
 }
 
 // forwardedURI is the path the proxy says the client asked for: X-Forwarded-Uri (Traefik,
