@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,16 +64,17 @@ type overviewData struct {
 	top     []history.UserCount
 	topAt   time.Time
 	jobs    []jobs.Status
-	// charts are the three charts last built from buckets (building them was a third of
-	// the page's CPU): reused while the minute their links end in and the active count
-	// they end with are the same.
+	// charts are the three charts last built from buckets and rendered (building them was a
+	// third of the page's CPU, rendering their SVG and tables more than half of the rest):
+	// reused while the minute their links end in and the active count they end with are the
+	// same.
 	charts atomic.Pointer[builtCharts]
 }
 
-// builtCharts are the overview's charts as built for key (see chartsKey).
+// builtCharts are the overview's charts as built and rendered for key (see chartsKey).
 type builtCharts struct {
-	key                      string
-	created, revoked, active templates.Chart
+	key  string
+	html string
 }
 
 // chartsKey is what the charts depend on besides the buckets: the minute of the created
@@ -166,10 +168,15 @@ func (h *Handler) showOverview(c echo.Context) error {
 	}
 	key := chartsKey(now, counts.Active)
 	if b := d.charts.Load(); b != nil && b.key == key {
-		v.Created, v.Revoked, v.Active = b.created, b.revoked, b.active
+		v.Charts = b.html
 	} else {
-		v.Created, v.Revoked, v.Active = overviewCharts(buckets, rng, now, counts.Active)
-		d.charts.Store(&builtCharts{key: key, created: v.Created, revoked: v.Revoked, active: v.Active})
+		created, revoked, active := overviewCharts(buckets, rng, now, counts.Active)
+		var sb strings.Builder
+		if err := templates.ChartCards(created, revoked, active).Render(ctx, &sb); err != nil {
+			return err
+		}
+		v.Charts = sb.String()
+		d.charts.Store(&builtCharts{key: key, html: v.Charts})
 	}
 	for _, u := range top {
 		v.TopUsers = append(v.TopUsers, templates.TopUser{Username: u.Username, URL: userURL(u.Username), Active: thousands(u.Active)})

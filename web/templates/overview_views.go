@@ -14,8 +14,8 @@ type OverviewPage struct {
 	RangeText, Step string
 	// Tiles are the headline figures.
 	Tiles []Tile
-	// Created (by origin), Revoked and Active are the charts.
-	Created, Revoked, Active Chart
+	// Charts are the three charts as rendered by ChartCards: trusted markup, written as is.
+	Charts string
 	// TopUsers are the users holding the most active sessions; TopCountedAt when counted
 	// (relative), "" when never.
 	TopUsers     []TopUser
