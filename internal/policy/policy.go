@@ -136,6 +136,7 @@ type Policy struct {
 	cached  Counts
 	samples map[Rule][]Row // the first SampleRows of each rule, counted with cached
 	writes  uint64         // sessions.Writes() when cached was counted
+	gen     uint64         // counts how many times cached and samples were replaced
 	have    bool
 	busy    bool
 	bg      sync.WaitGroup
@@ -292,6 +293,7 @@ func (p *Policy) refresh(ctx context.Context, writes uint64) (Counts, error) {
 	}
 	if !p.have || !c.At.Before(p.cached.At) {
 		p.cached, p.samples, p.writes, p.have = c, samples, writes, true
+		p.gen++
 	}
 	return c, nil
 }
@@ -319,6 +321,17 @@ type Row struct {
 	// activity, "lastUsedAt" for the session table's column).
 	LastUse     time.Time
 	LastUseFrom string
+}
+
+// Generation names the cached counts and samples: it changes each time a count replaces them.
+// fresh says whether Sample (up to SampleRows) answers from them now; when it is false, Sample
+// reads the database and the generation says nothing about its rows. A page rendered from the
+// counts and samples of one fresh generation may be reused while the generation is the same.
+func (p *Policy) Generation() (gen uint64, fresh bool) {
+	writes := p.sessions.Writes()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gen, p.have && p.writes == writes
 }
 
 // Sample returns the first n sessions breaking rule r, newest first. Up to SampleRows they come

@@ -278,3 +278,58 @@ func TestPolicyPage(t *testing.T) {
 		t.Error("the root count did not drop to 0 after the revocation through this console")
 	}
 }
+
+// The policy page keeps its rules rendered while what they show is the same: the same generation
+// of counts and samples, the same second, and the same admin (role and CSRF token). Each of
+// those changing renders them again.
+func TestPolicyRulesRenderedOnce(t *testing.T) {
+	s := newServerOn(t, pgtest.NewDB(t), Config{Policy: testPolicy{cfg: policy.Config{Root: true, MaxLifetime: 48 * time.Hour}}})
+	user := s.createUser(t, "polcache")
+	s.issue(t, user, 100*time.Hour)
+	now := time.Now().Truncate(time.Second)
+	s.handler.now = func() time.Time { return now }
+	owner := s.signIn(t)
+	rules := func(c *client) (*renderedRules, string) {
+		t.Helper()
+		r := c.get("/policy")
+		wantStatus(t, r, http.StatusOK)
+		return s.handler.policyRules.Load(), r.body
+	}
+	first, body := rules(owner)
+	if first == nil || !strings.Contains(body, first.html) || !strings.Contains(first.html, `data-testid="rule-revoke"`) {
+		t.Fatalf("the rules were not kept as rendered (%v)", first)
+	}
+	if again, again2 := rules(owner); again != first || again2 != body {
+		t.Error("a second view in the same second rendered the rules again, or showed something else")
+	}
+
+	// Another admin: another CSRF token in the rule forms, and a viewer has no revoke button.
+	other := s.addAdmin(t, "polcache_op", admins.Operator)
+	opRules, opBody := rules(other)
+	if opRules == first || strings.Contains(opBody, first.html) {
+		t.Error("another operator got the first admin's rendered rules (and CSRF token)")
+	}
+	if !strings.Contains(opRules.html, `data-testid="rule-revoke"`) {
+		t.Error("the operator's rules have no revoke button")
+	}
+	viewer := s.addAdmin(t, "polcache_view", admins.Viewer)
+	if vr, vb := rules(viewer); vr == opRules || testids(vb, "rule-revoke") != 0 {
+		t.Error("the viewer got an operator's rules")
+	}
+
+	// The next second: relative times are of it.
+	now = now.Add(2 * time.Second)
+	if next, _ := rules(owner); next == first || next.key.second != now.Unix() {
+		t.Error("the rules were not rendered again in a later second")
+	}
+
+	// A session issued through the console's store replaces the counts and samples: the new
+	// count shows.
+	before, _ := rules(owner)
+	s.issue(t, user, 100*time.Hour)
+	after, body := rules(owner)
+	if after == before || after.key.gen == before.key.gen {
+		t.Errorf("an issue through the console did not give a new generation (%d, %d)", before.key.gen, after.key.gen)
+	}
+	wantContains(t, body, `<strong data-rule="max-lifetime" data-testid="rule-count">2</strong>`)
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -54,6 +55,7 @@ type PolicyRules interface {
 	Filter(r policy.Rule) (sessionstore.Filter, error)
 	Counts(ctx context.Context) (policy.Counts, error)
 	Sample(ctx context.Context, r policy.Rule, n int) ([]policy.Row, error)
+	Generation() (gen uint64, fresh bool)
 }
 
 // Actions are the audited actions (actions.Service): each change commits with its audit row.
@@ -239,17 +241,19 @@ type Handler struct {
 	sessions SessionStore
 	history  HistoryStore
 	policy   PolicyRules
-	bulks    *bulkRuns
-	admins   AdminStore
-	audit    AuditLog
-	actions  Actions
-	tokens   TokenStore
-	sso      SSOClient // nil without single sign-on
-	assets   *static.Assets
-	cfg      Config
-	codecs   []securecookie.Codec
-	csrfKey  []byte
-	formKey  []byte // binds one-time form tokens to an admin session
+	// policyRules are the policy page's rules as last rendered (see renderedRulesKey).
+	policyRules atomic.Pointer[renderedRules]
+	bulks       *bulkRuns
+	admins      AdminStore
+	audit       AuditLog
+	actions     Actions
+	tokens      TokenStore
+	sso         SSOClient // nil without single sign-on
+	assets      *static.Assets
+	cfg         Config
+	codecs      []securecookie.Codec
+	csrfKey     []byte
+	formKey     []byte // binds one-time form tokens to an admin session
 	// crossOrigin refuses state changes that browsers mark as cross-origin.
 	crossOrigin *http.CrossOriginProtection
 	log         *slog.Logger

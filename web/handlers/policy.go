@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -25,6 +26,7 @@ func (noPolicy) Counts(context.Context) (policy.Counts, error) {
 	return policy.Counts{Rules: map[policy.Rule]int64{}, At: time.Now().UTC()}, nil
 }
 func (noPolicy) Sample(context.Context, policy.Rule, int) ([]policy.Row, error) { return nil, nil }
+func (noPolicy) Generation() (uint64, bool)                                     { return 0, true }
 
 // ruleDescriptions say what each rule finds, as the policy page explains it.
 var ruleDescriptions = map[policy.Rule]string{
@@ -57,6 +59,13 @@ func (h *Handler) showPolicyPage(c echo.Context) error {
 		}
 	}
 	canOperate := roleIn(ctx).Allows(admins.Operator)
+	gen, fresh := h.policy.Generation()
+	key := renderedRulesKey{gen: gen, countedAt: counts.At.UnixNano(), second: now.Unix(), operate: canOperate, csrf: v.CSRF}
+	if r := h.policyRules.Load(); fresh && r != nil && r.key == key {
+		v.RulesHTML = r.html
+		return h.render(c, http.StatusOK, templates.PolicyView(v))
+	}
+	var rules []templates.PolicyRule
 	for _, r := range policy.Rules {
 		pr := templates.PolicyRule{Name: string(r), Describe: ruleDescriptions[r], Value: cfg.Value(r), Enabled: cfg.Enabled(r),
 			CanOperate: canOperate}
@@ -82,9 +91,35 @@ func (h *Handler) showPolicyPage(c echo.Context) error {
 				pr.Count = thousands(pr.N)
 			}
 		}
-		v.Rules = append(v.Rules, pr)
+		rules = append(rules, pr)
+	}
+	var sb strings.Builder
+	if err := templates.PolicyRules(rules, v.CSRF).Render(ctx, &sb); err != nil {
+		return err
+	}
+	v.RulesHTML = sb.String()
+	// Kept only if the samples came from the generation named (none replaced them meanwhile).
+	if again, stillFresh := h.policy.Generation(); fresh && stillFresh && again == gen {
+		h.policyRules.Store(&renderedRules{key: key, html: v.RulesHTML})
 	}
 	return h.render(c, http.StatusOK, templates.PolicyView(v))
+}
+
+// renderedRules are the policy page's rules as last rendered, for key.
+type renderedRules struct {
+	key  renderedRulesKey
+	html string
+}
+
+// renderedRulesKey is everything the rendered rules depend on besides the process's settings:
+// the policy's generation of counts and samples (policy.Policy.Generation) and the counts' time,
+// the second their relative times are of, whether the admin may revoke, and the CSRF token of
+// the admin's forms.
+type renderedRulesKey struct {
+	gen               uint64
+	countedAt, second int64
+	operate           bool
+	csrf              string
 }
 
 // sampleRow is a session as a confirmation or the policy page names it (with the idle rule's

@@ -307,7 +307,8 @@ type BulkProgress struct {
 // PolicyPage is /policy: every rule, its setting, count and first sessions.
 type PolicyPage struct {
 	Page
-	Rules []PolicyRule
+	// RulesHTML are the rules as PolicyRules renders them: trusted markup, written as is.
+	RulesHTML string
 	// Enforce says whether and how the rules are enforced; LastRun the enforcement's last pass.
 	Enforce, LastRun string
 	// CountedAt is when the counts were made.
