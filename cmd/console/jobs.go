@@ -61,7 +61,7 @@ func (j *jobFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&j.countRefresh, "count-refresh", history.DefaultCountEvery,
 		"how often one console process counts the sessions per status for every process's page headers, while someone looks (0: each process counts for itself)")
 	fl.DurationVar(&j.metricsRefresh, "metrics-refresh", defaultMetricsRefresh,
-		"how often each console process sets its /metrics gauges of the database's state (sessions per status, job leases) from what the other jobs keep; a scrape reads nothing from the database")
+		"how often each console process sets its /metrics gauges of the database's state (sessions per status, job leases, policy breaches) from what the other jobs keep; a scrape reads nothing from the database (0: never, the gauges stay unset)")
 	fl.DurationVar(&j.overviewRefresh, "overview-refresh", defaultOverviewRefresh,
 		"how often one console process counts the users holding the most active sessions for the overview (0: never)")
 }
