@@ -67,6 +67,13 @@ type Config struct {
 	// profile of every console case is then saved in PprofDir.
 	Pprof    string
 	PprofDir string
+	// Rounds splits the same-size HTTP floor's and the console's runs of each request case
+	// into this many alternating rounds (floor, console, floor, console, ...), each with its
+	// share of the warm-up, duration and operation bounds, joined into one figure per side
+	// (mergeRuns). Measured one after the other, the two sides of a case met different
+	// moments of the machine (a floor 20% faster or slower from one case to the next for the
+	// same work); alternating makes the ratio compare the same moments.
+	Rounds int
 	// WaitIdle, if positive, waits before each case (up to this long) until other processes
 	// use less than 10% of the machine's CPU: on a shared machine, the figures are otherwise noise.
 	WaitIdle time.Duration
@@ -87,7 +94,7 @@ func DefaultConfig(quick bool) Config {
 	c := Config{
 		Quick: quick, Sizes: []int{10_000, 1_000_000}, Clients: 16,
 		CaseDuration: 5 * time.Second, Warmup: time.Second, MaxOps: 1_000_000,
-		MaxIssues: 100_000, RevokeIterations: 15, CSVIterations: 2,
+		MaxIssues: 100_000, RevokeIterations: 15, CSVIterations: 2, Rounds: 3,
 		Out: "bench-results.json", Log: os.Stdout,
 		// This machine is shared: give other processes' bursts a few seconds to pass.
 		WaitIdle: 10 * time.Second,
@@ -481,10 +488,12 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 			res.AnswerBytes = int64(len(a.body))
 		}
 	}
-	// run measures one side: a bounded load of op, the CPU it took, then the case's cleanup.
-	run := func(side string, consolePID int, op func(ctx context.Context, worker, i int) (int64, error)) (*Stats, error) {
+	// run measures one side: a bounded load of op, the CPU it took, then the case's cleanup;
+	// part of parts of the side's bounds (a round, see Config.Rounds).
+	run := func(side string, consolePID, parts int, op func(ctx context.Context, worker, i int) (int64, error)) (*Stats, error) {
 		cpu := startCPU(consolePID, e.postmaster)
-		st, err := Load{Workers: bc.Workers, MaxOps: bc.MaxOps, Duration: e.cfg.CaseDuration, Warmup: e.cfg.Warmup,
+		n := time.Duration(parts)
+		st, err := Load{Workers: bc.Workers, MaxOps: max(bc.MaxOps/parts, 1), Duration: e.cfg.CaseDuration / n, Warmup: e.cfg.Warmup / n,
 			Prepare: bc.prepare, Op: op}.Run(ctx)
 		st.CPU = cpu.per(st.Ops + st.WarmupOps)
 		if err == nil && bc.cleanup != nil {
@@ -495,13 +504,13 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 		}
 		return &st, nil
 	}
-	httpSide := func(side string, sized bool) (*Stats, error) {
+	httpSide := func(side string, sized bool, parts int) (*Stats, error) {
 		c := NewClient(e.httpFloor.URL, bc.Workers)
 		defer c.Close()
 		if client != nil {
 			c.CopyCookies(client)
 		}
-		return run(side, 0, e.httpFloor.op(c, bc, sized))
+		return run(side, 0, parts, e.httpFloor.op(c, bc, sized))
 	}
 	var err error
 	if bc.FloorOf != "" {
@@ -511,21 +520,18 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 			}
 		}
 	} else if bc.floor != nil {
-		if res.Floor, err = run("floor", 0, func(ctx context.Context, w, i int) (int64, error) { return bc.floor(ctx, nil, w, i) }); err != nil {
+		if res.Floor, err = run("floor", 0, 1, func(ctx context.Context, w, i int) (int64, error) { return bc.floor(ctx, nil, w, i) }); err != nil {
 			return nil, err
 		}
 		if e.httpFloor != nil && bc.console != nil {
-			if res.HTTPFloor, err = httpSide("HTTP floor", false); err != nil {
+			if res.HTTPFloor, err = httpSide("HTTP floor", false, 1); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if e.httpFloor != nil && bc.floor != nil && bc.answer.Load() != nil {
-		if res.SizedFloor, err = httpSide("same-size HTTP floor", true); err != nil {
-			return nil, err
-		}
-	}
-	if onConsole {
+	// consoleSide measures the console (a part of parts of its bounds), with a CPU profile, the
+	// RSS while it runs and the statements it ran if asked (those come with one part only).
+	consoleSide := func(parts int) (*Stats, error) {
 		profiled := e.profile(bc)
 		var sampler *rssSampler
 		if bc.sampleRSS {
@@ -536,7 +542,7 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 				return nil, err
 			}
 		}
-		st, err := run("console", srv.PID(), func(ctx context.Context, w, i int) (int64, error) { return bc.console(ctx, client, w, i) })
+		st, err := run("console", srv.PID(), parts, func(ctx context.Context, w, i int) (int64, error) { return bc.console(ctx, client, w, i) })
 		if sampler != nil {
 			res.StreamPeakRSSMB = float64(sampler.Stop()) / (1 << 20)
 		}
@@ -544,21 +550,57 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 			<-profiled
 		}
 		if err != nil {
-			return res, err
+			return nil, err
 		}
 		if e.cfg.Statements {
 			if res.Statements, err = e.statements(ctx, st.Ops+st.WarmupOps); err != nil {
-				return res, fmt.Errorf("console: %w", err)
+				return nil, fmt.Errorf("console: %w", err)
 			}
 			for _, s := range res.Statements {
 				e.logf("case %s: %6.2f calls/op %8.3f ms/call %8.3f ms/op  %s", bc.Key, s.CallsPerOp, s.MeanMs, s.MsPerOp, s.Query)
 			}
 		}
-		res.Console = st
+		return st, nil
 	}
+	// The same-size floor and the console, in alternating rounds when the case has both (see
+	// Config.Rounds): each side's rounds are joined into one figure.
+	sized := e.httpFloor != nil && bc.floor != nil && bc.answer.Load() != nil
+	rounds := e.rounds(bc, sized && onConsole)
+	var sizedRuns, consoleRuns []Stats
+	for range rounds {
+		if sized {
+			st, err := httpSide("same-size HTTP floor", true, rounds)
+			if err != nil {
+				return nil, err
+			}
+			sizedRuns = append(sizedRuns, *st)
+		}
+		if onConsole {
+			st, err := consoleSide(rounds)
+			if err != nil {
+				return res, err
+			}
+			consoleRuns = append(consoleRuns, *st)
+		}
+	}
+	res.SizedFloor, res.Console, res.Rounds = mergeRuns(sizedRuns), mergeRuns(consoleRuns), rounds
 	res.setRatio()
 	e.logf("case %-13s %s", bc.Key, res.summary())
 	return res, nil
+}
+
+// rounds is how many alternating rounds the same-size floor and the console of bc run in:
+// Config.Rounds for the request cases measured on both (pages, verify, issue), one otherwise,
+// and one when the console's statements or profile are asked for (they cover one run).
+func (e *sizeEnv) rounds(bc *benchCase, both bool) int {
+	if !both || e.cfg.Rounds <= 1 || e.cfg.Statements || e.cfg.Pprof != "" {
+		return 1
+	}
+	switch bc.Kind {
+	case kindPage, kindVerify, kindIssue:
+		return e.cfg.Rounds
+	}
+	return 1
 }
 
 // profile fetches a CPU profile of the console over the case's warm-up and measured run into

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -131,6 +132,72 @@ func TestLoadPrepareIsUntimed(t *testing.T) {
 	}
 	if st.Seconds != 0.110 {
 		t.Errorf("wall time %vs, want 0.110s (preparation included)", st.Seconds)
+	}
+}
+
+// Rounds of one side join as one run: counts and seconds add up, the rate is over the rounds'
+// clocks, the percentiles come from every round's latencies, and CPU is weighted by operations.
+func TestMergeRuns(t *testing.T) {
+	round := func(latency time.Duration, ops int, cpu CPU) Stats {
+		t.Helper()
+		clock := &fakeClock{}
+		st, err := Load{Workers: 1, MaxOps: ops, Duration: time.Hour, now: clock.now,
+			Op: func(context.Context, int, int) (int64, error) { clock.advance(latency); return 2, nil }}.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.CPU = &cpu
+		return st
+	}
+	// 90 fast operations (1 ms) in one round, 10 slow ones (10 ms) in the other.
+	fast := round(time.Millisecond, 90, CPU{ConsoleUs: 100, PostgresUs: 50, BenchUs: 10, OtherPct: 1})
+	slow := round(10*time.Millisecond, 10, CPU{ConsoleUs: 200, PostgresUs: 150, BenchUs: 30, OtherPct: 4})
+	got := mergeRuns([]Stats{fast, slow})
+	if got.Ops != 100 || got.Items != 200 || got.Workers != 1 {
+		t.Fatalf("ops %d items %d workers %d, want 100, 200, 1", got.Ops, got.Items, got.Workers)
+	}
+	// 100 operations in 90 ms + 100 ms.
+	if want := 100 / 0.19; math.Abs(got.PerSec-want) > 1e-6 || math.Abs(got.ItemsPerSec-2*want) > 1e-6 {
+		t.Errorf("rates %v and %v/s, want %v and %v", got.PerSec, got.ItemsPerSec, want, 2*want)
+	}
+	if math.Abs(got.Seconds-0.19) > 1e-9 {
+		t.Errorf("seconds %v, want 0.19", got.Seconds)
+	}
+	// The 50th of 100 is fast, the 99th slow: neither round's own percentiles.
+	if got.P50ms != 1 || got.P99ms != 10 || got.Maxms != 10 || math.Abs(got.Meanms-1.9) > 1e-9 {
+		t.Errorf("latencies p50 %v p99 %v max %v mean %v, want 1, 10, 10, 1.9", got.P50ms, got.P99ms, got.Maxms, got.Meanms)
+	}
+	if c := got.CPU; math.Abs(c.ConsoleUs-110) > 1e-9 || math.Abs(c.PostgresUs-60) > 1e-9 || math.Abs(c.BenchUs-12) > 1e-9 {
+		t.Errorf("CPU %+v, want console 110, PostgreSQL 60, bench 12 µs per operation (weighted 90:10)", *c)
+	}
+	// Other processes' share is of the time: 1% over 90 ms and 4% over 100 ms.
+	if c := got.CPU; math.Abs(c.OtherPct-(0.09*1+0.1*4)/0.19) > 1e-9 {
+		t.Errorf("other processes %v%%, want the time-weighted share", c.OtherPct)
+	}
+	if one := mergeRuns([]Stats{fast}); one.PerSec != fast.PerSec || one.P99ms != fast.P99ms {
+		t.Error("one round is not its own figure")
+	}
+	if mergeRuns(nil) != nil {
+		t.Error("no rounds gave a figure")
+	}
+}
+
+// Only the request cases measured on both sides alternate, and not while statements or a
+// profile are taken (those cover one run).
+func TestRounds(t *testing.T) {
+	e := &sizeEnv{cfg: &Config{Rounds: 3}}
+	for kind, want := range map[caseKind]int{kindPage: 3, kindVerify: 3, kindIssue: 3, kindBulk: 1, kindStream: 1, kindJob: 1, kindList: 1} {
+		if got := e.rounds(&benchCase{Kind: kind}, true); got != want {
+			t.Errorf("%s: %d rounds, want %d", kind, got, want)
+		}
+	}
+	if got := e.rounds(&benchCase{Kind: kindPage}, false); got != 1 {
+		t.Errorf("a page without a same-size floor: %d rounds, want 1", got)
+	}
+	for name, cfg := range map[string]Config{"statements": {Rounds: 3, Statements: true}, "pprof": {Rounds: 3, Pprof: "127.0.0.1:1"}, "rounds 1": {Rounds: 1}, "unset": {}} {
+		if got := (&sizeEnv{cfg: &cfg}).rounds(&benchCase{Kind: kindPage}, true); got != 1 {
+			t.Errorf("%s: %d rounds, want 1", name, got)
+		}
 	}
 }
 

@@ -52,6 +52,10 @@ type Stats struct {
 	// CPU is what the processes used per operation, warm-up included (and, for cases with a
 	// preparation step, that step's database work).
 	CPU *CPU `json:"cpu,omitempty"`
+	// samples are the latencies the percentiles were read from (sorted), and clock the
+	// seconds PerSec divides by: what mergeRuns needs to join rounds.
+	samples []time.Duration
+	clock   float64
 }
 
 // Run runs l and returns its statistics, or the first operation error.
@@ -139,7 +143,55 @@ func (l Load) run(ctx context.Context) (Stats, error) {
 		clock = busyTotal.Seconds() / float64(l.Workers)
 	}
 	summarize(&st, all, clock)
+	st.samples, st.clock = all, clock
 	return st, nil
+}
+
+// mergeRuns joins the rounds of one side of a case (see Config.Rounds) into one Stats, as if
+// they had been one run: operations, items and seconds add up, the rates divide by the sum of
+// the rounds' clocks, the percentiles are read from all the rounds' latencies, and the CPU
+// per operation is weighted by each round's operations (warm-up included, as measured).
+func mergeRuns(runs []Stats) *Stats {
+	switch len(runs) {
+	case 0:
+		return nil
+	case 1:
+		return &runs[0]
+	}
+	out := Stats{Workers: runs[0].Workers}
+	var (
+		all    []time.Duration
+		cpu    CPU
+		cpuOps float64
+	)
+	for _, r := range runs {
+		out.Ops += r.Ops
+		out.Items += r.Items
+		out.Seconds += r.Seconds
+		out.WarmupOps += r.WarmupOps
+		out.clock += r.clock
+		all = append(all, r.samples...)
+		if r.CPU != nil {
+			n := float64(r.Ops + r.WarmupOps)
+			cpu.ConsoleUs += r.CPU.ConsoleUs * n
+			cpu.ConsoleSysUs += r.CPU.ConsoleSysUs * n
+			cpu.PostgresUs += r.CPU.PostgresUs * n
+			cpu.BenchUs += r.CPU.BenchUs * n
+			cpu.OtherPct += r.CPU.OtherPct * r.Seconds
+			cpuOps += n
+		}
+	}
+	summarize(&out, all, out.clock)
+	out.samples = all
+	if cpuOps > 0 {
+		cpu.ConsoleUs, cpu.ConsoleSysUs = cpu.ConsoleUs/cpuOps, cpu.ConsoleSysUs/cpuOps
+		cpu.PostgresUs, cpu.BenchUs = cpu.PostgresUs/cpuOps, cpu.BenchUs/cpuOps
+		if out.Seconds > 0 {
+			cpu.OtherPct /= out.Seconds
+		}
+		out.CPU = &cpu
+	}
+	return &out
 }
 
 // summarize fills the rates and percentiles of st from the samples and the seconds they took.

@@ -74,6 +74,9 @@ type CaseResult struct {
 	// SizedFloor is the same, answering the console's recorded answer (AnswerBytes of body).
 	SizedFloor  *Stats `json:"same_size_http_floor,omitempty"`
 	AnswerBytes int64  `json:"answer_bytes,omitempty"`
+	// Rounds is how many alternating rounds the same-size floor and the console ran in
+	// (Config.Rounds; 1: one run each).
+	Rounds int `json:"rounds,omitempty"`
 	// Ratio is the console's rate over the floor's (higher is better, 1 = as fast as raw pgx).
 	Ratio float64 `json:"ratio,omitempty"`
 	// HTTPRatio is the console's rate over the plain-text HTTP floor's.

@@ -42,6 +42,7 @@ func main() {
 		pprof      = flag.String("pprof", "", "host:port of the console's net/http/pprof, if it serves one: save a CPU profile of each console case")
 		pprofDir   = flag.String("pprof-dir", ".", "where -pprof saves the profiles")
 		waitIdle   = flag.Duration("wait-idle", -1, "before each case, wait up to this long for other processes to leave the CPU idle (default 10s; quick: 0)")
+		rounds     = flag.Int("rounds", 0, "run the same-size HTTP floor and the console of each request case in this many alternating rounds (default 3; 1: one run each)")
 		statements = flag.Bool("statements", false, "load pg_stat_statements and print what the console runs per request (slower; not for the bars)")
 		only       = flag.String("cases", "", "comma-separated case names to run (default all): fragment, fragment-user, fragment-deep, page, verify, verify-noact, history-first, history-deep, session-page, user-page, overview, sync-idle, list, issue, revoke-all, csv, sync-1000, revocation, list-cli")
 		timeout    = flag.Duration("timeout", 0, "stop the whole run after this long (default 15m plus 4m per million sessions over all sizes, as the history backfill takes ~2.5m per million; quick: 3m)")
@@ -59,6 +60,9 @@ func main() {
 	}
 	if *duration > 0 {
 		cfg.CaseDuration = *duration
+	}
+	if *rounds > 0 {
+		cfg.Rounds = *rounds
 	}
 	if *sizes != "" {
 		cfg.Sizes = nil
