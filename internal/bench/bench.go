@@ -544,7 +544,7 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 		}
 		st, err := run("console", srv.PID(), parts, func(ctx context.Context, w, i int) (int64, error) { return bc.console(ctx, client, w, i) })
 		if sampler != nil {
-			res.StreamPeakRSSMB = float64(sampler.Stop()) / (1 << 20)
+			res.StreamPeakRSSMB = max(res.StreamPeakRSSMB, float64(sampler.Stop())/(1<<20))
 		}
 		if profiled != nil {
 			<-profiled
@@ -590,14 +590,18 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 }
 
 // rounds is how many alternating rounds the same-size floor and the console of bc run in:
-// Config.Rounds for the request cases measured on both (pages, verify, issue), one otherwise,
-// and one when the console's statements or profile are asked for (they cover one run).
+// Config.Rounds for the request cases measured on both (pages, verify, issue) and for the
+// baseline that verify is compared with (its rounds, of the same length, follow each other),
+// one otherwise, and one when the console's statements or profile are asked for (they cover
+// one run).
 func (e *sizeEnv) rounds(bc *benchCase, both bool) int {
-	if !both || e.cfg.Rounds <= 1 || e.cfg.Statements || e.cfg.Pprof != "" {
+	if e.cfg.Rounds <= 1 || e.cfg.Statements || e.cfg.Pprof != "" {
 		return 1
 	}
-	switch bc.Kind {
-	case kindPage, kindVerify, kindIssue:
+	switch {
+	case both && (bc.Kind == kindPage || bc.Kind == kindVerify || bc.Kind == kindIssue):
+		return e.cfg.Rounds
+	case bc.Kind == kindBaseline: // compared with verify's console: measured the same way
 		return e.cfg.Rounds
 	}
 	return 1

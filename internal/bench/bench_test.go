@@ -170,9 +170,9 @@ func TestMergeRuns(t *testing.T) {
 	if c := got.CPU; math.Abs(c.ConsoleUs-110) > 1e-9 || math.Abs(c.PostgresUs-60) > 1e-9 || math.Abs(c.BenchUs-12) > 1e-9 {
 		t.Errorf("CPU %+v, want console 110, PostgreSQL 60, bench 12 µs per operation (weighted 90:10)", *c)
 	}
-	// Other processes' share is of the time: 1% over 90 ms and 4% over 100 ms.
-	if c := got.CPU; math.Abs(c.OtherPct-(0.09*1+0.1*4)/0.19) > 1e-9 {
-		t.Errorf("other processes %v%%, want the time-weighted share", c.OtherPct)
+	// Other processes' share is weighted as the CPU is: 1% over 90 operations, 4% over 10.
+	if c := got.CPU; math.Abs(c.OtherPct-1.3) > 1e-9 {
+		t.Errorf("other processes %v%%, want 1.3%% (weighted 90:10)", c.OtherPct)
 	}
 	if one := mergeRuns([]Stats{fast}); one.PerSec != fast.PerSec || one.P99ms != fast.P99ms {
 		t.Error("one round is not its own figure")
@@ -186,13 +186,18 @@ func TestMergeRuns(t *testing.T) {
 // profile are taken (those cover one run).
 func TestRounds(t *testing.T) {
 	e := &sizeEnv{cfg: &Config{Rounds: 3}}
-	for kind, want := range map[caseKind]int{kindPage: 3, kindVerify: 3, kindIssue: 3, kindBulk: 1, kindStream: 1, kindJob: 1, kindList: 1} {
+	for kind, want := range map[caseKind]int{kindPage: 3, kindVerify: 3, kindIssue: 3, kindBaseline: 3, kindBulk: 1, kindStream: 1, kindJob: 1, kindList: 1} {
 		if got := e.rounds(&benchCase{Kind: kind}, true); got != want {
 			t.Errorf("%s: %d rounds, want %d", kind, got, want)
 		}
 	}
 	if got := e.rounds(&benchCase{Kind: kindPage}, false); got != 1 {
 		t.Errorf("a page without a same-size floor: %d rounds, want 1", got)
+	}
+	// verify's baseline (a console recording no activity, no floor) runs in rounds as long as
+	// verify's console rounds, so that the two are measured alike.
+	if got := e.rounds(&benchCase{Kind: kindBaseline}, false); got != 3 {
+		t.Errorf("the baseline: %d rounds, want 3", got)
 	}
 	for name, cfg := range map[string]Config{"statements": {Rounds: 3, Statements: true}, "pprof": {Rounds: 3, Pprof: "127.0.0.1:1"}, "rounds 1": {Rounds: 1}, "unset": {}} {
 		if got := (&sizeEnv{cfg: &cfg}).rounds(&benchCase{Kind: kindPage}, true); got != 1 {

@@ -150,7 +150,9 @@ func (l Load) run(ctx context.Context) (Stats, error) {
 // mergeRuns joins the rounds of one side of a case (see Config.Rounds) into one Stats, as if
 // they had been one run: operations, items and seconds add up, the rates divide by the sum of
 // the rounds' clocks, the percentiles are read from all the rounds' latencies, and the CPU
-// per operation is weighted by each round's operations (warm-up included, as measured).
+// per operation and the other processes' share are weighted by each round's operations
+// (warm-up included, as measured: the rounds run at a like rate, so operations stand for the
+// time each CPU window covered).
 func mergeRuns(runs []Stats) *Stats {
 	switch len(runs) {
 	case 0:
@@ -177,7 +179,7 @@ func mergeRuns(runs []Stats) *Stats {
 			cpu.ConsoleSysUs += r.CPU.ConsoleSysUs * n
 			cpu.PostgresUs += r.CPU.PostgresUs * n
 			cpu.BenchUs += r.CPU.BenchUs * n
-			cpu.OtherPct += r.CPU.OtherPct * r.Seconds
+			cpu.OtherPct += r.CPU.OtherPct * n
 			cpuOps += n
 		}
 	}
@@ -185,10 +187,7 @@ func mergeRuns(runs []Stats) *Stats {
 	out.samples = all
 	if cpuOps > 0 {
 		cpu.ConsoleUs, cpu.ConsoleSysUs = cpu.ConsoleUs/cpuOps, cpu.ConsoleSysUs/cpuOps
-		cpu.PostgresUs, cpu.BenchUs = cpu.PostgresUs/cpuOps, cpu.BenchUs/cpuOps
-		if out.Seconds > 0 {
-			cpu.OtherPct /= out.Seconds
-		}
+		cpu.PostgresUs, cpu.BenchUs, cpu.OtherPct = cpu.PostgresUs/cpuOps, cpu.BenchUs/cpuOps, cpu.OtherPct/cpuOps
 		out.CPU = &cpu
 	}
 	return &out
