@@ -140,11 +140,16 @@ func TestSSORefusedAndTampered(t *testing.T) {
 		t.Fatalf("start of single sign-on goes to %s", loc)
 	}
 	state := loc.Query().Get("state")
-	for name, q := range map[string]string{
-		"tampered": "state=" + url.QueryEscape(state+"x") + "&code=whatever",
-		"no flow":  "state=" + url.QueryEscape(state) + "&code=whatever",
+	// In this order: a callback ends the browser's flow whatever its outcome (the flow cookie
+	// is one use), so the second comes with the right state but no flow. (As a map, the two
+	// ran in either order; "no flow" first still had the flow, exchanged its made-up code
+	// with the provider and got the provider's refusal, 502.)
+	for _, tc := range []struct{ name, q string }{
+		{"tampered", "state=" + url.QueryEscape(state+"x") + "&code=whatever"},
+		{"no flow", "state=" + url.QueryEscape(state) + "&code=whatever"},
 	} {
-		r := c.get("/login/oidc/callback?" + q)
+		name := tc.name
+		r := c.get("/login/oidc/callback?" + tc.q)
 		wantStatus(t, r, http.StatusBadRequest)
 		wantContains(t, r.body, "Sign-in not completed")
 		if c.cookie(adminCookie) != nil {
