@@ -241,19 +241,17 @@ type Handler struct {
 	sessions SessionStore
 	history  HistoryStore
 	policy   PolicyRules
-	// policyRules are the policy page's rules as last rendered (see renderedRulesKey).
-	policyRules atomic.Pointer[renderedRules]
-	bulks       *bulkRuns
-	admins      AdminStore
-	audit       AuditLog
-	actions     Actions
-	tokens      TokenStore
-	sso         SSOClient // nil without single sign-on
-	assets      *static.Assets
-	cfg         Config
-	codecs      []securecookie.Codec
-	csrfKey     []byte
-	formKey     []byte // binds one-time form tokens to an admin session
+	bulks    *bulkRuns
+	admins   AdminStore
+	audit    AuditLog
+	actions  Actions
+	tokens   TokenStore
+	sso      SSOClient // nil without single sign-on
+	assets   *static.Assets
+	cfg      Config
+	codecs   []securecookie.Codec
+	csrfKey  []byte
+	formKey  []byte // binds one-time form tokens to an admin session
 	// crossOrigin refuses state changes that browsers mark as cross-origin.
 	crossOrigin *http.CrossOriginProtection
 	log         *slog.Logger
@@ -262,6 +260,8 @@ type Handler struct {
 	meter       Meter
 	overview    OverviewStore
 	ovCache     overviewCache
+	// policyRules are the policy page's rules as last rendered (see renderedRulesKey).
+	policyRules atomic.Pointer[renderedRules]
 }
 
 // New returns the console's handler.

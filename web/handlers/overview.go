@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,11 +170,9 @@ func (h *Handler) showOverview(c echo.Context) error {
 		v.Charts = b.html
 	} else {
 		created, revoked, active := overviewCharts(buckets, rng, now, counts.Active)
-		var sb strings.Builder
-		if err := templates.ChartCards(created, revoked, active).Render(ctx, &sb); err != nil {
+		if v.Charts, err = renderString(c, templates.ChartCards(created, revoked, active)); err != nil {
 			return err
 		}
-		v.Charts = sb.String()
 		d.charts.Store(&builtCharts{key: key, html: v.Charts})
 	}
 	for _, u := range top {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -93,11 +92,9 @@ func (h *Handler) showPolicyPage(c echo.Context) error {
 		}
 		rules = append(rules, pr)
 	}
-	var sb strings.Builder
-	if err := templates.PolicyRules(rules, v.CSRF).Render(ctx, &sb); err != nil {
+	if v.RulesHTML, err = renderString(c, templates.PolicyRules(rules, v.CSRF)); err != nil {
 		return err
 	}
-	v.RulesHTML = sb.String()
 	// Kept only if the samples came from the generation named (none replaced them meanwhile).
 	if again, stillFresh := h.policy.Generation(); fresh && stillFresh && again == gen {
 		h.policyRules.Store(&renderedRules{key: key, html: v.RulesHTML})

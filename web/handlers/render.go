@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/a-h/templ"
@@ -35,6 +36,14 @@ func (h *Handler) render(c echo.Context, status int, comp templ.Component) error
 	res.WriteHeader(status)
 	_, err := res.Write(buf.Bytes())
 	return err
+}
+
+// renderString renders a component to a string under the context render uses (the request's,
+// not the database deadline's): for a part of a page kept to be written again.
+func renderString(c echo.Context, comp templ.Component) (string, error) {
+	var b strings.Builder
+	err := comp.Render(requestContext(c), &b)
+	return b.String(), err
 }
 
 // isPartial reports whether htmx asked for a fragment: an htmx request that is neither boosted
