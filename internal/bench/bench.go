@@ -80,13 +80,17 @@ type Config struct {
 	// Statements loads pg_stat_statements and reports, per console case, the statements the
 	// console ran per operation (it slows every query a little: not for judging the bars).
 	Statements bool
+	// FloorInProcess serves the HTTP floors in the bench process, beside the load generator,
+	// instead of in a process of their own (see floorProcessEnv): the way before 2026-12-02,
+	// for comparison.
+	FloorInProcess bool
 	// Cases, if set, runs only the cases of these names (Case*; for investigation: the bars
 	// then judge only what ran).
 	Cases []string
 	// Out is the JSON results file ("" writes none).
 	Out string
-	// Log receives progress lines and the final table.
-	Log io.Writer
+	// Log receives progress lines and the final table (not sent to a floor process).
+	Log io.Writer `json:"-"`
 }
 
 // DefaultConfig returns the full run's settings, or the quick run's (10k only, short cases).
@@ -127,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...)
 	}
-	rep := &Report{Machine: machineInfo(), Quick: cfg.Quick, FloorOnly: cfg.FloorOnly, Clients: cfg.Clients,
+	rep := &Report{Machine: machineInfo(), Quick: cfg.Quick, FloorOnly: cfg.FloorOnly, FloorsInBench: cfg.FloorInProcess, Clients: cfg.Clients,
 		CaseSeconds: cfg.CaseDuration.Seconds(), WarmupSeconds: cfg.Warmup.Seconds(), Settings: map[string]string{}}
 
 	tmp, err := os.MkdirTemp(os.TempDir(), "console-bench-")
@@ -344,55 +348,13 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		defer plain.Close()
 	}
 
-	// The cases, reads first (they see the seeded table), then the writes.
-	active := sessionstore.Filter{Status: sessionstore.StatusActive, Sort: sessionstore.SortCreated, Desc: true, Limit: 50}
-	heavy := active
-	heavy.Username = HeavyUser(0)
-	pages := min(100, seeded.Active/active.Limit-1)
-	deep := active
-	if deep.After, err = env.deepCursor(ctx, active, pages*active.Limit); err != nil {
+	// The top users are counted once, as the overview job would (the served console's job is
+	// off); the overview case's both sides read them.
+	if _, err := hist.store.RefreshTopUsers(ctx, hist.tx, 10); err != nil {
 		return sr, err
 	}
-	historyFirst := active
-	historyFirst.Status = sessionstore.StatusAll
-	historyDeep := historyFirst
-	historyDeep.From = history.Source
-	if historyDeep.After, err = env.deepCursor(ctx, historyDeep, 100*historyFirst.Limit); err != nil {
-		return sr, err
-	}
-	historyDeep.From = nil
-	var cases []*benchCase
-	add := func(bc *benchCase, err error) error {
-		if err == nil {
-			cases = append(cases, bc)
-		}
-		return err
-	}
-	whole, err := env.listCase(CaseWholePage, "whole sessions page (not a fragment)", active, false)
+	cases, lists, err := env.buildCases(ctx, hist, auditLog)
 	if err != nil {
-		return sr, err
-	}
-	whole.FloorOf = CaseFragment // the same query
-	if err := errors.Join(
-		add(env.listCase(CaseFragment, "sessions fragment (HX), active, first page of 50", active, true)),
-		add(env.listCase(CaseUserPage, "the same, filtered to "+heavy.Username, heavy, true)),
-		add(env.listCase(CaseDeepPage, fmt.Sprintf("deep page (keyset, %d pages in)", pages), deep, true)),
-		add(whole, nil),
-		add(env.verifyCase(), nil),
-		add(env.historyListCase(CaseHistoryFirst, "/history fragment (HX), all statuses, first page of 50", historyFirst)),
-		add(env.historyListCase(CaseHistoryDeep, "/history deep page (keyset, 100 pages in)", historyDeep)),
-		add(env.sessionPageCase(hist, auditLog), nil),
-		add(env.userPageCase(hist, auditLog), nil),
-		add(env.overviewPageCase(ctx, hist)),
-		add(env.syncIdleCase(hist), nil),
-		add(env.policyPageCase(hist), nil),
-		add(env.cliListCase(), nil),
-		add(env.issueCase(), nil),
-		add(env.revokeCase(), nil),
-		add(env.bulkRevokeCase(), nil),
-		add(env.csvCase()),
-		add(env.syncNewCase(hist), nil),
-	); err != nil {
 		return sr, err
 	}
 	if plain != nil { // right after verify, before the writes revoke any of its sessions
@@ -408,12 +370,20 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		})
 	}
 	if !cfg.FloorOnly {
-		hf, err := startHTTPFloor(cases)
+		var hf *httpFloor
+		if cfg.FloorInProcess {
+			hf, err = startHTTPFloor(cases)
+		} else {
+			hf, err = startFloorProcess(floorSpec{DBURL: dbURL, Config: *cfg, Data: data, Seeded: *seeded})
+		}
 		if err != nil {
 			return sr, err
 		}
 		defer hf.Close()
 		env.httpFloor = hf
+		if hf.PID > 0 {
+			logf("HTTP floors (pid %d) listening on %s", hf.PID, hf.URL)
+		}
 	}
 
 	for _, bc := range cases {
@@ -431,7 +401,7 @@ func runSize(ctx context.Context, cfg *Config, cluster *pgembed.Cluster, tmp str
 		}
 	}
 	if cfg.Explain {
-		if err := env.explain(ctx, active, heavy, deep); err != nil {
+		if err := env.explain(ctx, lists...); err != nil {
 			return sr, err
 		}
 	}
@@ -483,6 +453,9 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 		}
 		if resp.Status >= 200 && resp.Status < 400 {
 			bc.record(resp)
+			if err := e.httpFloor.send(ctx, bc); err != nil {
+				return nil, err
+			}
 		}
 		if a := bc.answer.Load(); a != nil {
 			res.AnswerBytes = int64(len(a.body))
@@ -510,7 +483,7 @@ func (e *sizeEnv) measure(ctx context.Context, bc *benchCase, srv *Server, clien
 		if client != nil {
 			c.CopyCookies(client)
 		}
-		return run(side, 0, parts, e.httpFloor.op(c, bc, sized))
+		return run(side, e.httpFloor.PID, parts, e.httpFloor.op(c, bc, sized))
 	}
 	var err error
 	if bc.FloorOf != "" {
@@ -727,3 +700,62 @@ func adminExec(ctx context.Context, cluster *pgembed.Cluster, sql string) error 
 }
 
 func mb(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/(1<<20)) }
+
+// buildCases builds the cases of one size, reads first (they see the seeded table), then the
+// writes, and returns them with the list filters of the first three (for -explain). The floor
+// process (floorproc.go) builds the same cases from the same seeding, for their floors.
+func (e *sizeEnv) buildCases(ctx context.Context, hist *historyEnv, auditLog *audit.Store) ([]*benchCase, []sessionstore.Filter, error) {
+	var err error
+	seeded := e.seeded
+	active := sessionstore.Filter{Status: sessionstore.StatusActive, Sort: sessionstore.SortCreated, Desc: true, Limit: 50}
+	heavy := active
+	heavy.Username = HeavyUser(0)
+	pages := min(100, seeded.Active/active.Limit-1)
+	deep := active
+	if deep.After, err = e.deepCursor(ctx, active, pages*active.Limit); err != nil {
+		return nil, nil, err
+	}
+	historyFirst := active
+	historyFirst.Status = sessionstore.StatusAll
+	historyDeep := historyFirst
+	historyDeep.From = history.Source
+	if historyDeep.After, err = e.deepCursor(ctx, historyDeep, 100*historyFirst.Limit); err != nil {
+		return nil, nil, err
+	}
+	historyDeep.From = nil
+	var cases []*benchCase
+	add := func(bc *benchCase, err error) error {
+		if err == nil {
+			cases = append(cases, bc)
+		}
+		return err
+	}
+	whole, err := e.listCase(CaseWholePage, "whole sessions page (not a fragment)", active, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	whole.FloorOf = CaseFragment // the same query
+	if err := errors.Join(
+		add(e.listCase(CaseFragment, "sessions fragment (HX), active, first page of 50", active, true)),
+		add(e.listCase(CaseUserPage, "the same, filtered to "+heavy.Username, heavy, true)),
+		add(e.listCase(CaseDeepPage, fmt.Sprintf("deep page (keyset, %d pages in)", pages), deep, true)),
+		add(whole, nil),
+		add(e.verifyCase(), nil),
+		add(e.historyListCase(CaseHistoryFirst, "/history fragment (HX), all statuses, first page of 50", historyFirst)),
+		add(e.historyListCase(CaseHistoryDeep, "/history deep page (keyset, 100 pages in)", historyDeep)),
+		add(e.sessionPageCase(hist, auditLog), nil),
+		add(e.userPageCase(hist, auditLog), nil),
+		add(e.overviewPageCase(hist), nil),
+		add(e.syncIdleCase(hist), nil),
+		add(e.policyPageCase(hist), nil),
+		add(e.cliListCase(), nil),
+		add(e.issueCase(), nil),
+		add(e.revokeCase(), nil),
+		add(e.bulkRevokeCase(), nil),
+		add(e.csvCase()),
+		add(e.syncNewCase(hist), nil),
+	); err != nil {
+		return nil, nil, err
+	}
+	return cases, []sessionstore.Filter{active, heavy, deep}, nil
+}

@@ -18,7 +18,10 @@ import (
 	"github.com/sessionconsole/console/sessionstore"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	MaybeServeFloors() // TestFloorProcess starts this test binary as a floor process
+	pgtest.Main(m)
+}
 
 func TestPercentile(t *testing.T) {
 	samples := make([]time.Duration, 100)

@@ -97,6 +97,7 @@ func postmasterPID(dataDir string) int {
 
 // CPU is the CPU time the processes of a run used per operation, in microseconds.
 type CPU struct {
+	// ConsoleUs is the server's: the console, or the HTTP floors' process (0 when served in the bench).
 	ConsoleUs float64 `json:"console_us,omitempty"`
 	// ConsoleSysUs is the part of ConsoleUs spent in the kernel (network I/O mostly).
 	ConsoleSysUs float64 `json:"console_sys_us,omitempty"`

@@ -3,28 +3,38 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"net"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"sync/atomic"
 	"time"
 )
 
-// httpFloor serves every case's floor behind a bare net/http handler in the bench process.
-// Set beside the console, it tells how much of the gap to the floor is the HTTP round trip
-// itself (server, client and the extra process hop) and how much is the console's own work.
-// Two answers, each after the case's database work on raw pgx:
+// httpFloor serves every case's floor behind a bare net/http handler, in a process of its own
+// as the console is (floorproc.go), or with Config.FloorInProcess in the bench process. Set
+// beside the console, it tells how much of the gap to the floor is the HTTP round trip itself
+// (server, client and the process hop) and how much is the console's own work. Two answers,
+// each after the case's database work on raw pgx:
 //
 //	GET /floor/KEY        the result as plain text (list rows as CSV lines, the cookie, the CSV stream)
 //	GET /floor/KEY/sized  the console's own answer for the case, recorded once before timing
 //	                      (status, headers and body, written in one write): the same bytes as
 //	                      the console sends, so that the comparison is of HTTP, not of sizes
+//	PUT /floor/KEY/answer that answer, recorded by the bench (a floor process's cases are its own)
 type httpFloor struct {
 	URL string
+	// PID is the floor process's (0: served in this process).
+	PID int
 	srv *http.Server
 	n   atomic.Int64
+	// proc and stdin are the floor process's; closing stdin ends it.
+	proc  *exec.Cmd
+	stdin io.Closer
 }
 
 func startHTTPFloor(cases []*benchCase) (*httpFloor, error) {
@@ -71,6 +81,20 @@ func startHTTPFloor(cases []*benchCase) (*httpFloor, error) {
 		w.WriteHeader(a.status)
 		w.Write(a.body)
 	})
+	mux.HandleFunc("PUT /floor/{key}/answer", func(w http.ResponseWriter, r *http.Request) {
+		bc := byKey[r.PathValue("key")]
+		var a answerJSON
+		if bc == nil {
+			http.NotFound(w, r)
+			return
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4*maxRecordedAnswer)).Decode(&a); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		bc.answer.Store(&recordedAnswer{status: a.Status, header: a.Header, body: a.Body})
+		w.WriteHeader(http.StatusNoContent)
+	})
 	f.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go f.srv.Serve(ln)
 	return f, nil
@@ -109,7 +133,21 @@ func (c *Client) CopyCookies(from *Client) {
 	c.mu.Unlock()
 }
 
+// Close stops the floor: its server, or its process (stdin closed, then killed if it has not
+// ended within 10 s).
 func (f *httpFloor) Close() error {
+	if f.proc != nil {
+		f.stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- f.proc.Wait() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			f.proc.Process.Kill()
+			return <-done
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := f.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -12,16 +12,19 @@ import (
 
 // Report is everything a run measured; it is printed and written as JSON.
 type Report struct {
-	Machine       Machine           `json:"machine"`
-	Postgres      string            `json:"postgres"`
-	Settings      map[string]string `json:"postgres_settings"`
-	Quick         bool              `json:"quick"`
-	FloorOnly     bool              `json:"floor_only"`
-	Clients       int               `json:"clients"`
-	CaseSeconds   float64           `json:"case_seconds"`
-	WarmupSeconds float64           `json:"warmup_seconds"`
-	Sizes         []SizeReport      `json:"sizes"`
-	Bars          []Bar             `json:"bars"`
+	Machine   Machine           `json:"machine"`
+	Postgres  string            `json:"postgres"`
+	Settings  map[string]string `json:"postgres_settings"`
+	Quick     bool              `json:"quick"`
+	FloorOnly bool              `json:"floor_only"`
+	// FloorsInBench: the HTTP floors ran in the bench process (Config.FloorInProcess), not
+	// in a process of their own.
+	FloorsInBench bool         `json:"http_floors_in_bench,omitempty"`
+	Clients       int          `json:"clients"`
+	CaseSeconds   float64      `json:"case_seconds"`
+	WarmupSeconds float64      `json:"warmup_seconds"`
+	Sizes         []SizeReport `json:"sizes"`
+	Bars          []Bar        `json:"bars"`
 }
 
 // Machine describes where the run happened.
@@ -236,7 +239,11 @@ func (r *Report) Print(w io.Writer) {
 			}
 		}
 		if hasHTTPFloor(s.Cases) {
-			fmt.Fprintln(w, "The console against the HTTP floors: the same pgx work behind a bare net/http handler in the bench process, answering")
+			where := "in a process of its own"
+			if r.FloorsInBench {
+				where = "in the bench process (-floor-in-process)"
+			}
+			fmt.Fprintln(w, "The console against the HTTP floors: the same pgx work behind a bare net/http handler "+where+", answering")
 			fmt.Fprintln(w, "the console's own recorded answer (same size: status, headers, body) or plain text; PostgreSQL CPU per request against the same-size floor's")
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "case\tanswer\tsame-size floor\tp50\tp99\tconsole/same-size\tPostgreSQL CPU\tplain-text floor\tconsole/plain\tplain/floor\t")
@@ -263,9 +270,10 @@ func (r *Report) Print(w io.Writer) {
 			}
 			tw.Flush()
 		}
-		fmt.Fprintln(w, "CPU per operation (µs; warm-up included): console (of which kernel) / PostgreSQL / load generator (with the HTTP floors: and their server); other processes' share of the machine")
+		fmt.Fprintln(w, "CPU per operation (µs; warm-up included): server (of which kernel) / PostgreSQL / load generator; other processes' share of the machine")
+		fmt.Fprintln(w, "(the server is the console, or the same-size HTTP floor's process; served in the bench process, the floor's server is in the load generator's figure)")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "case\tconsole side\t\t\t\t\tsame-size HTTP floor\t\t\tfloor side\t\t\t")
+		fmt.Fprintln(tw, "case\tconsole side\t\t\t\t\tsame-size HTTP floor\t\t\t\t\tfloor side\t\t\t")
 		for _, c := range s.Cases {
 			cols := []string{c.Key}
 			if st := c.Console; st != nil && st.CPU != nil {
@@ -274,12 +282,19 @@ func (r *Report) Print(w io.Writer) {
 			} else {
 				cols = append(cols, "-", "-", "-", "-", "-")
 			}
-			for _, st := range []*Stats{c.SizedFloor, c.Floor} {
-				if st == nil || st.CPU == nil {
-					cols = append(cols, "-", "-", "-")
-					continue
+			if st := c.SizedFloor; st != nil && st.CPU != nil {
+				server, kernel := "-", "-"
+				if st.CPU.ConsoleUs > 0 {
+					server, kernel = cpuStr(st.CPU.ConsoleUs), "("+cpuStr(st.CPU.ConsoleSysUs)+")"
 				}
+				cols = append(cols, server, kernel, cpuStr(st.CPU.PostgresUs), cpuStr(st.CPU.BenchUs), fmt.Sprintf("%.0f%%", st.CPU.OtherPct))
+			} else {
+				cols = append(cols, "-", "-", "-", "-", "-")
+			}
+			if st := c.Floor; st != nil && st.CPU != nil {
 				cols = append(cols, cpuStr(st.CPU.PostgresUs), cpuStr(st.CPU.BenchUs), fmt.Sprintf("%.0f%%", st.CPU.OtherPct))
+			} else {
+				cols = append(cols, "-", "-", "-")
 			}
 			fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")
 		}

@@ -24,6 +24,7 @@ import (
 )
 
 func main() {
+	bench.MaybeServeFloors() // when this process is the run's HTTP floors (the bench starts itself again)
 	quickDefault := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
 	outDefault := os.Getenv("BENCH_OUT")
 	if outDefault == "" {
@@ -43,15 +44,16 @@ func main() {
 		pprofDir   = flag.String("pprof-dir", ".", "where -pprof saves the profiles")
 		waitIdle   = flag.Duration("wait-idle", -1, "before each case, wait up to this long for other processes to leave the CPU idle (default 10s; quick: 0)")
 		rounds     = flag.Int("rounds", 0, "run the same-size HTTP floor and the console of each request case in this many alternating rounds (default 3; 1: one run each)")
+		inProcess  = flag.Bool("floor-in-process", false, "serve the HTTP floors in the bench process, beside the load generator, instead of in a process of their own (the way before 2026-12-02, for comparison: they make more requests there than any server in its own process can)")
 		statements = flag.Bool("statements", false, "load pg_stat_statements and print what the console runs per request (slower; not for the bars)")
-		only       = flag.String("cases", "", "comma-separated case names to run (default all): fragment, fragment-user, fragment-deep, page, verify, verify-noact, history-first, history-deep, session-page, user-page, overview, sync-idle, list, issue, revoke-all, csv, sync-1000, revocation, list-cli")
+		only       = flag.String("cases", "", "comma-separated case names to run (default all): fragment, fragment-user, fragment-deep, page, verify, verify-noact, history-first, history-deep, session-page, user-page, overview, policy, sync-idle, list, issue, revoke-all, bulk-revoke, csv, sync-1000, revocation, list-cli")
 		timeout    = flag.Duration("timeout", 0, "stop the whole run after this long (default 15m plus 4m per million sessions over all sizes, as the history backfill takes ~2.5m per million; quick: 3m)")
 	)
 	flag.Parse()
 	cfg := bench.DefaultConfig(*quick)
 	cfg.Console, cfg.FloorOnly, cfg.Out, cfg.Clients = *consoleBin, *floorOnly, *out, *clients
 	cfg.Explain, cfg.Hold, cfg.Pprof, cfg.PprofDir = *explain, *hold, *pprof, *pprofDir
-	cfg.Statements = *statements
+	cfg.Statements, cfg.FloorInProcess = *statements, *inProcess
 	if *only != "" {
 		cfg.Cases = strings.Split(*only, ",")
 	}
